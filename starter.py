@@ -1,0 +1,307 @@
+"""Place, inspect and cancel orders: each order is one `OrderSaga` workflow.
+
+Examples:
+    python starter.py place --order-id A1 --item SKU-BOOK:2:1500 --card 4242424242424242
+    python starter.py place --file order.json --no-wait
+    python starter.py status A1
+    python starter.py cancel A1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydantic
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ordersaga.models import (
+    CardDetails,
+    OrderForm,
+    OrderRequest,
+    OrderResult,
+    PaymentMethod,
+    SagaStatus,
+    describe_errors,
+    workflow_id_for,
+)
+from ordersaga.settings import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICES_URL,
+    DEFAULT_TASK_QUEUE,
+    DEFAULT_TEMPORAL_ADDRESS,
+    DEFAULT_UI_URL,
+    ServiceUrls,
+    env,
+)
+from ordersaga.temporal import connect, ui_link
+from workflows import OrderSaga
+
+#: Used for whatever `place` is not told, so that a demo order needs only an id and an item.
+DEMO_ORDER: dict[str, Any] = {
+    "customer_id": "cust-demo",
+    "currency": "USD",
+    "shipping_address": {
+        "name": "Ada Demo",
+        "line1": "1 Example Street",
+        "city": "Springfield",
+        "postal_code": "12345",
+        "country": "US",
+    },
+}
+
+
+class InputError(Exception):
+    """The order is not valid; each line of `problems` names a field and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def order_form(args: argparse.Namespace) -> OrderForm:
+    """Validate the order given by `--file` or by flags, before anything is started."""
+    if args.file:
+        try:
+            data = json.loads(Path(args.file).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError([f"file: {args.file} is not a readable JSON file ({err})"]) from err
+        if not isinstance(data, dict):
+            raise InputError(["file: the order must be a JSON object"])
+    else:
+        data = {**DEMO_ORDER, "order_id": args.order_id, "items": parse_items(args.item)}
+        for flag, field in (("customer", "customer_id"), ("currency", "currency")):
+            if getattr(args, flag):
+                data[field] = getattr(args, flag)
+        if args.postal_code:
+            data["shipping_address"] = {**data["shipping_address"], "postal_code": args.postal_code}
+        data["payment"] = (
+            {"token": args.token, "last4": args.last4}
+            if args.token
+            else {"number": args.card, "exp_month": 12, "exp_year": 2030}
+        )
+    try:
+        return OrderForm.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise InputError(describe_errors(err)) from err
+
+
+def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
+    """`SKU:QUANTITY:UNIT_PRICE` flags as order items."""
+    items, problems = [], []
+    for spec in specs or []:
+        sku, _, rest = spec.partition(":")
+        quantity, _, unit_price = rest.partition(":")
+        if not (quantity.lstrip("-").isdigit() and unit_price.lstrip("-").isdigit()):
+            problems.append(f"items: {spec!r} is not SKU:QUANTITY:UNIT_PRICE (whole numbers)")
+            continue
+        items.append({"sku": sku, "quantity": int(quantity), "unit_price": int(unit_price)})
+    if problems:
+        raise InputError(problems)
+    return items
+
+
+async def tokenize(payment_url: str, card: CardDetails) -> PaymentMethod:
+    """Exchange card details for a Payment-service token, so no card number reaches Temporal."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{payment_url}/tokens",
+            json={
+                "card_number": card.number,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+            },
+        )
+    if response.is_client_error:
+        raise InputError([f"payment: the card was refused ({response.json().get('code')})"])
+    response.raise_for_status()
+    token = response.json()
+    return PaymentMethod(token=token["token"], last4=token["last4"])
+
+
+async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> int:
+    """Start the saga for an order and, unless `--no-wait`, wait for its outcome."""
+    payment = form.payment
+    if isinstance(payment, CardDetails):
+        payment = await tokenize(ServiceUrls.from_env(args.services_url).payment, payment)
+    request = form.with_payment(payment)
+    workflow_id = workflow_id_for(request.order_id)
+    try:
+        handle = await start_saga(client, request, args.task_queue)
+    except WorkflowAlreadyStartedError:
+        print(f"Order {request.order_id} already has a saga; no second one was started.")
+        print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+        return 0
+    print(f"Started saga {workflow_id} for {request.total} {request.currency} (minor units)")
+    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    if args.no_wait:
+        return 0
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        print(f"Order {request.order_id} not placed: {err.cause}")
+        print_status(await handle.query(OrderSaga.status))
+        return 1
+    print_result(result)
+    return 0
+
+
+async def start_saga(
+    client: Client, request: OrderRequest, task_queue: str
+) -> WorkflowHandle[OrderSaga, OrderResult]:
+    """Start one saga per order id, ever: a second start for the same id is refused."""
+    return await client.start_workflow(
+        OrderSaga.run,
+        request,
+        id=workflow_id_for(request.order_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def status(client: Client, args: argparse.Namespace) -> int:
+    """Print where an order's saga stands."""
+    workflow_id = workflow_id_for(args.order_id)
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    saga = await handle.query(OrderSaga.status)
+    print(f"Workflow {workflow_id}: {description.status.name if description.status else '?'}")
+    print_status(saga)
+    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    return 0
+
+
+async def cancel(client: Client, args: argparse.Namespace) -> int:
+    """Ask an order's saga to cancel: it undoes whatever it has done, then ends cancelled."""
+    workflow_id = workflow_id_for(args.order_id)
+    await client.get_workflow_handle(workflow_id).cancel()
+    print(f"Cancellation requested for {workflow_id}; its compensations run before it ends.")
+    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    return 0
+
+
+def print_status(saga: SagaStatus) -> None:
+    """The `status` query, one fact a line."""
+    print(f"  state:        {saga.state.value}")
+    print(f"  steps done:   {', '.join(saga.steps_done) or '-'}")
+    print(f"  to undo:      {', '.join(saga.compensations_recorded) or '-'}")
+    print(f"  undone:       {', '.join(saga.compensations_run) or '-'}")
+    if saga.failed_step:
+        print(
+            f"  failed step:  {saga.failed_step.value} ({saga.failure_type}: {saga.failure_reason})"
+        )
+
+
+def print_result(result: OrderResult) -> None:
+    """A confirmed order's ids."""
+    print(f"Order {result.order_id} confirmed: {result.total} {result.currency} (minor units)")
+    print(f"  reservation {result.reservation_id}, charge {result.charge_id}")
+    print(f"  shipment {result.shipment_id}, confirmation {result.confirmation_id}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags override environment variables, which override the defaults."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--address",
+        default=env("TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS),
+        help="Temporal host:port [env TEMPORAL_ADDRESS, default %(default)s]",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+        help="Temporal namespace [env TEMPORAL_NAMESPACE, default %(default)s]",
+    )
+    parser.add_argument(
+        "--task-queue",
+        default=env("TASK_QUEUE", DEFAULT_TASK_QUEUE),
+        help="task queue of the workers [env TASK_QUEUE, default %(default)s]",
+    )
+    parser.add_argument(
+        "--ui-url",
+        default=env("TEMPORAL_UI_URL", DEFAULT_UI_URL),
+        help="Temporal Web UI [env TEMPORAL_UI_URL, default %(default)s]",
+    )
+    parser.add_argument(
+        "--services-url",
+        default=env("SERVICES_URL", DEFAULT_SERVICES_URL),
+        help="stand-in services, for card tokens [env SERVICES_URL, "
+        "default %(default)s; PAYMENT_URL overrides]",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    place_cmd = commands.add_parser("place", help="place an order (start its saga)")
+    source = place_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="the order as JSON (the OrderForm shape, see README)")
+    source.add_argument("--order-id", help="order id; the saga's workflow id is order-<id>")
+    place_cmd.add_argument(
+        "--item",
+        action="append",
+        metavar="SKU:QTY:PRICE",
+        help="an item; PRICE in minor units (cents); repeatable",
+    )
+    place_cmd.add_argument("--customer", help="customer id [default cust-demo]")
+    place_cmd.add_argument("--currency", help="ISO 4217 code [default USD]")
+    place_cmd.add_argument("--postal-code", help="shipping postal code [default 12345]")
+    payment = place_cmd.add_mutually_exclusive_group()
+    payment.add_argument(
+        "--card",
+        default="4242424242424242",
+        help="card number, exchanged for a token first [default %(default)s]",
+    )
+    payment.add_argument("--token", help="an existing Payment-service token (tok_...)")
+    place_cmd.add_argument("--last4", default="0000", help="last four digits, with --token")
+    place_cmd.add_argument("--no-wait", action="store_true", help="start it and return")
+
+    for name, help_text in (
+        ("status", "show an order's saga state"),
+        ("cancel", "cancel an order's saga (it compensates first)"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("order_id", help="the order id (not the workflow id)")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run one command; bad input is refused before anything is contacted or started."""
+    form = order_form(args) if args.command == "place" else None
+    client = await connect(args.address, args.namespace)
+    if form:
+        return await place(client, args, form)
+    return await {"status": status, "cancel": cancel}[args.command](client, args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `order-saga-starter`."""
+    args = parse_args(argv)
+    try:
+        sys.exit(asyncio.run(run(args)))
+    except InputError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            print(f"error: no saga for order {args.order_id}", file=sys.stderr)
+        else:
+            print(f"error: Temporal at {args.address}: {err.message}", file=sys.stderr)
+        sys.exit(1)
+    except (RuntimeError, httpx.HTTPError) as err:
+        # Client.connect raises RuntimeError when the server cannot be reached.
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Run an order-saga worker (`python worker.py`); it stops cleanly on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from datetime import timedelta
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import build_activities, create_http_client
+from ordersaga.logs import configure_logging
+from ordersaga.settings import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICES_URL,
+    DEFAULT_TASK_QUEUE,
+    DEFAULT_TEMPORAL_ADDRESS,
+    ServiceUrls,
+    env,
+)
+from ordersaga.temporal import connect
+from workflows import OrderSaga
+
+log = structlog.get_logger()
+
+
+def create_worker(
+    client: Client, task_queue: str, http: httpx.AsyncClient, urls: ServiceUrls
+) -> Worker:
+    """A worker for the `OrderSaga` workflow and its activities, sharing one HTTP pool."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[OrderSaga],
+        activities=build_activities(http, urls),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags override environment variables, which override the defaults."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--address",
+        default=env("TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS),
+        help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default %(default)s]",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+        help="Temporal namespace [env TEMPORAL_NAMESPACE, default %(default)s]",
+    )
+    parser.add_argument(
+        "--task-queue",
+        default=env("TASK_QUEUE", DEFAULT_TASK_QUEUE),
+        help="task queue to poll [env TASK_QUEUE, default %(default)s]",
+    )
+    parser.add_argument(
+        "--services-url",
+        default=env("SERVICES_URL", DEFAULT_SERVICES_URL),
+        help="base URL of the stand-in services [env SERVICES_URL, default %(default)s]; "
+        "INVENTORY_URL, PAYMENT_URL, SHIPPING_URL, ORDERS_URL override one service each",
+    )
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Poll the task queue until SIGINT or SIGTERM, then finish in-flight work and stop."""
+    client = await connect(args.address, args.namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    urls = ServiceUrls.from_env(args.services_url)
+    async with create_http_client() as http, create_worker(client, args.task_queue, http, urls):
+        log.info("worker started", address=args.address, task_queue=args.task_queue)
+        await stop.wait()
+        log.info("worker stopping")
+
+
+def main() -> None:
+    """Entry point of `order-saga-worker`."""
+    configure_logging()
+    asyncio.run(run(parse_args()))
+
+
+if __name__ == "__main__":
+    main()

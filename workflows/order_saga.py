@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -188,6 +188,9 @@ class OrderSaga:
                 retry_policy=STEP_RETRY_POLICY,
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                # The workflow was cancelled mid-step; the step may have taken effect.
+                raise
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 # A refusal is the service's word that nothing happened: nothing to undo.
@@ -196,9 +199,13 @@ class OrderSaga:
                 raise self._failed(step, cause.type or "ApplicationError", cause.message) from err
             # Retries exhausted or timed out: the step may have taken effect, so its
             # compensation stays on the stack.
-            failure_type = type(cause).__name__ if cause else type(err).__name__
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            raise self._failed(step, failure_type, reason) from err
+            failure = cause or err
+            failure_type = (
+                failure.type
+                if isinstance(failure, ApplicationError) and failure.type
+                else type(failure).__name__
+            )
+            raise self._failed(step, failure_type, failure.message) from err
         self._status.steps_done.append(step)
         self._status.state = STATE_AFTER[step]
         workflow.logger.info(

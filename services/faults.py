@@ -1,0 +1,90 @@
+"""Misbehaviour on demand: added latency and injected failures for a service's mutating calls."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FaultSettings(BaseModel):
+    """How a service misbehaves. The defaults are a well-behaved service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Chance a call fails.")
+    latency_ms: int = Field(default=0, ge=0, le=60_000, description="Added to every call.")
+    fail_next: int = Field(default=0, ge=0, description="Fail this many calls, then go on.")
+    fail_after_commit: bool = Field(
+        default=False,
+        description="Fail after the effect committed (the answer is lost) instead of before.",
+    )
+
+
+#: A service that does not misbehave.
+NO_FAULTS = FaultSettings()
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What to do to one call."""
+
+    delay_s: float
+    fail: bool
+    after_commit: bool
+
+
+class FaultInjector:
+    """Decides, call by call, which mutating calls of one service are delayed or fail.
+
+    Thread-safe: sync endpoints run on a thread pool and `fail_next` must count down exactly.
+    """
+
+    def __init__(self, settings: FaultSettings = NO_FAULTS) -> None:
+        """Start with `settings`."""
+        self._lock = threading.Lock()
+        self._settings = settings
+        self._random = random.Random()
+
+    @property
+    def settings(self) -> FaultSettings:
+        """The settings in force, with what is left of `fail_next`."""
+        with self._lock:
+            return self._settings
+
+    @settings.setter
+    def settings(self, settings: FaultSettings) -> None:
+        with self._lock:
+            self._settings = settings
+
+    def plan(self) -> FaultPlan:
+        """Decide the fate of the next call, counting it against `fail_next`."""
+        with self._lock:
+            settings = self._settings
+            if settings.fail_next > 0:
+                self._settings = settings.model_copy(update={"fail_next": settings.fail_next - 1})
+                fail = True
+            else:
+                fail = self._random.random() < settings.error_rate
+        return FaultPlan(settings.latency_ms / 1000, fail, settings.fail_after_commit)
+
+
+def faults_router(injector: FaultInjector) -> APIRouter:
+    """`GET` and `PUT /admin/faults`: read or replace a service's fault settings at run time."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    @router.get("/faults")
+    def get_faults() -> FaultSettings:
+        """The fault settings in force."""
+        return injector.settings
+
+    @router.put("/faults")
+    def put_faults(settings: FaultSettings) -> FaultSettings:
+        """Replace the fault settings; fields left out go back to their defaults."""
+        injector.settings = settings
+        return settings
+
+    return router

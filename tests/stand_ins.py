@@ -1,0 +1,68 @@
+"""Stand-in activities for unit tests of the workflow logic: scripted outcomes, recorded calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ordersaga.models import Compensation, Step, StepResult
+
+ALL_ACTIVITIES = [*Step, *Compensation]
+
+
+def refusal(refusal_type: str) -> ApplicationError:
+    """A business refusal, as the real activities raise it."""
+    return ApplicationError(f"refused: {refusal_type}", type=refusal_type, non_retryable=True)
+
+
+def fault() -> ApplicationError:
+    """A transient fault, as the real activities raise it for a 5xx."""
+    return ApplicationError("service answered 503", type="ServiceUnavailable")
+
+
+class StandIns:
+    """The eight saga activities, each failing as scripted, then succeeding.
+
+    Attributes:
+        calls: Activity names in the order their attempts ran.
+        attempt_times: Per activity, when each attempt started, by `clock` if given.
+        hold: Activities that wait, once started, until their event is set.
+        started: Set when a held activity has started.
+    """
+
+    def __init__(
+        self,
+        failures: dict[str, list[BaseException]] | None = None,
+        clock: Callable[[], Awaitable[datetime]] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.failures = {name: list(errors) for name, errors in (failures or {}).items()}
+        self.calls: list[str] = []
+        self.attempt_times: dict[str, list[datetime]] = defaultdict(list)
+        self.hold: dict[str, asyncio.Event] = {}
+        self.started: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """One stand-in per activity name the workflow calls."""
+        return [self._stand_in(name) for name in ALL_ACTIVITIES]
+
+    def _stand_in(self, name: str) -> Callable[..., Any]:
+        @activity.defn(name=name)
+        async def stand_in(_: dict[str, Any]) -> StepResult:
+            self.calls.append(name)
+            if self.clock:
+                self.attempt_times[name].append(await self.clock())
+            self.started[name].set()
+            if name in self.hold:
+                await self.hold[name].wait()
+            if self.failures.get(name):
+                raise self.failures[name].pop(0)
+            return StepResult(id=f"{name}-id")
+
+        return stand_in

@@ -1,0 +1,219 @@
+"""OrderSaga's logic with stand-in activities, on the time-skipping test server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ordersaga.models import (
+    Compensation,
+    OrderRequest,
+    OrderResult,
+    RefusalType,
+    SagaState,
+    SagaStatus,
+    Step,
+    workflow_id_for,
+)
+from tests.orders import make_order
+from tests.stand_ins import StandIns, fault, refusal
+from workflows import OrderSaga
+
+ALL_UNDONE_AFTER = {
+    Step.CHARGE_PAYMENT: [Compensation.RELEASE_INVENTORY],
+    Step.SCHEDULE_SHIPMENT: [Compensation.REFUND_PAYMENT, Compensation.RELEASE_INVENTORY],
+    Step.CONFIRM_ORDER: [
+        Compensation.CANCEL_SHIPMENT,
+        Compensation.REFUND_PAYMENT,
+        Compensation.RELEASE_INVENTORY,
+    ],
+}
+
+
+@asynccontextmanager
+async def saga_worker(env: WorkflowEnvironment, stand_ins: StandIns) -> AsyncIterator[str]:
+    task_queue = f"unit-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[OrderSaga],
+        activities=stand_ins.activities(),
+    ):
+        yield task_queue
+
+
+async def start(
+    env: WorkflowEnvironment, task_queue: str, order: OrderRequest
+) -> WorkflowHandle[OrderSaga, OrderResult]:
+    return await env.client.start_workflow(
+        OrderSaga.run, order, id=workflow_id_for(order.order_id), task_queue=task_queue
+    )
+
+
+async def run_to_failure(
+    env: WorkflowEnvironment, stand_ins: StandIns
+) -> tuple[ApplicationError, SagaStatus]:
+    async with saga_worker(env, stand_ins) as task_queue:
+        handle = await start(env, task_queue, make_order())
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(OrderSaga.status)
+    assert isinstance(failure.value.cause, ApplicationError)
+    return failure.value.cause, status
+
+
+async def test_happy_path_confirms_and_records_every_compensation(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        order = make_order()
+        handle = await start(time_skipping_env, task_queue, order)
+        result = await handle.result()
+        status = await handle.query(OrderSaga.status)
+
+    assert stand_ins.calls == list(Step)
+    assert result.state is SagaState.ORDER_CONFIRMED
+    assert (result.reservation_id, result.charge_id, result.shipment_id) == (
+        "reserve_inventory-id",
+        "charge_payment-id",
+        "schedule_shipment-id",
+    )
+    assert result.total == order.total
+    assert status.state is SagaState.ORDER_CONFIRMED
+    assert status.steps_done == list(Step)
+    assert status.compensations_recorded == list(Compensation)
+    assert status.compensations_run == []
+
+
+async def test_inventory_refusal_fails_with_nothing_to_undo(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns({Step.RESERVE_INVENTORY: [refusal(RefusalType.OUT_OF_STOCK)]})
+    error, status = await run_to_failure(time_skipping_env, stand_ins)
+
+    assert stand_ins.calls == [Step.RESERVE_INVENTORY]
+    assert error.type == RefusalType.OUT_OF_STOCK
+    assert "reserve_inventory" in error.message and "OutOfStock" in error.message
+    assert status.state is SagaState.FAILED
+    assert status.failed_step is Step.RESERVE_INVENTORY
+    assert status.compensations_recorded == []
+    assert status.compensations_run == []
+
+
+@pytest.mark.parametrize(
+    ("step", "refusal_type"),
+    [
+        (Step.CHARGE_PAYMENT, RefusalType.PAYMENT_DECLINED),
+        (Step.SCHEDULE_SHIPMENT, RefusalType.SHIPPING_UNAVAILABLE),
+        (Step.CONFIRM_ORDER, RefusalType.CONFIRMATION_REJECTED),
+    ],
+)
+async def test_refusal_undoes_the_steps_before_it_in_reverse(
+    time_skipping_env: WorkflowEnvironment, step: Step, refusal_type: RefusalType
+) -> None:
+    stand_ins = StandIns({step: [refusal(refusal_type)]})
+    error, status = await run_to_failure(time_skipping_env, stand_ins)
+
+    forward = list(Step)[: list(Step).index(step) + 1]
+    assert stand_ins.calls == forward + ALL_UNDONE_AFTER[step]
+    assert error.type == refusal_type
+    assert step.value in error.message
+    assert status.state is SagaState.ABORTED
+    assert status.failed_step is step
+    assert status.failure_type == refusal_type
+    assert status.compensations_run == ALL_UNDONE_AFTER[step]
+
+
+async def test_transient_faults_are_retried_with_doubling_backoff(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(
+        {Step.CHARGE_PAYMENT: [fault(), fault(), fault()]},
+        clock=time_skipping_env.get_current_time,
+    )
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        result = await (await start(time_skipping_env, task_queue, make_order())).result()
+
+    assert result.state is SagaState.ORDER_CONFIRMED
+    times = stand_ins.attempt_times[Step.CHARGE_PAYMENT]
+    gaps = [round((later - earlier).total_seconds()) for earlier, later in zip(times, times[1:])]
+    assert gaps == [2, 4, 8]
+
+
+async def test_exhausted_retries_undo_the_failed_step_too(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # After four faults the charge may still have gone through: refund it as well.
+    stand_ins = StandIns({Step.CHARGE_PAYMENT: [fault()] * 4})
+    error, status = await run_to_failure(time_skipping_env, stand_ins)
+
+    assert stand_ins.calls.count(Step.CHARGE_PAYMENT) == 4
+    assert error.type == "ServiceUnavailable"
+    assert status.state is SagaState.ABORTED
+    assert status.compensations_run == [
+        Compensation.REFUND_PAYMENT,
+        Compensation.RELEASE_INVENTORY,
+    ]
+
+
+async def test_compensations_retry_until_they_succeed(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(
+        {
+            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
+            Compensation.RELEASE_INVENTORY: [fault()] * 6,
+        }
+    )
+    _, status = await run_to_failure(time_skipping_env, stand_ins)
+
+    assert stand_ins.calls.count(Compensation.RELEASE_INVENTORY) == 7
+    assert status.compensations_run == [Compensation.RELEASE_INVENTORY]
+    assert status.state is SagaState.ABORTED
+
+
+async def test_cancelling_mid_step_undoes_what_may_have_happened(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    stand_ins.hold[Step.SCHEDULE_SHIPMENT] = held = asyncio.Event()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order())
+        await stand_ins.started[Step.SCHEDULE_SHIPMENT].wait()
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        held.set()
+        status = await handle.query(OrderSaga.status)
+
+    assert isinstance(failure.value.cause, CancelledError)
+    assert status.state is SagaState.ABORTED
+    # The shipment was in flight when cancelled, so it is cancelled too.
+    assert status.compensations_run == ALL_UNDONE_AFTER[Step.CONFIRM_ORDER]
+
+
+async def test_a_payload_that_is_not_an_order_fails_at_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    bad = make_order().model_dump(mode="json") | {"items": []}
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await time_skipping_env.client.start_workflow(
+            "OrderSaga", bad, id=f"order-bad-{uuid.uuid4()}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+
+    assert stand_ins.calls == []
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ValidationError"
+    assert "items" in cause.message

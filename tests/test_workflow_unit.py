@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import pairwise
+
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -144,7 +146,7 @@ async def test_transient_faults_are_retried_with_doubling_backoff(
 
     assert result.state is SagaState.ORDER_CONFIRMED
     times = stand_ins.attempt_times[Step.CHARGE_PAYMENT]
-    gaps = [round((later - earlier).total_seconds()) for earlier, later in zip(times, times[1:])]
+    gaps = [round((later - earlier).total_seconds()) for earlier, later in pairwise(times)]
     assert gaps == [2, 4, 8]
 
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -191,21 +196,19 @@ class OrderSaga:
             if is_cancelled_exception(err):
                 # The workflow was cancelled mid-step; the step may have taken effect.
                 raise
-            cause = err.cause
+            cause = err.cause if isinstance(err.cause, FailureError) else err
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 # A refusal is the service's word that nothing happened: nothing to undo.
+                # Otherwise (retries exhausted, timed out) the step may have taken effect,
+                # so its compensation stays on the stack.
                 self._compensation_stack.pop()
                 self._status.compensations_recorded.pop()
-                raise self._failed(step, cause.type or "ApplicationError", cause.message) from err
-            # Retries exhausted or timed out: the step may have taken effect, so its
-            # compensation stays on the stack.
-            failure = cause or err
             failure_type = (
-                failure.type
-                if isinstance(failure, ApplicationError) and failure.type
-                else type(failure).__name__
+                cause.type
+                if isinstance(cause, ApplicationError) and cause.type
+                else type(cause).__name__
             )
-            raise self._failed(step, failure_type, failure.message) from err
+            raise self._failed(step, failure_type, cause.message) from err
         self._status.steps_done.append(step)
         self._status.state = STATE_AFTER[step]
         workflow.logger.info(

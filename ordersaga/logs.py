@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(level: int = logging.INFO, *, json: bool | None = None) -> None:
+def configure_logging(
+    level: int = logging.INFO, *, json: bool | None = None, stream: TextIO = sys.stderr
+) -> None:
     """Route structlog and the standard `logging` module (Temporal's loggers) to one format.
 
     Args:
         level: The lowest level written.
         json: JSON lines if true, console output if false; by default console in a terminal.
+        stream: Where the lines go.
     """
     if json is None:
-        json = not sys.stderr.isatty()
+        json = not stream.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
@@ -32,7 +36,7 @@ def configure_logging(level: int = logging.INFO, *, json: bool | None = None) ->
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -1,0 +1,1 @@
+"""Stand-in Inventory, Payment, Shipping and Order services: real HTTP, real SQLite state."""

@@ -53,6 +53,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 #: The `status` of an undo whose effect never happened.
 NOT_FOUND = "not_found"
 
+
 class UndoRequest(BaseModel):
     """Body of a compensation call."""
 
@@ -126,7 +127,9 @@ class Effects:
         """
         plan = self.faults.plan()
         if plan.delay_s:
-            time.sleep(plan.delay_s)  # sync endpoint: this blocks a pool thread, as a slow service would
+            time.sleep(
+                plan.delay_s
+            )  # sync endpoint: this blocks a pool thread, as a slow service would
         if plan.fail and not plan.after_commit:
             self._log_fault(key, order_id, "fault_before_effect")
             raise InjectedFault()

@@ -93,7 +93,7 @@ def create_inventory_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> F
         return effects.apply(
             key,
             request,
-            lambda conn, key: _reserve(conn, key, request),
+            lambda conn, effect_key: _reserve(conn, effect_key, request),
             status=201,
             order_id=request.order_id,
         )

@@ -1,4 +1,4 @@
-"""Error answers of the services: one JSON shape, `{"code": ..., "message": ...}`, for every refusal."""
+"""Error answers of the services, all in one JSON shape: `{"code": ..., "message": ...}`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class ServiceError(Exception):
 
     def body(self) -> str:
         """This error as the JSON text of an answer."""
-        return json.dumps({"code": self.code, "message": self.message})
+        return json.dumps({"code": self.code, "message": self.message}, separators=(",", ":"))
 
     def response(self) -> Response:
         """This error as an HTTP response."""

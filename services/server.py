@@ -73,13 +73,8 @@ def run(
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m services [--host H] [--port N] [--data-dir D] [--error-rate R] [--latency-ms M]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m services",
-        description="Run the stand-in Inventory, Payment, Shipping "
-        "and Order services in one process.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the services' options (`--host --port --data-dir --error-rate --latency-ms`)."""
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface (default %(default)s)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_SERVICES_PORT, help="TCP port (default %(default)s)"
@@ -88,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--data-dir",
         type=Path,
         default=DEFAULT_DATA_DIR,
-        help="database folder (default %(default)s)",
+        help="folder of the databases (default %(default)s)",
     )
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="chance, 0..1, that a mutating call fails"
@@ -96,11 +91,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--latency-ms", type=int, default=0, help="latency added to every mutating call"
     )
-    args = parser.parse_args(argv)
+
+
+def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`run` with the options `add_arguments` added; bad values end in `parser.error`."""
     try:
         faults = FaultSettings(error_rate=args.error_rate, latency_ms=args.latency_ms)
     except ValidationError as exc:
-        parser.error(
-            "; ".join(f"--{e['loc'][0]}: {e['msg']}".replace("_", "-") for e in exc.errors())
-        )
+        error = exc.errors()[0]
+        parser.error(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}")
     run(args.host, args.port, args.data_dir, faults)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the services from the command line: `python -m services --port N --data-dir D`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m services",
+        description="Run the stand-in Inventory, Payment, Shipping and Order services.",
+    )
+    add_arguments(parser)
+    run_from_args(parser, parser.parse_args(argv))

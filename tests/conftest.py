@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities import create_http_client
 from ordersaga.devserver import DevServer, free_port, installed_binary
+from ordersaga.ops.stack import services_process
+from ordersaga.settings import ServiceUrls
 from ordersaga.temporal import connect
+from tests.service_state import Services
+from worker import create_worker
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +45,30 @@ async def client(dev_server: DevServer) -> Client:
     return await connect(dev_server.address, "default")
 
 
+@pytest.fixture(scope="session")
+async def services_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The four stand-in services, in a process of their own, on temporary databases."""
+    data = tmp_path_factory.mktemp("services")
+    with (data / "services.log").open("ab") as log:
+        async with services_process(free_port(), data, log) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+async def saga_task_queue(client: Client, services_url: str) -> AsyncIterator[str]:
+    """A worker with the real activities, polling its own task queue."""
+    task_queue = "e2e"
+    async with (
+        create_http_client() as http,
+        create_worker(client, task_queue, http, ServiceUrls.from_base(services_url)),
+    ):
+        yield task_queue
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A fresh folder for one test's databases."""
-    return tmp_path
+async def services(services_url: str) -> AsyncIterator[Services]:
+    """The services' state and fault switches; faults are reset after each test."""
+    async with httpx.AsyncClient(base_url=services_url) as http:
+        services = Services(http)
+        yield services
+        await services.reset_faults()

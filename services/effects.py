@@ -100,8 +100,8 @@ class Effects:
             db: The service's database; records are kept beside the effects they describe.
             faults: Decides which calls are delayed or fail.
         """
-        self.service = service
-        self.faults = faults
+        self._service = service
+        self._faults = faults
         self._db = db
         db.apply_schema(SCHEMA)
 
@@ -125,11 +125,11 @@ class Effects:
             InjectedFault: The fault settings say this call fails.
             IdempotencyKeyReused: `key` was stored with a different request.
         """
-        plan = self.faults.plan()
+        plan = self._faults.plan()
         if plan.delay_s:
-            time.sleep(
-                plan.delay_s
-            )  # sync endpoint: this blocks a pool thread, as a slow service would
+            # Before the transaction, so a slow call does not hold the write lock; it does hold
+            # a pool thread, as a slow service would.
+            time.sleep(plan.delay_s)
         if plan.fail and not plan.after_commit:
             self._log_fault(key, order_id, "fault_before_effect")
             raise InjectedFault()
@@ -144,7 +144,7 @@ class Effects:
                 )
         log.info(
             "effect",
-            service=self.service,
+            service=self._service,
             operation=type(request).__name__,
             order_id=order_id,
             key=key,
@@ -178,7 +178,7 @@ class Effects:
         return self.apply(key, request, tombstone_and_undo, status=200, order_id=None)
 
     def _log_fault(self, key: str, order_id: str | None, outcome: str) -> None:
-        log.warning("effect", service=self.service, order_id=order_id, key=key, outcome=outcome)
+        log.warning("effect", service=self._service, order_id=order_id, key=key, outcome=outcome)
 
 
 def undo_record(

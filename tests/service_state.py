@@ -24,7 +24,7 @@ class OrderEffects:
     def net_charged(self) -> int:
         """Charged minus refunded, in minor units."""
         charged = sum(charge["amount"] for charge in self.charges)
-        return charged - sum(refund["amount"] for refund in self.refunds)
+        return int(charged - sum(refund["amount"] for refund in self.refunds))
 
     @property
     def live_reservations(self) -> list[dict[str, Any]]:

@@ -34,36 +34,38 @@ class Scenario:
     card: str = APPROVED_CARD
 
 
+BOOK = {"sku": "SKU-BOOK", "quantity": 1, "unit_price": 1500}
+
 SCENARIOS = [
     Scenario("happy", "every step succeeds"),
     Scenario(
         "two-items",
-        "every step succeeds, two lines",
-        {"items": [{"sku": "SKU-MUG", "quantity": 2, "unit_price": 899}] + DEMO_ORDER["items"]},
+        "every step succeeds, two items",
+        {"items": [BOOK, {"sku": "SKU-MUG", "quantity": 2, "unit_price": 899}]},
     ),
     Scenario(
         "sold-out",
-        "Inventory refuses: nothing to undo",
+        "Inventory refuses SKU-SOLDOUT",
         {"items": [{"sku": "SKU-SOLDOUT", "quantity": 1, "unit_price": 500}]},
     ),
     Scenario("declined", "Payment declines the test card", card=DECLINED_CARD),
     Scenario(
         "unserved",
-        "Shipping cannot serve postal code 00000",
+        "Shipping refuses postal code 00000",
         {"shipping_address": {**DEMO_ORDER["shipping_address"], "postal_code": "00000"}},
     ),
-    Scenario("blocked", "Order service rejects the customer", {"customer_id": "cust-blocked"}),
+    Scenario("blocked", "Order service rejects cust-blocked", {"customer_id": "cust-blocked"}),
 ]
 
 #: Run last, alone: Payment loses its answer twice after charging, so the activity retries
 #: (2 s, then 4 s) and the idempotency key keeps it to one charge.
-FLAKY = Scenario("flaky-payment", "Payment fails twice after charging; retried, charged once")
+FLAKY = Scenario("flaky-payment", "Payment loses 2 answers; retried, charged once")
 
 
 async def run_scenario(stack: Stack, scenario: Scenario, order_id: str) -> SagaStatus:
     """Place the scenario's order and wait for its saga to end."""
     form = OrderForm.model_validate(
-        {**DEMO_ORDER, "order_id": order_id, **scenario.changes}
+        {**DEMO_ORDER, "order_id": order_id, "items": [BOOK], **scenario.changes}
         | {"payment": {"number": scenario.card, "exp_month": 12, "exp_year": 2030}}
     )
     assert isinstance(form.payment, CardDetails)
@@ -89,7 +91,8 @@ def print_table(rows: list[tuple[str, Scenario, SagaStatus]]) -> None:
     ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     for line in [header, tuple("-" * w for w in widths), *lines]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 async def demo(

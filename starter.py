@@ -33,15 +33,7 @@ from ordersaga.models import (
     describe_errors,
     workflow_id_for,
 )
-from ordersaga.settings import (
-    DEFAULT_NAMESPACE,
-    DEFAULT_SERVICES_URL,
-    DEFAULT_TASK_QUEUE,
-    DEFAULT_TEMPORAL_ADDRESS,
-    DEFAULT_UI_URL,
-    ServiceUrls,
-    env,
-)
+from ordersaga.settings import ServiceUrls, add_options
 from ordersaga.temporal import connect, ui_link
 from workflows import OrderSaga
 
@@ -86,7 +78,7 @@ def order_form(args: argparse.Namespace) -> OrderForm:
         data["payment"] = (
             {"token": args.token, "last4": args.last4}
             if args.token
-            else {"number": args.card, "exp_month": 12, "exp_year": 2030}
+            else {"card_number": args.card, "exp_month": 12, "exp_year": 2030}
         )
     try:
         return OrderForm.model_validate(data)
@@ -112,14 +104,7 @@ def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
 async def tokenize(payment_url: str, card: CardDetails) -> PaymentMethod:
     """Exchange card details for a Payment-service token, so no card number reaches Temporal."""
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(
-            f"{payment_url}/tokens",
-            json={
-                "card_number": card.number,
-                "exp_month": card.exp_month,
-                "exp_year": card.exp_year,
-            },
-        )
+        response = await http.post(f"{payment_url}/tokens", json=card.model_dump(mode="json"))
     if response.is_client_error:
         raise InputError([f"payment: the card was refused ({response.json().get('code')})"])
     response.raise_for_status()
@@ -213,32 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--address",
-        default=env("TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS),
-        help="Temporal host:port [env TEMPORAL_ADDRESS, default %(default)s]",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=env("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-        help="Temporal namespace [env TEMPORAL_NAMESPACE, default %(default)s]",
-    )
-    parser.add_argument(
-        "--task-queue",
-        default=env("TASK_QUEUE", DEFAULT_TASK_QUEUE),
-        help="task queue of the workers [env TASK_QUEUE, default %(default)s]",
-    )
-    parser.add_argument(
-        "--ui-url",
-        default=env("TEMPORAL_UI_URL", DEFAULT_UI_URL),
-        help="Temporal Web UI [env TEMPORAL_UI_URL, default %(default)s]",
-    )
-    parser.add_argument(
-        "--services-url",
-        default=env("SERVICES_URL", DEFAULT_SERVICES_URL),
-        help="stand-in services, for card tokens [env SERVICES_URL, "
-        "default %(default)s; PAYMENT_URL overrides]",
-    )
+    add_options(parser, "--address", "--namespace", "--task-queue", "--ui-url", "--services-url")
     commands = parser.add_subparsers(dest="command", required=True)
 
     place_cmd = commands.add_parser("place", help="place an order (start its saga)")

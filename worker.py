@@ -14,14 +14,7 @@ from temporalio.worker import Worker
 
 from activities import build_activities, create_http_client
 from ordersaga.logs import configure_logging
-from ordersaga.settings import (
-    DEFAULT_NAMESPACE,
-    DEFAULT_SERVICES_URL,
-    DEFAULT_TASK_QUEUE,
-    DEFAULT_TEMPORAL_ADDRESS,
-    ServiceUrls,
-    env,
-)
+from ordersaga.settings import ServiceUrls, add_options
 from ordersaga.temporal import connect
 from workflows import OrderSaga
 
@@ -44,27 +37,7 @@ def create_worker(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Flags override environment variables, which override the defaults."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--address",
-        default=env("TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS),
-        help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default %(default)s]",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=env("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-        help="Temporal namespace [env TEMPORAL_NAMESPACE, default %(default)s]",
-    )
-    parser.add_argument(
-        "--task-queue",
-        default=env("TASK_QUEUE", DEFAULT_TASK_QUEUE),
-        help="task queue to poll [env TASK_QUEUE, default %(default)s]",
-    )
-    parser.add_argument(
-        "--services-url",
-        default=env("SERVICES_URL", DEFAULT_SERVICES_URL),
-        help="base URL of the stand-in services [env SERVICES_URL, default %(default)s]; "
-        "INVENTORY_URL, PAYMENT_URL, SHIPPING_URL, ORDERS_URL override one service each",
-    )
+    add_options(parser, "--address", "--namespace", "--task-queue", "--services-url")
     return parser.parse_args(argv)
 
 

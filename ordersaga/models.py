@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_extra_types.payment import PaymentCardNumber
 
 #: Currencies the shop accepts. A real shop would list the ones its payment provider settles in.
 SUPPORTED_CURRENCIES = frozenset(
@@ -76,20 +77,11 @@ class PaymentMethod(_Model):
 
 
 class CardDetails(_Model):
-    """A card number as the customer typed it. Only the starter sees it, to get a token."""
+    """A card as the customer typed it. Only the starter and the Payment service see it."""
 
-    number: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+    card_number: PaymentCardNumber
     exp_month: int = Field(ge=1, le=12)
     exp_year: int = Field(ge=2000, le=2100)
-
-    @field_validator("number")
-    @classmethod
-    def _luhn(cls, number: str) -> str:
-        digits = [int(d) for d in reversed(number)]
-        checksum = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
-        if checksum % 10:
-            raise ValueError("card number fails the Luhn check")
-        return number
 
 
 class _Order(_Model):
@@ -129,7 +121,7 @@ class OrderRequest(_Order):
 
 def _payment_kind(value: Any) -> str:
     fields = value if isinstance(value, dict) else vars(value)
-    return "card" if "number" in fields else "token"
+    return "card" if "card_number" in fields else "token"
 
 
 class OrderForm(_Order):

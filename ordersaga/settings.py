@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 
@@ -16,6 +17,32 @@ DEFAULT_SERVICES_URL = f"http://127.0.0.1:{DEFAULT_SERVICES_PORT}"
 def env(name: str, default: str) -> str:
     """Read `name` from the environment, falling back to `default` when unset or empty."""
     return os.environ.get(name) or default
+
+
+#: Options every command shares: flag -> (environment variable, default, help).
+OPTIONS: dict[str, tuple[str, str, str]] = {
+    "--address": ("TEMPORAL_ADDRESS", DEFAULT_TEMPORAL_ADDRESS, "Temporal frontend host:port"),
+    "--namespace": ("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE, "Temporal namespace"),
+    "--task-queue": ("TASK_QUEUE", DEFAULT_TASK_QUEUE, "task queue of the workers"),
+    "--ui-url": ("TEMPORAL_UI_URL", DEFAULT_UI_URL, "Temporal Web UI, for links"),
+    "--services-url": (
+        "SERVICES_URL",
+        DEFAULT_SERVICES_URL,
+        "base URL of the stand-in services (INVENTORY_URL, PAYMENT_URL, SHIPPING_URL and "
+        "ORDERS_URL override one service each)",
+    ),
+}
+
+
+def add_options(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """Add shared options: a flag beats its environment variable, which beats the default."""
+    for flag in flags:
+        variable, default, help_text = OPTIONS[flag]
+        parser.add_argument(
+            flag,
+            default=env(variable, default),
+            help=f"{help_text} [env {variable}, default %(default)s]",
+        )
 
 
 @dataclass(frozen=True)

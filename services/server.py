@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
+from ordersaga.logs import configure_logging
 from ordersaga.settings import DEFAULT_SERVICES_PORT
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings
@@ -100,6 +101,7 @@ def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     except ValidationError as exc:
         error = exc.errors()[0]
         parser.error(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}")
+    configure_logging()
     run(args.host, args.port, args.data_dir, faults)
 
 

@@ -11,6 +11,7 @@ from ordersaga.devserver import PortInUseError
 from ordersaga.logs import configure_logging
 from ordersaga.ops.demo import demo as run_demo
 from ordersaga.settings import DEFAULT_SERVICES_PORT
+from services import server as services_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="stop everything once the table is printed instead of waiting for Ctrl-C",
     )
+    services = commands.add_parser(
+        "services", help="run the stand-in Inventory, Payment, Shipping and Order services"
+    )
+    services_server.add_arguments(services)
     args = parser.parse_args(argv)
+    if args.command == "services":
+        services_server.run_from_args(services, args)
+        return
 
     # The demo talks to the terminal; its parts log to files in the data folder.
     args.data_dir.mkdir(parents=True, exist_ok=True)

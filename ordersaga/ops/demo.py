@@ -66,7 +66,7 @@ async def run_scenario(stack: Stack, scenario: Scenario, order_id: str) -> SagaS
     """Place the scenario's order and wait for its saga to end."""
     form = OrderForm.model_validate(
         {**DEMO_ORDER, "order_id": order_id, "items": [BOOK], **scenario.changes}
-        | {"payment": {"number": scenario.card, "exp_month": 12, "exp_year": 2030}}
+        | {"payment": {"card_number": scenario.card, "exp_month": 12, "exp_year": 2030}}
     )
     assert isinstance(form.payment, CardDetails)
     payment = await tokenize(stack.urls.payment, form.payment)

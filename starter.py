@@ -34,7 +34,7 @@ from ordersaga.models import (
     workflow_id_for,
 )
 from ordersaga.settings import ServiceUrls, add_options
-from ordersaga.temporal import connect, ui_link
+from ordersaga.temporal import connect, exit_process, ui_link
 from workflows import OrderSaga
 
 #: Used for whatever `place` is not told, so that a demo order needs only an id and an item.
@@ -245,22 +245,27 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `order-saga-starter`."""
     args = parse_args(argv)
+    exit_process(run_command(args))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command; report errors in one line each and return the exit code."""
     try:
-        sys.exit(asyncio.run(run(args)))
+        return asyncio.run(run(args))
     except InputError as err:
         for problem in err.problems:
             print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             print(f"error: no saga for order {args.order_id}", file=sys.stderr)
         else:
             print(f"error: Temporal at {args.address}: {err.message}", file=sys.stderr)
-        sys.exit(1)
+        return 1
     except (RuntimeError, httpx.HTTPError) as err:
         # Client.connect raises RuntimeError when the server cannot be reached.
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        return 1
 
 
 if __name__ == "__main__":

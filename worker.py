@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from activities import build_activities, create_http_client
 from ordersaga.logs import configure_logging
 from ordersaga.settings import ServiceUrls, add_options
-from ordersaga.temporal import connect
+from ordersaga.temporal import connect, exit_process
 from workflows import OrderSaga
 
 log = structlog.get_logger()
@@ -59,6 +59,7 @@ def main() -> None:
     """Entry point of `order-saga-worker`."""
     configure_logging()
     asyncio.run(run(parse_args()))
+    exit_process(0)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from ordersaga.devserver import PortInUseError
 from ordersaga.logs import configure_logging
 from ordersaga.ops.demo import demo as run_demo
 from ordersaga.settings import DEFAULT_SERVICES_PORT
+from ordersaga.temporal import exit_process
 from services import server as services_server
 
 
@@ -62,4 +63,5 @@ def main(argv: list[str] | None = None) -> None:
         )
     except PortInUseError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        exit_process(1)
+    exit_process(0)

@@ -19,7 +19,12 @@ from typing import Any
 import httpx
 import pydantic
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -29,10 +34,12 @@ from ordersaga.models import (
     OrderRequest,
     OrderResult,
     PaymentMethod,
+    SagaState,
     SagaStatus,
     describe_errors,
     workflow_id_for,
 )
+from ordersaga.search_attributes import ORDER_STATUS
 from ordersaga.settings import ServiceUrls, add_options
 from ordersaga.temporal import connect, exit_process, ui_link
 from workflows import OrderSaga
@@ -62,12 +69,7 @@ class InputError(Exception):
 def order_form(args: argparse.Namespace) -> OrderForm:
     """Validate the order given by `--file` or by flags, before anything is started."""
     if args.file:
-        try:
-            data = json.loads(Path(args.file).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputError([f"file: {args.file} is not a readable JSON file ({err})"]) from err
-        if not isinstance(data, dict):
-            raise InputError(["file: the order must be a JSON object"])
+        data = read_order_file(args.file)
     else:
         data = {**DEMO_ORDER, "order_id": args.order_id, "items": parse_items(args.item)}
         for flag, field in (("customer", "customer_id"), ("currency", "currency")):
@@ -86,18 +88,34 @@ def order_form(args: argparse.Namespace) -> OrderForm:
         raise InputError(describe_errors(err)) from err
 
 
+def read_order_file(path: str) -> dict[str, Any]:
+    """The JSON object in an order file; one clear line if it is unreadable or not one."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except OSError as err:
+        raise InputError([f"file: cannot read {path}: {err.strerror or err}"]) from err
+    except json.JSONDecodeError as err:
+        where = f"line {err.lineno} column {err.colno}"
+        raise InputError([f"file: {path} is not JSON ({err.msg} at {where})"]) from err
+    except ValueError as err:  # not text: UnicodeDecodeError
+        raise InputError([f"file: {path} is not JSON (not UTF-8 text)"]) from err
+    if not isinstance(data, dict):
+        kind = "an array" if isinstance(data, list) else "a single value"
+        raise InputError([f"file: {path} must hold one order as a JSON object, not {kind}"])
+    return data
+
+
 def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
-    """`SKU:QUANTITY:UNIT_PRICE` flags as order items."""
-    items, problems = [], []
+    """`SKU:QUANTITY:UNIT_PRICE` flags as order items, as typed.
+
+    The order's validation checks each part, so that all the order's problems are reported at
+    once, each naming its item (`items.1.quantity: ...`).
+    """
+    items = []
     for spec in specs or []:
         sku, _, rest = spec.partition(":")
         quantity, _, unit_price = rest.partition(":")
-        if not (quantity.lstrip("-").isdigit() and unit_price.lstrip("-").isdigit()):
-            problems.append(f"items: {spec!r} is not SKU:QUANTITY:UNIT_PRICE (whole numbers)")
-            continue
-        items.append({"sku": sku, "quantity": int(quantity), "unit_price": int(unit_price)})
-    if problems:
-        raise InputError(problems)
+        items.append({"sku": sku, "quantity": quantity, "unit_price": unit_price})
     return items
 
 
@@ -142,7 +160,10 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
 async def start_saga(
     client: Client, request: OrderRequest, task_queue: str
 ) -> WorkflowHandle[OrderSaga, OrderResult]:
-    """Start one saga per order id, ever: a second start for the same id is refused."""
+    """Start one saga per order id, ever: a second start for the same id is refused.
+
+    The saga keeps its `OrderStatus` search attribute current because it starts with one.
+    """
     return await client.start_workflow(
         OrderSaga.run,
         request,
@@ -150,6 +171,9 @@ async def start_saga(
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(ORDER_STATUS, SagaState.STARTED.value)]
+        ),
     )
 
 

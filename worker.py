@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities import build_activities, create_http_client
 from ordersaga.logs import configure_logging
+from ordersaga.search_attributes import ensure_registered
 from ordersaga.settings import ServiceUrls, add_options
 from ordersaga.temporal import connect, exit_process
 from workflows import OrderSaga
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> None:
     """Poll the task queue until SIGINT or SIGTERM, then finish in-flight work and stop."""
     client = await connect(args.address, args.namespace)
+    await ensure_registered(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

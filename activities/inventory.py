@@ -5,13 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import (
-    Compensation,
-    CompensationInput,
-    ReserveInventoryInput,
-    Step,
-    StepResult,
-)
+from ordersaga.models import CompensationInput, ReserveInventoryInput, StepResult
+from ordersaga.steps import Compensation, Step
 
 
 class InventoryActivities:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import Compensation, CompensationInput, ConfirmOrderInput, Step, StepResult
+from ordersaga.models import CompensationInput, ConfirmOrderInput, StepResult
+from ordersaga.steps import Compensation, Step
 
 
 class OrderActivities:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import ChargePaymentInput, Compensation, CompensationInput, Step, StepResult
+from ordersaga.models import ChargePaymentInput, CompensationInput, StepResult
+from ordersaga.steps import Compensation, Step
 
 
 class PaymentActivities:

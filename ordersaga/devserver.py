@@ -12,6 +12,8 @@ from typing import IO
 
 from temporalio.client import Client
 
+from ordersaga import search_attributes
+
 #: WAL lifts a 4-activity saga from about 12 to 28 workflows/s on 2 cores; the faster transfer
 #: poll cuts one saga's latency from 250 ms (the 50 ms dispatch cadence) to about 105 ms.
 TUNING_ARGS = (
@@ -77,7 +79,13 @@ class DevServer:
     def command(self) -> list[str]:
         """The command line that starts this server."""
         args = [installed_binary("temporal"), "server", "start-dev", "--ip", self.host]
-        args += ["--port", str(self.port), "--log-level", "warn"]
+        args += [
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
+            *search_attributes.dev_server_args(),
+        ]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         if self.db_file:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]

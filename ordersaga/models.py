@@ -1,7 +1,8 @@
 """Data shared by the workflow, the activities and the starter.
 
 Everything here is pure: no I/O, no clocks, no randomness, so the workflow sandbox can pass this
-module through and the same validation runs in the starter and inside the workflow.
+module through and the same validation runs in the starter and inside the workflow. (The one
+exception: the list of country codes is read from pycountry's data once, at import.)
 
 Money is always an integer number of minor units (cents) plus an ISO 4217 currency code.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
+import pycountry
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -19,9 +22,16 @@ from pydantic import (
     StringConstraints,
     Tag,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_extra_types.payment import PaymentCardNumber
+
+from ordersaga.policy import SagaPolicy
+from ordersaga.steps import Compensation, Step
 
 #: Currencies the shop accepts. A real shop would list the ones its payment provider settles in.
 SUPPORTED_CURRENCIES = frozenset(
@@ -29,15 +39,74 @@ SUPPORTED_CURRENCIES = frozenset(
     | {"PLN", "SEK", "SGD", "USD", "ZAR"}
 )
 
+#: ISO 3166-1 alpha-2 country codes, from pycountry's list. Read here, once, at import: pycountry
+#: loads its data file on first use, and validation also runs inside the workflow sandbox, which
+#: forbids opening files (so pydantic-extra-types' CountryAlpha2, which loads lazily, will not do).
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
 #: Upper bounds that keep a typo (or an attack) from becoming a real order.
 MAX_ITEMS_PER_ORDER = 50
 MAX_QUANTITY_PER_ITEM = 1_000
 MAX_UNIT_PRICE = 10_000_000  # minor units: 100,000.00 in a two-decimal currency
+MAX_TEXT_LENGTH = 100
+
+
+def _worded(message: str, /, **by_error_type: str) -> WrapValidator:
+    """Say what a field must be in plain words, instead of pydantic's own message.
+
+    `message` replaces any error of the field, or `by_error_type[type]` where one is given (say
+    `less_than_equal=...`). The error keeps pydantic's type, so code can still tell errors apart.
+    A message never contains the value: card numbers, tokens and addresses stay out of error text.
+    """
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as err:
+            error_type = err.errors()[0]["type"]
+            raise PydanticCustomError(error_type, by_error_type.get(error_type, message)) from None
+
+    return WrapValidator(validate)
+
+
+def _one_of(codes: frozenset[str]) -> AfterValidator:
+    """Accept only one of `codes` (the field words the error)."""
+
+    def validate(code: str) -> str:
+        if code not in codes:
+            raise ValueError("unknown code")
+        return code
+
+    return AfterValidator(validate)
+
 
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+    _worded("must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH),
+    _worded(
+        f"must be text of at most {MAX_TEXT_LENGTH} characters",
+        string_too_short="must not be empty",
+    ),
+]
+OptionalText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_TEXT_LENGTH),
+    _worded(f"must be text of at most {MAX_TEXT_LENGTH} characters"),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True),
+    _one_of(SUPPORTED_CURRENCIES),
+    _worded(
+        "must be the ISO 4217 code of a currency the shop accepts: "
+        + ", ".join(sorted(SUPPORTED_CURRENCIES))
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -50,8 +119,23 @@ class OrderItem(_Model):
     """One line of an order."""
 
     sku: Identifier
-    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_ITEM)
-    unit_price: int = Field(ge=1, le=MAX_UNIT_PRICE, description="Price of one unit, minor units.")
+    quantity: Annotated[
+        int,
+        Field(ge=1, le=MAX_QUANTITY_PER_ITEM),
+        _worded(
+            f"must be a whole number from 1 to {MAX_QUANTITY_PER_ITEM}",
+            greater_than_equal="must be at least 1",
+            less_than_equal=f"must be at most {MAX_QUANTITY_PER_ITEM} per item",
+        ),
+    ]
+    unit_price: Annotated[
+        int,
+        Field(ge=1, le=MAX_UNIT_PRICE, description="Price of one unit, minor units."),
+        _worded(
+            "must be a positive whole number of minor units (cents)",
+            less_than_equal=f"must be at most {MAX_UNIT_PRICE} minor units (cents)",
+        ),
+    ]
 
 
 class Address(_Model):
@@ -59,52 +143,88 @@ class Address(_Model):
 
     name: ShortText
     line1: ShortText
-    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    line2: OptionalText = ""
     city: ShortText
     postal_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9 -]{2,12}$")
+        str,
+        StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9 -]{2,12}$"),
+        _worded("must be 2 to 12 letters, digits, spaces or '-'"),
     ]
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
-        description="ISO 3166-1 alpha-2 country code."
-    )
+    country: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True),
+        _one_of(COUNTRY_CODES),
+        Field(description="ISO 3166-1 alpha-2 country code."),
+        _worded("must be a two-letter ISO 3166 country code such as US"),
+    ]
 
 
 class PaymentMethod(_Model):
     """A card as the saga knows it: a token from the Payment service, never the card number."""
 
-    token: Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,64}$")]
-    last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+    token: Annotated[
+        str,
+        StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,64}$"),
+        _worded("must be a Payment-service token: 'tok_' then 1 to 64 letters, digits or '_'"),
+    ]
+    last4: Annotated[
+        str,
+        StringConstraints(pattern=r"^[0-9]{4}$"),
+        _worded("must be the last four digits of the card"),
+    ]
 
 
 class CardDetails(_Model):
     """A card as the customer typed it. Only the starter and the Payment service see it."""
 
-    card_number: PaymentCardNumber
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2100)
+    card_number: Annotated[
+        PaymentCardNumber,
+        _worded(
+            "must be a card number of 12 to 19 digits",
+            payment_card_number_luhn="is not a valid card number (wrong check digit: mistyped?)",
+            payment_card_number_brand="has the wrong number of digits for its card brand",
+        ),
+    ]
+    exp_month: Annotated[int, Field(ge=1, le=12), _worded("must be a month from 1 to 12")]
+    exp_year: Annotated[
+        int, Field(ge=2000, le=2100), _worded("must be a four-digit year from 2000 to 2100")
+    ]
 
 
 class _Order(_Model):
     order_id: Identifier
     customer_id: Identifier
     items: list[OrderItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     shipping_address: Address
 
-    @field_validator("currency")
+    @field_validator("items", mode="before")
     @classmethod
-    def _supported_currency(cls, currency: str) -> str:
-        if currency not in SUPPORTED_CURRENCIES:
-            raise ValueError(f"currency {currency} is not supported")
-        return currency
+    def _item_count(cls, items: Any) -> Any:
+        # Before the items themselves: an absurdly long list is refused without reading it.
+        if isinstance(items, list | tuple):
+            if not items:
+                raise PydanticCustomError("too_short", "must list at least one item")
+            if len(items) > MAX_ITEMS_PER_ORDER:
+                raise PydanticCustomError(
+                    "too_long", f"must list at most {MAX_ITEMS_PER_ORDER} items"
+                )
+        return items
 
     @field_validator("items")
     @classmethod
     def _unique_skus(cls, items: list[OrderItem]) -> list[OrderItem]:
-        skus = [item.sku for item in items]
-        duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
-        if duplicates:
-            raise ValueError(f"SKU {', '.join(duplicates)} is listed more than once")
+        positions: dict[str, list[str]] = {}
+        for index, item in enumerate(items):
+            positions.setdefault(item.sku, []).append(f"items.{index}")
+        repeats = [where for where in positions.values() if len(where) > 1]
+        if repeats:
+            # Positions, not SKUs: a message never repeats the input.
+            same = "; ".join(f"{', '.join(where[:-1])} and {where[-1]}" for where in repeats)
+            raise PydanticCustomError(
+                "duplicate_sku",
+                f"{same} have the same SKU (list each SKU once, with its total quantity)",
+            )
         return items
 
     @property
@@ -114,22 +234,55 @@ class _Order(_Model):
 
 
 class OrderRequest(_Order):
-    """An order as placed by a customer: the input of the `OrderSaga` workflow."""
+    """An order as placed by a customer: the input of the `OrderSaga` workflow.
+
+    `policy` is how the saga times out and retries its calls; the default is what the business
+    asked for, and a shop's backend may choose another per order.
+    """
 
     payment: PaymentMethod
+    policy: SagaPolicy = SagaPolicy()
+
+    @field_validator("payment", mode="before")
+    @classmethod
+    def _no_card_numbers(cls, payment: Any) -> Any:
+        # Say why, rather than "token: Field required"; and never echo the number.
+        if isinstance(payment, CardDetails) or (
+            isinstance(payment, dict) and "card_number" in payment
+        ):
+            raise PydanticCustomError(
+                "card_number_not_allowed",
+                "must be a Payment-service token, never a card number: exchange the card for a "
+                "token first (starter.py place does)",
+            )
+        return payment
 
 
-def _payment_kind(value: Any) -> str:
-    fields = value if isinstance(value, dict) else vars(value)
-    return "card" if "card_number" in fields else "token"
+# Tags of OrderForm's payment kinds. They appear in error locations, where describe_errors drops
+# them; a '-' keeps them from ever being taken for a field name.
+_CARD_TAG = "by-card"
+_TOKEN_TAG = "by-token"
+
+
+def _payment_kind(value: Any) -> str | None:
+    if isinstance(value, CardDetails) or (isinstance(value, dict) and "card_number" in value):
+        return _CARD_TAG
+    if isinstance(value, PaymentMethod) or (isinstance(value, dict) and "token" in value):
+        return _TOKEN_TAG
+    return None
 
 
 class OrderForm(_Order):
     """An order as submitted to the starter: paid by card details or by an existing token."""
 
     payment: Annotated[
-        Annotated[CardDetails, Tag("card")] | Annotated[PaymentMethod, Tag("token")],
-        Discriminator(_payment_kind),
+        Annotated[CardDetails, Tag(_CARD_TAG)] | Annotated[PaymentMethod, Tag(_TOKEN_TAG)],
+        Discriminator(
+            _payment_kind,
+            custom_error_type="payment_kind",
+            custom_error_message="must be a card (card_number, exp_month, exp_year) or a "
+            "Payment-service token (token, last4)",
+        ),
     ]
 
     def with_payment(self, payment: PaymentMethod) -> OrderRequest:
@@ -137,13 +290,36 @@ class OrderForm(_Order):
         return OrderRequest(**self.model_dump(exclude={"payment"}), payment=payment)
 
 
+#: Plain words for the errors that are not about one field's value (those are worded by the
+#: field): a field that is missing or unknown, or a value of the wrong shape.
+_GENERAL_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+}
+
+
 def describe_errors(error: ValidationError) -> list[str]:
-    """One line per problem, each naming the field: `items.0.quantity: must be ≥ 1`."""
+    """One line per problem, each naming the field: `items.0.quantity: must be at least 1`.
+
+    The whole order is called `order`: `order: is not valid JSON (EOF while parsing...)`.
+    Like the messages it reads, a line never contains the value that was given.
+    """
     lines = []
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"] if part not in ("card", "token"))
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{field or 'order'}: {message}")
+    for problem in error.errors(include_url=False, include_input=False):
+        field = ".".join(
+            str(part) for part in problem["loc"] if part not in (_CARD_TAG, _TOKEN_TAG)
+        )
+        if problem["type"] == "json_invalid":
+            message = f"is not valid JSON ({problem.get('ctx', {}).get('error', 'unreadable')})"
+        else:
+            message = _GENERAL_MESSAGES.get(problem["type"], problem["msg"])
+        if not field and message == "must be an object":
+            message = "must be a JSON object"
+        lines.append(f"{field or 'order'}: {message.removeprefix('Value error, ')}")
     return lines
 
 
@@ -162,37 +338,8 @@ class SagaState(StrEnum):
     ORDER_CONFIRMED = "OrderConfirmed"
     FAILED = "Failed"
     COMPENSATING = "Compensating"
+    NEEDS_ATTENTION = "NeedsAttention"
     ABORTED = "Aborted"
-
-
-class Step(StrEnum):
-    """A forward step of the saga; the value is its activity name."""
-
-    RESERVE_INVENTORY = "reserve_inventory"
-    CHARGE_PAYMENT = "charge_payment"
-    SCHEDULE_SHIPMENT = "schedule_shipment"
-    CONFIRM_ORDER = "confirm_order"
-
-
-class Compensation(StrEnum):
-    """The undo of a forward step; the value is its activity name."""
-
-    RELEASE_INVENTORY = "release_inventory"
-    REFUND_PAYMENT = "refund_payment"
-    CANCEL_SHIPMENT = "cancel_shipment"
-    CANCEL_ORDER = "cancel_order"
-
-
-class RefusalType(StrEnum):
-    """Stable `ApplicationError.type` values of business refusals: never retried."""
-
-    OUT_OF_STOCK = "OutOfStock"
-    UNKNOWN_SKU = "UnknownSku"
-    PAYMENT_DECLINED = "PaymentDeclined"
-    SHIPPING_UNAVAILABLE = "ShippingUnavailable"
-    CONFIRMATION_REJECTED = "ConfirmationRejected"
-    INVALID_REQUEST = "InvalidRequest"
-    ALREADY_COMPENSATED = "AlreadyCompensated"
 
 
 # --- Activity inputs and results -------------------------------------------------------------
@@ -262,8 +409,46 @@ class StepResult(_Model):
 # --- What the saga reports -------------------------------------------------------------------
 
 
+class Attention(BaseModel):
+    """A compensation that kept failing: the saga waits for an operator."""
+
+    compensation: Compensation
+    reason: str
+    attempts: int
+
+
+class OperatorAction(StrEnum):
+    """What an operator can do about a compensation that needs attention."""
+
+    RETRY = "retry"
+    MARK_DONE = "mark_done"
+
+
+class Resolution(_Model):
+    """An operator's decision on the compensation that needs attention."""
+
+    action: OperatorAction
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _done_by_hand_needs_a_reason(self) -> Resolution:
+        if self.action is OperatorAction.MARK_DONE and not self.reason:
+            raise ValueError("say why the compensation can be marked done (reason)")
+        return self
+
+
+class Withdrawal(_Model):
+    """A customer taking back an order before it is confirmed."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+
+
 class SagaStatus(BaseModel):
-    """The answer of the `status` query: where the saga stands and what it has done."""
+    """The answer of the `status` query: where the saga stands and what it has done.
+
+    `compensations_run` lists every compensation that is done, including those an operator
+    marked done by hand, which `resolved_by_hand` lists again with the operator's reason.
+    """
 
     order_id: str
     state: SagaState
@@ -273,6 +458,9 @@ class SagaStatus(BaseModel):
     failed_step: Step | None = None
     failure_type: str | None = None
     failure_reason: str | None = None
+    attention: Attention | None = None
+    resolved_by_hand: dict[Compensation, str] = {}
+    withdrawn: bool = False
     reservation_id: str | None = None
     charge_id: str | None = None
     shipment_id: str | None = None

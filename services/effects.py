@@ -26,7 +26,7 @@ import structlog
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordersaga.models import RefusalType
+from ordersaga.steps import RefusalType
 from services.db import Database
 from services.errors import IdempotencyKeyReused, InjectedFault, Refusal
 from services.faults import FaultInjector

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from ordersaga.models import RefusalType
+from ordersaga.steps import RefusalType
 
 #: The HTTP status each business refusal is answered with.
 REFUSAL_STATUS: dict[RefusalType, int] = {

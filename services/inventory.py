@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ordersaga.models import Identifier, RefusalType
+from ordersaga.models import Identifier
+from ordersaga.steps import RefusalType
 from services.base import IdempotencyKey, LineItem, LineItems, ServiceModel, new_service
 from services.db import Database, new_id
 from services.effects import UndoRequest, UndoResult, undo_record

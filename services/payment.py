@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from ordersaga.models import CardDetails, Identifier, RefusalType
+from ordersaga.models import CardDetails, Identifier
+from ordersaga.steps import RefusalType
 from services.base import IdempotencyKey, ServiceModel, new_service
 from services.db import Database, new_id
 from services.effects import UndoRequest, UndoResult, undo_record

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from ordersaga.models import Address, Identifier, RefusalType
+from ordersaga.models import Address, Identifier
+from ordersaga.steps import RefusalType
 from services.base import IdempotencyKey, LineItem, LineItems, ServiceModel, new_service
 from services.db import new_id
 from services.effects import UndoRequest, UndoResult, undo_record

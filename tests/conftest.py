@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,6 +17,7 @@ from ordersaga.ops.stack import services_process
 from ordersaga.settings import ServiceUrls
 from ordersaga.temporal import connect
 from tests.service_state import Services
+from tests.starter_runner import StarterRunner
 from worker import create_worker
 
 
@@ -72,3 +74,16 @@ async def services(services_url: str) -> AsyncIterator[Services]:
         services = Services(http)
         yield services
         await services.reset_faults()
+
+
+@pytest.fixture
+def starter(dev_server: DevServer, services_url: str, saga_task_queue: str) -> StarterRunner:
+    """`starter.py` in a process of its own, pointed at the dev server, services and worker."""
+    return StarterRunner(
+        os.environ
+        | {
+            "TEMPORAL_ADDRESS": dev_server.address,
+            "SERVICES_URL": services_url,
+            "TASK_QUEUE": saga_task_queue,
+        }
+    )

@@ -11,7 +11,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.models import Compensation, Step, StepResult
+from ordersaga.models import StepResult
+from ordersaga.steps import Compensation, Step
 
 ALL_ACTIVITIES = [*Step, *Compensation]
 

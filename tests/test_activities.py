@@ -18,20 +18,18 @@ from activities.http import SERVICE_UNAVAILABLE, UNEXPECTED_RESPONSE
 from ordersaga.models import (
     Address,
     ChargePaymentInput,
-    Compensation,
     CompensationInput,
     ConfirmOrderInput,
     OrderItem,
     PaymentMethod,
-    RefusalType,
     ReserveInventoryInput,
     ScheduleShipmentInput,
-    Step,
     StepResult,
     idempotency_key,
     workflow_id_for,
 )
 from ordersaga.settings import ServiceUrls
+from ordersaga.steps import Compensation, RefusalType, Step
 from tests.services_fixture import running_services
 
 ORDER_ID = "o-1"

@@ -13,7 +13,8 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from ordersaga.models import Compensation, OrderRequest, RefusalType, SagaState, SagaStatus
+from ordersaga.models import OrderRequest, SagaState, SagaStatus
+from ordersaga.steps import Compensation, RefusalType
 from starter import start_saga
 from tests.orders import (
     BLOCKED_CUSTOMER,

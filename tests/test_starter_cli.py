@@ -2,60 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from ordersaga.devserver import DevServer
-from tests.orders import make_order
 from tests.service_state import Services
-
-STARTER = str(Path(__file__).parent.parent / "starter.py")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def starter(dev_server: DevServer, services_url: str, saga_task_queue: str) -> StarterRunner:
-    return StarterRunner(
-        os.environ
-        | {
-            "TEMPORAL_ADDRESS": dev_server.address,
-            "SERVICES_URL": services_url,
-            "TASK_QUEUE": saga_task_queue,
-        }
-    )
-
-
-class StarterRunner:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    async def __call__(self, *args: str) -> Run:
-        # Asynchronous, so that the worker in this process keeps working meanwhile.
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, STARTER, *args, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await process.communicate()
-        assert process.returncode is not None
-        return Run(process.returncode, out.decode(), err.decode())
-
-
-def new_order_id() -> str:
-    return f"cli-{uuid.uuid4().hex[:10]}"
+from tests.starter_runner import StarterRunner, new_order_id
 
 
 async def test_place_tokenizes_the_card_and_confirms(
@@ -118,29 +69,6 @@ async def test_status_and_cancel_of_an_order(
     assert cancel.code == 0 and "Cancellation requested" in cancel.out
     assert "CANCELED" in final.out and "state:        Aborted" in final.out
     assert (await services.effects(order_id)).net_charged == 0
-
-
-async def test_bad_input_is_refused_before_anything_starts(
-    starter: StarterRunner, tmp_path: Path, client: Client
-) -> None:
-    order = make_order().model_dump(mode="json")
-    order["items"] = [{"sku": "SKU-BOOK", "quantity": 0, "unit_price": -5}]
-    order["currency"] = "XYZ"
-    path = tmp_path / "order.json"
-    path.write_text(json.dumps(order))
-
-    run = await starter("place", "--file", str(path))
-
-    assert run.code == 2
-    assert run.err.splitlines() == [
-        "error: items.0.quantity: Input should be greater than or equal to 1",
-        "error: items.0.unit_price: Input should be greater than or equal to 1",
-        "error: currency: currency XYZ is not supported",
-    ]
-    workflows = [
-        w async for w in client.list_workflows(f"WorkflowId = 'order-{order['order_id']}'")
-    ]
-    assert workflows == []
 
 
 async def test_unknown_order_gets_a_clear_error(starter: StarterRunner) -> None:

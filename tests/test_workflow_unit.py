@@ -9,21 +9,23 @@ from contextlib import asynccontextmanager
 from itertools import pairwise
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ordersaga.models import (
-    Compensation,
+    OperatorAction,
     OrderRequest,
     OrderResult,
-    RefusalType,
+    Resolution,
     SagaState,
     SagaStatus,
-    Step,
+    Withdrawal,
     workflow_id_for,
 )
+from ordersaga.policy import ActivityPolicy, SagaPolicy
+from ordersaga.steps import Compensation, RefusalType, Step
 from tests.orders import make_order
 from tests.stand_ins import StandIns, fault, refusal
 from workflows import OrderSaga
@@ -219,3 +221,165 @@ async def test_a_payload_that_is_not_an_order_fails_at_once(
     assert isinstance(cause, ApplicationError)
     assert cause.type == "ValidationError"
     assert "items" in cause.message
+
+
+# --- Compensations that need an operator, and withdrawals -----------------------------------
+
+STUCK = SagaPolicy(compensations=ActivityPolicy(first_retry_s=1, max_attempts=3))
+
+
+async def wait_for_state(
+    handle: WorkflowHandle[OrderSaga, OrderResult], state: SagaState
+) -> SagaStatus:
+    while (status := await handle.query(OrderSaga.status)).state is not state:
+        await asyncio.sleep(0.05)
+    return status
+
+
+async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(
+        {
+            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
+            Compensation.RELEASE_INVENTORY: [fault()] * 3,
+        }
+    )
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
+        stuck = await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        await handle.execute_update(
+            OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await handle.query(OrderSaga.status)
+
+    assert stuck.attention is not None
+    assert stuck.attention.compensation is Compensation.RELEASE_INVENTORY
+    assert "ServiceUnavailable" in stuck.attention.reason
+    assert stuck.compensations_run == []
+    assert stand_ins.calls.count(Compensation.RELEASE_INVENTORY) == 4
+    assert status.state is SagaState.ABORTED
+    assert status.attention is None
+    assert status.compensations_run == [Compensation.RELEASE_INVENTORY]
+    assert status.resolved_by_hand == {}
+
+
+async def test_marking_a_compensation_done_by_hand_lets_the_rest_run(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(
+        {
+            Step.SCHEDULE_SHIPMENT: [refusal(RefusalType.SHIPPING_UNAVAILABLE)],
+            Compensation.REFUND_PAYMENT: [fault()] * 3,
+        }
+    )
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
+        await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        with pytest.raises(WorkflowUpdateFailedError):
+            # Without a reason nothing is marked done: the validator refuses it.
+            await handle.execute_update(
+                "resolve_compensation", {"action": "mark_done", "reason": ""}
+            )
+        await handle.execute_update(
+            OrderSaga.resolve_compensation,
+            Resolution(action=OperatorAction.MARK_DONE, reason="refunded by phone, ticket 42"),
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await handle.query(OrderSaga.status)
+
+    assert stand_ins.calls[-4:] == [Compensation.REFUND_PAYMENT] * 3 + [
+        Compensation.RELEASE_INVENTORY
+    ]
+    assert status.state is SagaState.ABORTED
+    assert status.compensations_run == [
+        Compensation.REFUND_PAYMENT,
+        Compensation.RELEASE_INVENTORY,
+    ]
+    assert status.resolved_by_hand == {Compensation.REFUND_PAYMENT: "refunded by phone, ticket 42"}
+
+
+async def test_an_operator_resolution_is_refused_when_nothing_waits(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    stand_ins.hold[Step.CHARGE_PAYMENT] = held = asyncio.Event()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order())
+        await stand_ins.started[Step.CHARGE_PAYMENT].wait()
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
+            )
+        held.set()
+        result = await handle.result()
+
+    assert "no compensation waiting" in str(refused.value.cause)
+    assert result.state is SagaState.ORDER_CONFIRMED
+
+
+async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    stand_ins.hold[Step.SCHEDULE_SHIPMENT] = held = asyncio.Event()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order())
+        await stand_ins.started[Step.SCHEDULE_SHIPMENT].wait()
+        status = await handle.execute_update(
+            OrderSaga.withdraw, Withdrawal(reason="changed my mind")
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        held.set()
+
+    assert status.state is SagaState.ABORTED
+    assert status.withdrawn
+    assert status.compensations_run == ALL_UNDONE_AFTER[Step.CONFIRM_ORDER]
+    assert Step.CONFIRM_ORDER not in stand_ins.calls
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "OrderWithdrawn"
+
+
+async def test_an_order_being_undone_cannot_be_withdrawn(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(
+        {
+            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
+            Compensation.RELEASE_INVENTORY: [fault()] * 3,
+        }
+    )
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
+        await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderSaga.withdraw, Withdrawal())
+        await handle.execute_update(
+            OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+
+    assert "can no longer be withdrawn: its saga is NeedsAttention" in str(refused.value.cause)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == RefusalType.PAYMENT_DECLINED
+
+
+async def test_a_malformed_operator_payload_is_refused_and_the_saga_carries_on(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    stand_ins.hold[Step.CHARGE_PAYMENT] = held = asyncio.Event()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await start(time_skipping_env, task_queue, make_order())
+        await stand_ins.started[Step.CHARGE_PAYMENT].wait()
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update("withdraw", {"reason": 42, "unexpected": True})
+        held.set()
+        result = await handle.result()
+
+    assert result.state is SagaState.ORDER_CONFIRMED

@@ -1,0 +1,60 @@
+"""How the saga times out and retries its activities: data, so it can be set per order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.common import RetryPolicy
+
+from ordersaga.steps import RefusalType, Step
+
+
+class ActivityPolicy(BaseModel):
+    """Timeout and retries of one kind of activity call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(default=10.0, gt=0, le=3600, description="Start-to-close, seconds.")
+    first_retry_s: float = Field(default=2.0, gt=0, le=3600, description="First backoff, seconds.")
+    backoff: float = Field(
+        default=2.0, ge=1, le=10, description="Each backoff is this times the last."
+    )
+    max_retry_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    max_attempts: int = Field(default=4, ge=1, le=1000, description="First call included.")
+
+    def retry_policy(self) -> RetryPolicy:
+        """The Temporal retry policy; business refusals are never retried."""
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.first_retry_s),
+            backoff_coefficient=self.backoff,
+            maximum_interval=timedelta(seconds=self.max_retry_interval_s),
+            maximum_attempts=self.max_attempts,
+            non_retryable_error_types=[refusal.value for refusal in RefusalType],
+        )
+
+    @property
+    def timeout(self) -> timedelta:
+        """Start-to-close timeout of one attempt."""
+        return timedelta(seconds=self.timeout_s)
+
+
+class SagaPolicy(BaseModel):
+    """Timeouts and retries of the whole saga. The defaults are what the business asked for.
+
+    Attributes:
+        steps: Every forward step: up to 3 retries of transient faults, 2 s, 4 s, 8 s apart.
+        step_overrides: A different policy for some steps.
+        compensations: Each compensation retries with backoff up to this bound; past it the
+            saga needs attention and waits for an operator, who can retry or mark it done.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: ActivityPolicy = ActivityPolicy()
+    step_overrides: dict[Step, ActivityPolicy] = {}
+    compensations: ActivityPolicy = ActivityPolicy(first_retry_s=1.0, max_attempts=10)
+
+    def for_step(self, step: Step) -> ActivityPolicy:
+        """The policy of one forward step."""
+        return self.step_overrides.get(step, self.steps)

@@ -1,0 +1,53 @@
+"""`starter.py` as a user runs it: a separate process, with its outcome captured."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+STARTER = str(Path(__file__).parent.parent / "starter.py")
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+class StarterRunner:
+    """Runs `starter.py` with the given environment (Temporal address, services, task queue)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    async def __call__(self, *args: str) -> Run:
+        # Asynchronous, so that the worker in this process keeps working meanwhile.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, STARTER, *args, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return Run(process.returncode, out.decode(), err.decode())
+
+
+def new_order_id() -> str:
+    return f"cli-{uuid.uuid4().hex[:10]}"
+
+
+async def saga_exists(client: Client, order_id: str) -> bool:
+    """Whether any saga was ever started for the order (a direct, consistent look-up by id)."""
+    try:
+        await client.get_workflow_handle(f"order-{order_id}").describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

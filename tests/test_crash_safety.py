@@ -1,0 +1,253 @@
+"""Crash safety: a worker killed mid-saga, or a Temporal server restarted, loses and repeats nothing.
+
+Real parts only: the `temporal` dev server, the stand-in services in their own process, and
+workers that are processes of their own (`worker.py`), killed with SIGKILL. A step is made to be in
+flight at the moment of the kill by slowing its service down (a latency fault) and waiting until
+Temporal reports the step's activity as started. After the kill, that attempt is retried only once
+its start-to-close timeout has passed, so orders here use a 2 s timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from ordersaga.devserver import DevServer, free_port
+from ordersaga.models import OrderRequest, SagaState
+from ordersaga.ops.stack import worker_identity, worker_process
+from ordersaga.policy import SagaPolicy
+from ordersaga.steps import Compensation, RefusalType, Step
+from ordersaga.temporal import connect
+from starter import start_saga
+from tests.orders import BLOCKED_CUSTOMER, FAST_POLICY, make_order
+from tests.saga_checks import (
+    activity_runs,
+    assert_confirmed_once,
+    assert_fully_undone,
+    new_skus,
+    quantities,
+    wait_for_started_activity,
+)
+from tests.service_state import Services
+from workflows import OrderSaga
+
+#: FAST_POLICY with a 2 s start-to-close timeout: a killed worker's attempt is retried 2 s on.
+CRASH_POLICY = SagaPolicy(
+    steps=FAST_POLICY.steps.model_copy(update={"timeout_s": 2.0}),
+    compensations=FAST_POLICY.compensations.model_copy(update={"timeout_s": 2.0}),
+)
+
+#: Added to every call of the service whose step is to be in flight: long enough to kill the
+#: worker in the middle of it, shorter than the 2 s timeout so an undisturbed call succeeds.
+LATENCY_MS = 1000
+
+#: Bound on a saga's end once its worker has been replaced.
+SAGA_WITHIN_S = 60
+
+SERVICE_OF: dict[str, str] = {
+    Step.RESERVE_INVENTORY: "inventory",
+    Step.CHARGE_PAYMENT: "payment",
+    Step.SCHEDULE_SHIPMENT: "shipping",
+    Step.CONFIRM_ORDER: "orders",
+    Compensation.RELEASE_INVENTORY: "inventory",
+    Compensation.REFUND_PAYMENT: "payment",
+    Compensation.CANCEL_SHIPMENT: "shipping",
+    Compensation.CANCEL_ORDER: "orders",
+}
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of the test's own: only the workers it starts poll it."""
+    return f"crash-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def worker_log(tmp_path: Path) -> AsyncIterator[IO[bytes]]:
+    with (tmp_path / "worker.log").open("ab") as log:
+        yield log
+
+
+async def crash_order(services: Services, **changes: Any) -> OrderRequest:
+    """An order of SKUs only this test uses, with the 2 s timeout."""
+    skus = await new_skus(services, 2, stock=100)
+    items = [
+        {"sku": skus[0], "quantity": 2, "unit_price": 1500},
+        {"sku": skus[1], "quantity": 3, "unit_price": 899},
+    ]
+    return make_order(items=items, policy=CRASH_POLICY, **changes)
+
+
+async def stock_of(services: Services, order: OrderRequest) -> Counter[str]:
+    stock = await services.stock()
+    return Counter({item.sku: stock[item.sku] for item in order.items})
+
+
+@pytest.mark.parametrize("step", [Step.CHARGE_PAYMENT, Step.SCHEDULE_SHIPMENT], ids=str)
+async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
+    dev_server: DevServer,
+    client: Client,
+    services_url: str,
+    services: Services,
+    task_queue: str,
+    worker_log: IO[bytes],
+    step: Step,
+) -> None:
+    order = await crash_order(services)
+    stock_before = await stock_of(services, order)
+    await services.set_faults(SERVICE_OF[step], latency_ms=LATENCY_MS)
+
+    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
+        handle = await start_saga(client, order, task_queue)
+        await wait_for_started_activity(handle, step)
+        first.kill()
+        await first.wait()
+    # The killed attempt's request may still be at the service and take effect; the retry must
+    # find its stored answer rather than act again.
+    await services.reset_faults()
+
+    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as second:
+        async with asyncio.timeout(SAGA_WITHIN_S):
+            result = await handle.result()
+        replacement = worker_identity(second.pid)
+
+    assert result.state is SagaState.ORDER_CONFIRMED
+    status = await handle.query(OrderSaga.status)
+    assert status.state is SagaState.ORDER_CONFIRMED
+    assert status.compensations_run == []
+    effects = await services.effects(order.order_id)
+    assert_confirmed_once(effects, order)
+    assert result.charge_id == effects.charges[0]["charge_id"]
+    assert stock_before - await stock_of(services, order) == quantities(order)
+    # The history shows the crash: the step was retried, and the new worker finished it.
+    runs = await activity_runs(handle)
+    assert [run.activity_type for run in runs] == list(Step)
+    crashed = runs[list(Step).index(step)]
+    assert crashed.last_attempt >= 2
+    assert crashed.completed_by == replacement
+
+
+@pytest.mark.parametrize(
+    "compensation", [Compensation.CANCEL_SHIPMENT, Compensation.REFUND_PAYMENT], ids=str
+)
+async def test_worker_killed_during_a_compensation_aborts_with_everything_undone_once(
+    dev_server: DevServer,
+    client: Client,
+    services_url: str,
+    services: Services,
+    task_queue: str,
+    worker_log: IO[bytes],
+    compensation: Compensation,
+) -> None:
+    # The Order service refuses this customer, so the saga unwinds shipping, payment, inventory.
+    order = await crash_order(services, customer_id=BLOCKED_CUSTOMER)
+    stock_before = await stock_of(services, order)
+    await services.set_faults(SERVICE_OF[compensation], latency_ms=LATENCY_MS)
+
+    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
+        handle = await start_saga(client, order, task_queue)
+        await wait_for_started_activity(handle, compensation)
+        first.kill()
+        await first.wait()
+    await services.reset_faults()
+
+    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as second:
+        with pytest.raises(WorkflowFailureError) as failed:
+            async with asyncio.timeout(SAGA_WITHIN_S):
+                await handle.result()
+        replacement = worker_identity(second.pid)
+
+    failure = failed.value.cause
+    assert isinstance(failure, ApplicationError)
+    assert failure.type == RefusalType.CONFIRMATION_REJECTED
+    status = await handle.query(OrderSaga.status)
+    assert status.state is SagaState.ABORTED
+    undone_in_reverse = [
+        Compensation.CANCEL_SHIPMENT,
+        Compensation.REFUND_PAYMENT,
+        Compensation.RELEASE_INVENTORY,
+    ]
+    assert status.compensations_run == undone_in_reverse
+    effects = await services.effects(order.order_id)
+    assert_fully_undone(effects)
+    assert [r["status"] for r in effects.reservations] == ["released"]
+    assert [(c["amount"], c["status"]) for c in effects.charges] == [(order.total, "refunded")]
+    assert [r["amount"] for r in effects.refunds] == [order.total]
+    assert [s["status"] for s in effects.shipments] == ["cancelled"]
+    assert effects.record is None
+    assert await stock_of(services, order) == stock_before
+    # Each compensation was called once (retried, not repeated), in reverse order of the steps,
+    # and the one in flight at the crash was finished by the new worker.
+    runs = await activity_runs(handle)
+    assert [run.activity_type for run in runs] == [*list(Step), *undone_in_reverse]
+    assert all(run.completed for run in runs if run.activity_type in undone_in_reverse)
+    crashed = next(run for run in runs if run.activity_type == compensation)
+    assert crashed.last_attempt >= 2
+    assert crashed.completed_by == replacement
+
+
+async def test_server_restart_mid_saga_loses_nothing(
+    tmp_path: Path,
+    services_url: str,
+    services: Services,
+    task_queue: str,
+    worker_log: IO[bytes],
+) -> None:
+    with (tmp_path / "temporal.log").open("ab") as server_log:
+        server = DevServer(port=free_port(), db_file=tmp_path / "temporal.db", log=server_log)
+        await server.start()
+        try:
+            await _restart_mid_saga(server, services_url, services, task_queue, worker_log)
+        finally:
+            await server.stop()
+
+
+async def _restart_mid_saga(
+    server: DevServer,
+    services_url: str,
+    services: Services,
+    task_queue: str,
+    worker_log: IO[bytes],
+) -> None:
+    client = await connect(server.address, "default")
+    done_before = await crash_order(services)
+    in_flight = await crash_order(services)
+    stock_before = await stock_of(services, in_flight)
+
+    async with worker_process(server.address, task_queue, services_url, worker_log) as worker:
+        finished = await start_saga(client, done_before, task_queue)
+        result_before = await finished.result()
+
+        await services.set_faults("shipping", latency_ms=LATENCY_MS)
+        handle = await start_saga(client, in_flight, task_queue)
+        await wait_for_started_activity(handle, Step.SCHEDULE_SHIPMENT)
+        await server.stop()
+        await services.reset_faults()
+        await server.start()
+
+        # The same worker process carries on: it reconnects by itself.
+        async with asyncio.timeout(SAGA_WITHIN_S):
+            result = await handle.result()
+        assert worker.returncode is None
+        identity = worker_identity(worker.pid)
+
+    assert result.state is SagaState.ORDER_CONFIRMED
+    assert_confirmed_once(await services.effects(in_flight.order_id), in_flight)
+    assert stock_before - await stock_of(services, in_flight) == quantities(in_flight)
+    runs = await activity_runs(handle)
+    assert [run.activity_type for run in runs] == list(Step)
+    assert all(run.completed_by == identity for run in runs)
+
+    # The saga that had ended before the restart is still there, with the same result.
+    described = await finished.describe()
+    assert described.status is WorkflowExecutionStatus.COMPLETED
+    assert await finished.result() == result_before
+    assert_confirmed_once(await services.effects(done_before.order_id), done_before)

@@ -1,0 +1,170 @@
+"""Record one workflow history per saga path into tests/histories, for the replay tests.
+
+Run `python -m tests.record_histories` after a change that is *meant* to alter what the workflow
+does, with the change guarded by `workflow.patched` so the histories already recorded still
+replay; keep the old files and add the new ones under new names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from ordersaga.devserver import free_port
+from ordersaga.models import (
+    OperatorAction,
+    OrderRequest,
+    OrderResult,
+    Resolution,
+    SagaState,
+    Withdrawal,
+)
+from ordersaga.ops.stack import Stack, embedded_stack
+from starter import start_saga
+from tests.orders import (
+    BLOCKED_CUSTOMER,
+    DECLINED_TOKEN,
+    FAST_POLICY,
+    SOLD_OUT_SKU,
+    UNSERVED_POSTAL_CODE,
+    make_order,
+)
+from tests.service_state import Services
+from workflows import OrderSaga
+
+HISTORIES = Path(__file__).parent / "histories"
+
+Saga = WorkflowHandle[OrderSaga, OrderResult]
+Drive = Callable[[Saga, Services], Awaitable[None]]
+
+
+async def wait_for(saga: Saga, state: SagaState) -> None:
+    """Poll the saga's status until it reaches `state`."""
+    while (await saga.query(OrderSaga.status)).state is not state:
+        await asyncio.sleep(0.05)
+
+
+async def nothing(saga: Saga, services: Services) -> None:
+    """Let the saga run its course."""
+
+
+async def cancel_mid_shipment(saga: Saga, services: Services) -> None:
+    """Cancel the workflow while Shipping is slow to answer."""
+    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await saga.cancel()
+
+
+async def withdraw_mid_shipment(saga: Saga, services: Services) -> None:
+    """The customer withdraws the order while Shipping is slow to answer."""
+    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await saga.execute_update(OrderSaga.withdraw, Withdrawal(reason="ordered twice by mistake"))
+
+
+async def operator_retries(saga: Saga, services: Services) -> None:
+    """Inventory breaks after reserving; once the release needs attention, mend it and retry."""
+    await wait_for(saga, SagaState.INVENTORY_RESERVED)
+    await services.set_faults("inventory", fail_next=1000)
+    await wait_for(saga, SagaState.NEEDS_ATTENTION)
+    await services.reset_faults()
+    await saga.execute_update(
+        OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
+    )
+
+
+async def operator_marks_done(saga: Saga, services: Services) -> None:
+    """Payment breaks after charging; once the refund needs attention, it is marked done."""
+    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await services.set_faults("payment", fail_next=1000)
+    await wait_for(saga, SagaState.NEEDS_ATTENTION)
+    await services.reset_faults()
+    await saga.execute_update(
+        OrderSaga.resolve_compensation,
+        Resolution(action=OperatorAction.MARK_DONE, reason="refunded by bank transfer, #981"),
+    )
+
+
+def unserved() -> OrderRequest:
+    """An order to a postal code Shipping does not serve."""
+    address = make_order().shipping_address.model_dump() | {"postal_code": UNSERVED_POSTAL_CODE}
+    return make_order(shipping_address=address, policy=FAST_POLICY)
+
+
+#: name -> (faults to set before the order is placed, the order, what to do while it runs)
+SCENARIOS: dict[str, tuple[dict[str, dict[str, object]], Callable[[], OrderRequest], Drive]] = {
+    "confirmed": ({}, make_order, nothing),
+    "out_of_stock": (
+        {},
+        lambda: make_order(items=[{"sku": SOLD_OUT_SKU, "quantity": 1, "unit_price": 100}]),
+        nothing,
+    ),
+    "payment_declined": (
+        {},
+        lambda: make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}),
+        nothing,
+    ),
+    "shipping_refused": ({}, unserved, nothing),
+    "confirmation_refused": ({}, lambda: make_order(customer_id=BLOCKED_CUSTOMER), nothing),
+    "transient_faults_retried": (
+        {"payment": {"fail_next": 2, "fail_after_commit": True}},
+        lambda: make_order(policy=FAST_POLICY),
+        nothing,
+    ),
+    "cancelled": ({"shipping": {"latency_ms": 2000}}, make_order, cancel_mid_shipment),
+    "withdrawn": ({"shipping": {"latency_ms": 2000}}, make_order, withdraw_mid_shipment),
+    "needs_attention_retried": (
+        {"payment": {"latency_ms": 1000}},
+        lambda: make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=FAST_POLICY),
+        operator_retries,
+    ),
+    "needs_attention_marked_done": (
+        {"shipping": {"latency_ms": 1000}},
+        unserved,
+        operator_marks_done,
+    ),
+}
+
+
+async def record(stack: Stack, services: Services, name: str) -> Path:
+    """Run one scenario to its end and write its history."""
+    faults, make, drive = SCENARIOS[name]
+    await services.reset_faults()
+    for service, settings in faults.items():
+        await services.set_faults(service, **settings)
+    saga = await start_saga(stack.client, make(), stack.task_queue)
+    await drive(saga, services)
+    with contextlib.suppress(WorkflowFailureError):
+        await saga.result()
+    await services.reset_faults()
+    path = HISTORIES / f"{name}.json"
+    path.write_text((await saga.fetch_history()).to_json())
+    return path
+
+
+async def main(names: list[str]) -> None:
+    """Record the named scenarios (all of them by default)."""
+    HISTORIES.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as data:
+        async with (
+            embedded_stack(
+                Path(data),
+                temporal_port=free_port(),
+                ui_port=None,
+                services_port=free_port(),
+                task_queue="record-histories",
+            ) as stack,
+            httpx.AsyncClient(base_url=stack.services_url) as http,
+        ):
+            services = Services(http)
+            for name in names or SCENARIOS:
+                print(f"recorded {await record(stack, services, name)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

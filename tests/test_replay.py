@@ -1,0 +1,36 @@
+"""Recorded histories of every saga path replay against today's workflow code.
+
+A change that would break sagas already running (a step added, reordered or removed without
+`workflow.patched`) makes the replay raise a non-determinism error here, before it ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.record_histories import HISTORIES, SCENARIOS
+from workflows import OrderSaga
+
+RECORDED = sorted(HISTORIES.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"order-{path.stem}", path.read_text())
+
+
+def test_every_saga_path_has_a_recorded_history() -> None:
+    assert {path.stem for path in RECORDED} >= set(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[path.stem for path in RECORDED])
+async def test_recorded_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[OrderSaga], data_converter=pydantic_data_converter)
+
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+
+    assert result.replay_failure is None, result.replay_failure

@@ -47,6 +47,9 @@ class SagaPolicy(BaseModel):
         step_overrides: A different policy for some steps.
         compensations: Each compensation retries with backoff up to this bound; past it the
             saga needs attention and waits for an operator, who can retry or mark it done.
+        deadline_s: The order must be confirmed within this many seconds of being placed, or
+            it is undone (a workflow timer, not an execution timeout, which would skip the
+            compensations). None: no deadline.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,6 +57,7 @@ class SagaPolicy(BaseModel):
     steps: ActivityPolicy = ActivityPolicy()
     step_overrides: dict[Step, ActivityPolicy] = {}
     compensations: ActivityPolicy = ActivityPolicy(first_retry_s=1.0, max_attempts=10)
+    deadline_s: float | None = Field(default=900.0, gt=0, le=30 * 86400)
 
     def for_step(self, step: Step) -> ActivityPolicy:
         """The policy of one forward step."""

@@ -1,8 +1,8 @@
-"""Record one workflow history per saga path into tests/histories, for the replay tests.
+"""Record one workflow history per saga path into tests/histories/<version>, for replay tests.
 
-Run `python -m tests.record_histories` after a change that is *meant* to alter what the workflow
-does, with the change guarded by `workflow.patched` so the histories already recorded still
-replay; keep the old files and add the new ones under new names.
+After a change that is *meant* to alter what the workflow does (guarded by `workflow.patched`, so
+that sagas already running replay as they ran), bump `CURRENT_VERSION` and run
+`python -m tests.record_histories`. Keep the older versions: they are the sagas still running.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from tests.service_state import Services
 from workflows import OrderSaga
 
 HISTORIES = Path(__file__).parent / "histories"
+
+#: v1: before the order deadline; v2: with it (patch "order-deadline").
+CURRENT_VERSION = "v2"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 Drive = Callable[[Saga, Services], Awaitable[None]]
@@ -116,6 +119,11 @@ SCENARIOS: dict[str, tuple[dict[str, dict[str, object]], Callable[[], OrderReque
         lambda: make_order(policy=FAST_POLICY),
         nothing,
     ),
+    "deadline_exceeded": (
+        {"shipping": {"latency_ms": 3000}},
+        lambda: make_order(policy=FAST_POLICY.model_copy(update={"deadline_s": 1.0})),
+        nothing,
+    ),
     "cancelled": ({"shipping": {"latency_ms": 2000}}, make_order, cancel_mid_shipment),
     "withdrawn": ({"shipping": {"latency_ms": 2000}}, make_order, withdraw_mid_shipment),
     "needs_attention_retried": (
@@ -142,14 +150,14 @@ async def record(stack: Stack, services: Services, name: str) -> Path:
     with contextlib.suppress(WorkflowFailureError):
         await saga.result()
     await services.reset_faults()
-    path = HISTORIES / f"{name}.json"
+    path = HISTORIES / CURRENT_VERSION / f"{name}.json"
     path.write_text((await saga.fetch_history()).to_json())
     return path
 
 
 async def main(names: list[str]) -> None:
     """Record the named scenarios (all of them by default)."""
-    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / CURRENT_VERSION).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
         async with (
             embedded_stack(

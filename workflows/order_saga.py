@@ -70,6 +70,13 @@ WITHDRAWABLE = frozenset(
 #: `ApplicationError.type` of an order the customer withdrew.
 ORDER_WITHDRAWN = "OrderWithdrawn"
 
+#: `ApplicationError.type` of an order not confirmed within its policy's deadline.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+#: Sagas started before the order deadline existed have no timer in their history; this patch
+#: keeps them replaying as they ran, while new sagas get the deadline.
+DEADLINE_PATCH = "order-deadline"
+
 
 class StepFailed(Exception):
     """A forward step failed for good; carries what the saga reports about it."""
@@ -115,6 +122,9 @@ class OrderSaga:
         if self._status.withdrawn:
             forward.cancel()
         try:
+            deadline = request.policy.deadline_s
+            if workflow.patched(DEADLINE_PATCH) and deadline is not None:
+                await self._before_deadline(forward, deadline)
             result = await forward
             if self._status.withdrawn:
                 # Withdrawn in the same moment the last step succeeded: undo that too.
@@ -177,6 +187,16 @@ class OrderSaga:
                 f"order {self._request.order_id} is {self._status.state.value}; "
                 "there is no compensation waiting for an operator"
             )
+
+    async def _before_deadline(self, forward: asyncio.Task[OrderResult], seconds: float) -> None:
+        """Wait for the steps to finish; past the deadline, fail the step in flight."""
+        try:
+            await workflow.wait_condition(forward.done, timeout=seconds)
+        except TimeoutError:
+            in_flight = self._compensation_stack[-1]
+            raise self._failed(
+                in_flight, DEADLINE_EXCEEDED, f"order not confirmed within {seconds:g} s"
+            ) from None
 
     async def _place_order(self, request: OrderRequest) -> OrderResult:
         reservation = await self._run_step(

@@ -1,69 +1,62 @@
-"""Place, inspect and cancel orders: each order is one `OrderSaga` workflow.
+"""Place, inspect, withdraw and cancel orders, and settle stuck compensations.
+
+Each order is one `OrderSaga` workflow, `order-<order id>`.
 
 Examples:
     python starter.py place --order-id A1 --item SKU-BOOK:2:1500 --card 4242424242424242
     python starter.py place --file order.json --no-wait
     python starter.py status A1
+    python starter.py withdraw A1 --reason "ordered twice"
     python starter.py cancel A1
+    python starter.py attention
+    python starter.py retry-compensation A1
+    python starter.py mark-done A1 --reason "refunded by bank transfer"
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pydantic
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from ordersaga.models import (
     CardDetails,
+    OperatorAction,
     OrderForm,
-    OrderRequest,
     OrderResult,
-    PaymentMethod,
+    Resolution,
     SagaState,
     SagaStatus,
+    Withdrawal,
     describe_errors,
     workflow_id_for,
+)
+from ordersaga.placing import (
+    DEMO_ORDER,
+    InputError,
+    read_order_file,
+    start_saga,
+    tokenize,
 )
 from ordersaga.search_attributes import ORDER_STATUS
 from ordersaga.settings import ServiceUrls, add_options
 from ordersaga.temporal import connect, exit_process, ui_link
 from workflows import OrderSaga
 
-#: Used for whatever `place` is not told, so that a demo order needs only an id and an item.
-DEMO_ORDER: dict[str, Any] = {
-    "customer_id": "cust-demo",
-    "currency": "USD",
-    "shipping_address": {
-        "name": "Ada Demo",
-        "line1": "1 Example Street",
-        "city": "Springfield",
-        "postal_code": "12345",
-        "country": "US",
-    },
-}
-
-
-class InputError(Exception):
-    """The order is not valid; each line of `problems` names a field and what is wrong."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+Update = TypeVar("Update", Withdrawal, Resolution)
 
 
 def order_form(args: argparse.Namespace) -> OrderForm:
@@ -88,23 +81,6 @@ def order_form(args: argparse.Namespace) -> OrderForm:
         raise InputError(describe_errors(err)) from err
 
 
-def read_order_file(path: str) -> dict[str, Any]:
-    """The JSON object in an order file; one clear line if it is unreadable or not one."""
-    try:
-        data = json.loads(Path(path).read_bytes())
-    except OSError as err:
-        raise InputError([f"file: cannot read {path}: {err.strerror or err}"]) from err
-    except json.JSONDecodeError as err:
-        where = f"line {err.lineno} column {err.colno}"
-        raise InputError([f"file: {path} is not JSON ({err.msg} at {where})"]) from err
-    except ValueError as err:  # not text: UnicodeDecodeError
-        raise InputError([f"file: {path} is not JSON (not UTF-8 text)"]) from err
-    if not isinstance(data, dict):
-        kind = "an array" if isinstance(data, list) else "a single value"
-        raise InputError([f"file: {path} must hold one order as a JSON object, not {kind}"])
-    return data
-
-
 def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
     """`SKU:QUANTITY:UNIT_PRICE` flags as order items, as typed.
 
@@ -117,17 +93,6 @@ def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
         quantity, _, unit_price = rest.partition(":")
         items.append({"sku": sku, "quantity": quantity, "unit_price": unit_price})
     return items
-
-
-async def tokenize(payment_url: str, card: CardDetails) -> PaymentMethod:
-    """Exchange card details for a Payment-service token, so no card number reaches Temporal."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(f"{payment_url}/tokens", json=card.model_dump(mode="json"))
-    if response.is_client_error:
-        raise InputError([f"payment: the card was refused ({response.json().get('code')})"])
-    response.raise_for_status()
-    token = response.json()
-    return PaymentMethod(token=token["token"], last4=token["last4"])
 
 
 async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> int:
@@ -157,26 +122,6 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     return 0
 
 
-async def start_saga(
-    client: Client, request: OrderRequest, task_queue: str
-) -> WorkflowHandle[OrderSaga, OrderResult]:
-    """Start one saga per order id, ever: a second start for the same id is refused.
-
-    The saga keeps its `OrderStatus` search attribute current because it starts with one.
-    """
-    return await client.start_workflow(
-        OrderSaga.run,
-        request,
-        id=workflow_id_for(request.order_id),
-        task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(ORDER_STATUS, SagaState.STARTED.value)]
-        ),
-    )
-
-
 async def status(client: Client, args: argparse.Namespace) -> int:
     """Print where an order's saga stands."""
     workflow_id = workflow_id_for(args.order_id)
@@ -198,6 +143,71 @@ async def cancel(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+async def withdraw(client: Client, args: argparse.Namespace) -> int:
+    """The customer takes the order back; accepted only before it is confirmed."""
+    saga = await update_saga(
+        client, args.order_id, OrderSaga.withdraw, Withdrawal(reason=args.reason)
+    )
+    if saga is None:
+        return 1
+    print(f"Order {args.order_id} withdrawn.")
+    print_status(saga)
+    return 0
+
+
+async def update_saga(
+    client: Client,
+    order_id: str,
+    update: UpdateMethodMultiParam[[OrderSaga, Update], SagaStatus],
+    arg: Update,
+) -> SagaStatus | None:
+    """Send an update to an order's saga; None, after saying why, if the saga refused it."""
+    handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
+    try:
+        return await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as err:
+        print(f"error: refused: {err.cause}", file=sys.stderr)
+    except RPCError:
+        description = await handle.describe()  # raises NOT_FOUND if there is no such saga
+        if description.status is WorkflowExecutionStatus.RUNNING:
+            raise
+        ended = description.status.name if description.status else "ended"
+        print(f"error: refused: the saga of order {order_id} has ended ({ended})", file=sys.stderr)
+    return None
+
+
+async def attention(client: Client, args: argparse.Namespace) -> int:
+    """List the orders whose saga waits for an operator, with what it waits on."""
+    query = (
+        f"{ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}' AND ExecutionStatus = 'Running'"
+    )
+    found = 0
+    async for execution in client.list_workflows(query):
+        saga = await client.get_workflow_handle(execution.id).query(OrderSaga.status)
+        if saga.attention:
+            found += 1
+            print(
+                f"{saga.order_id}: {saga.attention.compensation.value} failed "
+                f"{saga.attention.attempts} times: {saga.attention.reason}"
+            )
+    print(f"{found} order(s) need attention." if found else "No order needs attention.")
+    return 0
+
+
+async def resolve(client: Client, args: argparse.Namespace) -> int:
+    """Retry the compensation an order's saga waits on, or mark it done by hand."""
+    action = (
+        OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
+    )
+    resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
+    saga = await update_saga(client, args.order_id, OrderSaga.resolve_compensation, resolution)
+    if saga is None:
+        return 1
+    print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
+    print_status(saga)
+    return 0
+
+
 def print_status(saga: SagaStatus) -> None:
     """The `status` query, one fact a line."""
     print(f"  state:        {saga.state.value}")
@@ -208,6 +218,13 @@ def print_status(saga: SagaStatus) -> None:
         print(
             f"  failed step:  {saga.failed_step.value} ({saga.failure_type}: {saga.failure_reason})"
         )
+    if saga.attention:
+        print(
+            f"  needs attention: {saga.attention.compensation.value} failed "
+            f"{saga.attention.attempts} times ({saga.attention.reason})"
+        )
+    for compensation, reason in saga.resolved_by_hand.items():
+        print(f"  done by hand: {compensation.value} ({reason})")
 
 
 def print_result(result: OrderResult) -> None:
@@ -251,9 +268,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, help_text in (
         ("status", "show an order's saga state"),
         ("cancel", "cancel an order's saga (it compensates first)"),
+        ("withdraw", "the customer withdraws an order not yet confirmed"),
+        ("retry-compensation", "retry the compensation an order's saga waits on"),
+        ("mark-done", "record the compensation an order's saga waits on as done by hand"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("order_id", help="the order id (not the workflow id)")
+        if name in ("withdraw", "mark-done"):
+            command.add_argument(
+                "--reason", default="", required=name == "mark-done", help="why (kept in history)"
+            )
+    commands.add_parser("attention", help="list the orders whose saga waits for an operator")
     return parser.parse_args(argv)
 
 
@@ -263,7 +288,15 @@ async def run(args: argparse.Namespace) -> int:
     client = await connect(args.address, args.namespace)
     if form:
         return await place(client, args, form)
-    return await {"status": status, "cancel": cancel}[args.command](client, args)
+    commands = {
+        "status": status,
+        "cancel": cancel,
+        "withdraw": withdraw,
+        "attention": attention,
+        "retry-compensation": resolve,
+        "mark-done": resolve,
+    }
+    return await commands[args.command](client, args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ from ordersaga.models import (
     Withdrawal,
 )
 from ordersaga.ops.stack import Stack, embedded_stack
-from starter import start_saga
+from ordersaga.placing import start_saga
 from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

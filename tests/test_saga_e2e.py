@@ -14,8 +14,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from ordersaga.models import OrderRequest, SagaState, SagaStatus
+from ordersaga.placing import start_saga
 from ordersaga.steps import Compensation, RefusalType
-from starter import start_saga
 from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

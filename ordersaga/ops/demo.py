@@ -15,9 +15,9 @@ from temporalio.client import WorkflowFailureError
 
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.stack import Stack, embedded_stack
+from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
 from ordersaga.settings import DEFAULT_NAMESPACE, DEFAULT_UI_URL
 from ordersaga.temporal import ui_link
-from starter import DEMO_ORDER, start_saga, tokenize
 from workflows import OrderSaga
 
 APPROVED_CARD = "4242424242424242"

@@ -24,6 +24,7 @@ from ordersaga.models import (
     OrderResult,
     Resolution,
     SagaState,
+    SagaStatus,
     Withdrawal,
 )
 from ordersaga.ops.stack import Stack, embedded_stack
@@ -48,10 +49,11 @@ Saga = WorkflowHandle[OrderSaga, OrderResult]
 Drive = Callable[[Saga, Services], Awaitable[None]]
 
 
-async def wait_for(saga: Saga, state: SagaState) -> None:
-    """Poll the saga's status until it reaches `state`."""
-    while (await saga.query(OrderSaga.status)).state is not state:
+async def wait_for(saga: Saga, state: SagaState) -> SagaStatus:
+    """Poll the saga's status until it reaches `state`; return that status."""
+    while (status := await saga.query(OrderSaga.status)).state is not state:
         await asyncio.sleep(0.05)
+    return status
 
 
 async def nothing(saga: Saga, services: Services) -> None:

@@ -27,6 +27,7 @@ from ordersaga.models import (
 from ordersaga.policy import ActivityPolicy, SagaPolicy
 from ordersaga.steps import Compensation, RefusalType, Step
 from tests.orders import make_order
+from tests.record_histories import wait_for
 from tests.stand_ins import StandIns, fault, refusal
 from workflows import OrderSaga
 
@@ -228,14 +229,6 @@ async def test_a_payload_that_is_not_an_order_fails_at_once(
 STUCK = SagaPolicy(compensations=ActivityPolicy(first_retry_s=1, max_attempts=3))
 
 
-async def wait_for_state(
-    handle: WorkflowHandle[OrderSaga, OrderResult], state: SagaState
-) -> SagaStatus:
-    while (status := await handle.query(OrderSaga.status)).state is not state:
-        await asyncio.sleep(0.05)
-    return status
-
-
 async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -247,7 +240,7 @@ async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
     )
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        stuck = await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        stuck = await wait_for(handle, SagaState.NEEDS_ATTENTION)
         await handle.execute_update(
             OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
         )
@@ -277,7 +270,7 @@ async def test_marking_a_compensation_done_by_hand_lets_the_rest_run(
     )
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        await wait_for(handle, SagaState.NEEDS_ATTENTION)
         with pytest.raises(WorkflowUpdateFailedError):
             # Without a reason nothing is marked done: the validator refuses it.
             await handle.execute_update(
@@ -355,7 +348,7 @@ async def test_an_order_being_undone_cannot_be_withdrawn(
     )
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        await wait_for_state(handle, SagaState.NEEDS_ATTENTION)
+        await wait_for(handle, SagaState.NEEDS_ATTENTION)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(OrderSaga.withdraw, Withdrawal())
         await handle.execute_update(

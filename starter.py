@@ -75,10 +75,23 @@ def order_form(args: argparse.Namespace) -> OrderForm:
             if args.token
             else {"card_number": args.card, "exp_month": 12, "exp_year": 2030}
         )
+        data["policy"] = policy_from_flags(args)
     try:
         return OrderForm.model_validate(data)
     except pydantic.ValidationError as err:
         raise InputError(describe_errors(err)) from err
+
+
+def policy_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The saga policy: the business defaults, with what the flags change."""
+    policy: dict[str, Any] = {}
+    if args.step_attempts is not None:
+        policy["steps"] = {"max_attempts": args.step_attempts}
+    if args.compensation_attempts is not None:
+        policy["compensations"] = {"first_retry_s": 1.0, "max_attempts": args.compensation_attempts}
+    if args.deadline is not None:
+        policy["deadline_s"] = args.deadline
+    return policy
 
 
 def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
@@ -263,6 +276,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     payment.add_argument("--token", help="an existing Payment-service token (tok_...)")
     place_cmd.add_argument("--last4", default="0000", help="last four digits, with --token")
+    place_cmd.add_argument(
+        "--step-attempts", type=int, help="attempts per step, first included [default 4]"
+    )
+    place_cmd.add_argument(
+        "--compensation-attempts",
+        type=int,
+        help="attempts of a compensation before it needs attention [default 10]",
+    )
+    place_cmd.add_argument(
+        "--deadline", type=float, help="seconds to confirm the order in, or undo it [default 900]"
+    )
     place_cmd.add_argument("--no-wait", action="store_true", help="start it and return")
 
     for name, help_text in (

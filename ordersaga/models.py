@@ -192,11 +192,14 @@ class CardDetails(_Model):
 
 
 class _Order(_Model):
+    # `policy` is how the saga times out and retries its calls: the default is what the
+    # business asked for; a shop's backend may choose another per order.
     order_id: Identifier
     customer_id: Identifier
     items: list[OrderItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
     currency: Currency
     shipping_address: Address
+    policy: SagaPolicy = SagaPolicy()
 
     @field_validator("items", mode="before")
     @classmethod
@@ -234,14 +237,9 @@ class _Order(_Model):
 
 
 class OrderRequest(_Order):
-    """An order as placed by a customer: the input of the `OrderSaga` workflow.
-
-    `policy` is how the saga times out and retries its calls; the default is what the business
-    asked for, and a shop's backend may choose another per order.
-    """
+    """An order as placed by a customer: the input of the `OrderSaga` workflow."""
 
     payment: PaymentMethod
-    policy: SagaPolicy = SagaPolicy()
 
     @field_validator("payment", mode="before")
     @classmethod

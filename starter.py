@@ -128,7 +128,7 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     try:
         result = await handle.result()
     except WorkflowFailureError as err:
-        print(f"Order {request.order_id} not placed: {err.cause}")
+        print(getattr(err.cause, "message", err.cause))
         print_status(await handle.query(OrderSaga.status))
         return 1
     print_result(result)

@@ -32,6 +32,9 @@ def create_worker(
         workflows=[OrderSaga],
         activities=build_activities(http, urls),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # A dead worker's sagas wait this long on its sticky queue before another worker takes
+        # them (the SDK default is 10 s); on a healthy worker a task is picked up in milliseconds.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
 
 

@@ -38,6 +38,9 @@ def installed_binary(name: str) -> str:
 def ensure_free(host: str, port: int, what: str) -> None:
     """Raise `PortInUseError` naming `what` if `port` cannot be bound."""
     with socket.socket() as probe:
+        # As servers bind: the TIME_WAIT remnants of a stopped server's connections do not
+        # block a restart on its port, while a live listener still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as err:

@@ -1,4 +1,4 @@
-"""Crash safety: a worker killed mid-saga, or a Temporal server restarted, loses and repeats nothing.
+"""Crash safety: a worker killed mid-saga or a restarted Temporal server loses and repeats nothing.
 
 Real parts only: the `temporal` dev server, the stand-in services in their own process, and
 workers that are processes of their own (`worker.py`), killed with SIGKILL. A step is made to be in
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,10 +23,10 @@ from temporalio.exceptions import ApplicationError
 from ordersaga.devserver import DevServer, free_port
 from ordersaga.models import OrderRequest, SagaState
 from ordersaga.ops.stack import worker_identity, worker_process
+from ordersaga.placing import start_saga
 from ordersaga.policy import SagaPolicy
 from ordersaga.steps import Compensation, RefusalType, Step
 from ordersaga.temporal import connect
-from starter import start_saga
 from tests.orders import BLOCKED_CUSTOMER, FAST_POLICY, make_order
 from tests.saga_checks import (
     activity_runs,
@@ -71,7 +71,7 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def worker_log(tmp_path: Path) -> AsyncIterator[IO[bytes]]:
+def worker_log(tmp_path: Path) -> Iterator[IO[bytes]]:
     with (tmp_path / "worker.log").open("ab") as log:
         yield log
 
@@ -117,10 +117,10 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     async with worker_process(dev_server.address, task_queue, services_url, worker_log) as second:
         async with asyncio.timeout(SAGA_WITHIN_S):
             result = await handle.result()
+        status = await handle.query(OrderSaga.status)  # a query needs a worker
         replacement = worker_identity(second.pid)
 
     assert result.state is SagaState.ORDER_CONFIRMED
-    status = await handle.query(OrderSaga.status)
     assert status.state is SagaState.ORDER_CONFIRMED
     assert status.compensations_run == []
     effects = await services.effects(order.order_id)
@@ -163,12 +163,12 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
         with pytest.raises(WorkflowFailureError) as failed:
             async with asyncio.timeout(SAGA_WITHIN_S):
                 await handle.result()
+        status = await handle.query(OrderSaga.status)  # a query needs a worker
         replacement = worker_identity(second.pid)
 
     failure = failed.value.cause
     assert isinstance(failure, ApplicationError)
     assert failure.type == RefusalType.CONFIRMATION_REJECTED
-    status = await handle.query(OrderSaga.status)
     assert status.state is SagaState.ABORTED
     undone_in_reverse = [
         Compensation.CANCEL_SHIPMENT,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+import worker
 from activities import create_http_client
 from ordersaga.devserver import DevServer, ensure_free
 from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls
@@ -105,3 +111,119 @@ async def embedded_stack(
         urls = ServiceUrls.from_base(services_url)
         await stack.enter_async_context(create_worker(client, task_queue, http, urls))
         yield Stack(client=client, services_url=services_url, task_queue=task_queue)
+
+
+#: `worker.py`, run as a script by `worker_process`.
+WORKER_SCRIPT = Path(worker.__file__).resolve()
+
+
+@asynccontextmanager
+async def worker_process(
+    address: str,
+    task_queue: str,
+    services_url: str,
+    log: IO[bytes] | int,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    env: Mapping[str, str] | None = None,
+    ready_within: float = 30.0,
+    stop_within: float = 15.0,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run `python worker.py` in a process of its own; yields the process once it polls.
+
+    The worker gets `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TASK_QUEUE` and `SERVICES_URL` in
+    its environment (on top of this process's environment and `env`). The context is entered
+    once the Temporal server lists the process (by its identity, `<pid>@<host>`) among the
+    pollers of both the workflow and the activity task queue, so work placed on `task_queue`
+    from then on reaches it.
+
+    To crash the worker, as a power cut or the OOM killer would, call `process.kill()`
+    (SIGKILL): it finishes nothing, and Temporal hands its work to another worker once the
+    activities' start-to-close timeouts expire. On exit, a process still alive gets SIGTERM,
+    which lets it finish in-flight work (up to the worker's graceful shutdown timeout), and
+    SIGKILL if it has not ended within `stop_within` seconds.
+
+    Args:
+        address: The Temporal frontend, host:port.
+        task_queue: The task queue the worker polls.
+        services_url: Base URL of the stand-in services.
+        log: Where the worker's output goes (a file opened for binary writing, or DEVNULL).
+        namespace: The Temporal namespace.
+        env: More environment variables for the worker (`INVENTORY_URL`, ...).
+        ready_within: Seconds to wait for the worker to poll.
+        stop_within: Seconds to wait for a terminated worker to end before killing it.
+
+    Raises:
+        RuntimeError: The worker exited before it polled.
+        TimeoutError: It did not poll within `ready_within` seconds.
+    """
+    worker_env = {
+        **os.environ,
+        **(env or {}),
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_NAMESPACE": namespace,
+        "TASK_QUEUE": task_queue,
+        "SERVICES_URL": services_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(WORKER_SCRIPT), stdout=log, stderr=log, env=worker_env
+    )
+    try:
+        client = await connect(address, namespace)
+        async with asyncio.timeout(ready_within):
+            await wait_for_pollers(client, task_queue, worker_identity(process.pid), process)
+        yield process
+    finally:
+        await stop_process(process, stop_within)
+
+
+def worker_identity(pid: int) -> str:
+    """The identity a worker started in process `pid` on this host reports to Temporal.
+
+    It is the SDK's default client identity, which `worker.py` keeps.
+    """
+    return f"{pid}@{socket.gethostname()}"
+
+
+async def wait_for_pollers(
+    client: Client,
+    task_queue: str,
+    identity: str,
+    process: asyncio.subprocess.Process | None = None,
+    interval_s: float = 0.05,
+) -> None:
+    """Return once a worker with `identity` polls both kinds of task of `task_queue`.
+
+    Bound it with `asyncio.timeout`. If `process` is given and exits first, raise RuntimeError.
+    """
+    kinds = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+    while True:
+        if process is not None and process.returncode is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}; see its log")
+        polling = 0
+        for kind in kinds:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=kind,
+                )
+            )
+            polling += any(poller.identity == identity for poller in described.pollers)
+        if polling == len(kinds):
+            return
+        await asyncio.sleep(interval_s)
+
+
+async def stop_process(process: asyncio.subprocess.Process, within_s: float = 15.0) -> None:
+    """End `process`: SIGTERM, then SIGKILL if it is still alive after `within_s` seconds."""
+    if process.returncode is None:
+        with suppress(ProcessLookupError):  # ended, not yet reaped
+            process.terminate()
+        try:
+            async with asyncio.timeout(within_s):
+                await process.wait()
+            return
+        except TimeoutError:
+            process.kill()
+    await process.wait()

@@ -52,8 +52,10 @@ from ordersaga.placing import (
     tokenize,
 )
 from ordersaga.search_attributes import ORDER_STATUS
-from ordersaga.settings import ServiceUrls, add_options
+from ordersaga.settings import Group, Settings
+from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, exit_process, ui_link
+from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
 
 Update = TypeVar("Update", Withdrawal, Resolution)
@@ -112,17 +114,17 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     """Start the saga for an order and, unless `--no-wait`, wait for its outcome."""
     payment = form.payment
     if isinstance(payment, CardDetails):
-        payment = await tokenize(ServiceUrls.from_env(args.services_url).payment, payment)
+        payment = await tokenize(args.settings.service_urls.payment, payment)
     request = form.with_payment(payment)
     workflow_id = workflow_id_for(request.order_id)
     try:
-        handle = await start_saga(client, request, args.task_queue)
+        handle = await start_saga(client, request, args.settings.task_queue)
     except WorkflowAlreadyStartedError:
         print(f"Order {request.order_id} already has a saga; no second one was started.")
-        print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+        print(f"  {link(args.settings, workflow_id)}")
         return 0
     print(f"Started saga {workflow_id} for {request.total} {request.currency} (minor units)")
-    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    print(f"  {link(args.settings, workflow_id)}")
     if args.no_wait:
         return 0
     try:
@@ -143,7 +145,7 @@ async def status(client: Client, args: argparse.Namespace) -> int:
     saga = await handle.query(OrderSaga.status)
     print(f"Workflow {workflow_id}: {description.status.name if description.status else '?'}")
     print_status(saga)
-    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    print(f"  {link(args.settings, workflow_id)}")
     return 0
 
 
@@ -152,7 +154,7 @@ async def cancel(client: Client, args: argparse.Namespace) -> int:
     workflow_id = workflow_id_for(args.order_id)
     await client.get_workflow_handle(workflow_id).cancel()
     print(f"Cancellation requested for {workflow_id}; its compensations run before it ends.")
-    print(f"  {ui_link(args.ui_url, args.namespace, workflow_id)}")
+    print(f"  {link(args.settings, workflow_id)}")
     return 0
 
 
@@ -221,6 +223,11 @@ async def resolve(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def link(settings: Settings, workflow_id: str) -> str:
+    """The Web UI page of a saga."""
+    return ui_link(settings.temporal_ui_url, settings.temporal_namespace, workflow_id)
+
+
 def print_status(saga: SagaStatus) -> None:
     """The `status` query, one fact a line."""
     print(f"  state:        {saga.state.value}")
@@ -252,7 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_options(parser, "--address", "--namespace", "--task-queue", "--ui-url", "--services-url")
+    add_settings(parser, Group.TEMPORAL, Group.TLS, Group.CODEC, Group.SERVICES)
     commands = parser.add_subparsers(dest="command", required=True)
 
     place_cmd = commands.add_parser("place", help="place an order (start its saga)")
@@ -303,15 +310,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 "--reason", default="", required=name == "mark-done", help="why (kept in history)"
             )
     commands.add_parser("attention", help="list the orders whose saga waits for an operator")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Bad settings end the process here, before any order is looked at.
+    args.settings = load_settings(args, parser.prog)
+    return args
 
 
 async def run(args: argparse.Namespace) -> int:
     """Run one command; bad input is refused before anything is contacted or started."""
     form = order_form(args) if args.command == "place" else None
-    client = await connect(args.address, args.namespace)
+    client = await connect(settings=args.settings)
     if form:
-        return await place(client, args, form)
+        # The root of the order's trace: tokenizing the card, starting the saga, its outcome.
+        with traced("place order", order_id=form.order_id):
+            return await place(client, args, form)
     commands = {
         "status": status,
         "cancel": cancel,
@@ -326,6 +338,7 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `order-saga-starter`."""
     args = parse_args(argv)
+    configure_tracing("order-saga-starter", otlp_endpoint=args.settings.otel_exporter_otlp_endpoint)
     exit_process(run_command(args))
 
 
@@ -341,7 +354,10 @@ def run_command(args: argparse.Namespace) -> int:
         if err.status == RPCStatusCode.NOT_FOUND:
             print(f"error: no saga for order {args.order_id}", file=sys.stderr)
         else:
-            print(f"error: Temporal at {args.address}: {err.message}", file=sys.stderr)
+            print(
+                f"error: Temporal at {args.settings.temporal_address}: {err.message}",
+                file=sys.stderr,
+            )
         return 1
     except (RuntimeError, httpx.HTTPError) as err:
         # Client.connect raises RuntimeError when the server cannot be reached.

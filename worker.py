@@ -5,32 +5,62 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities import build_activities, create_http_client
+from activities.events import EventPublishingInterceptor, publish_events
+from ordersaga.eventbus import EventBus, open_event_bus
+from ordersaga.log_context import ActivityLogContext
 from ordersaga.logs import configure_logging
+from ordersaga.metrics import metrics_runtime
 from ordersaga.search_attributes import ensure_registered
-from ordersaga.settings import ServiceUrls, add_options
+from ordersaga.settings import Group, ServiceUrls, Settings
+from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, exit_process
+from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
 
 log = structlog.get_logger()
 
 
 def create_worker(
-    client: Client, task_queue: str, http: httpx.AsyncClient, urls: ServiceUrls
+    client: Client, task_queue: str, http: httpx.AsyncClient, urls: ServiceUrls, bus: EventBus
 ) -> Worker:
-    """A worker for the `OrderSaga` workflow and its activities, sharing one HTTP pool."""
+    """A worker for the `OrderSaga` workflow and its activities, sharing one HTTP pool.
+
+    Its activities publish the saga events they carry on `bus`.
+    """
+    return tuned_worker(
+        client,
+        task_queue,
+        [OrderSaga],
+        [*build_activities(http, urls), publish_events],
+        # ActivityLogContext first: lines logged by the others carry the saga's ids too.
+        interceptors=[ActivityLogContext(), EventPublishingInterceptor(bus)],
+    )
+
+
+def tuned_worker(
+    client: Client,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """A worker with the project's settings; `order-saga bench` runs its baseline on these too."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderSaga],
-        activities=build_activities(http, urls),
+        workflows=workflows,
+        activities=activities,
+        interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),
         # A dead worker's sagas wait this long on its sticky queue before another worker takes
         # them (the SDK default is 10 s); on a healthy worker a task is picked up in milliseconds.
@@ -38,32 +68,53 @@ def create_worker(
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags override environment variables, which override the defaults."""
+#: The settings a worker takes (`--help` lists them).
+WORKER_SETTINGS = (
+    Group.TEMPORAL,
+    Group.TLS,
+    Group.CODEC,
+    Group.SERVICES,
+    Group.DATA,
+    Group.OBSERVABILITY,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    """Flags override environment variables, which override Temporal's profile and defaults."""
     parser = argparse.ArgumentParser(description=__doc__)
-    add_options(parser, "--address", "--namespace", "--task-queue", "--services-url")
-    return parser.parse_args(argv)
+    add_settings(parser, *WORKER_SETTINGS)
+    return load_settings(parser.parse_args(argv), parser.prog)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(settings: Settings) -> None:
     """Poll the task queue until SIGINT or SIGTERM, then finish in-flight work and stop."""
-    client = await connect(args.address, args.namespace)
+    # The runtime serves the worker's metrics (the SDK's and the saga's) if an address is set.
+    client = await connect(settings=settings, runtime=metrics_runtime(settings.metrics_address))
     await ensure_registered(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    urls = ServiceUrls.from_env(args.services_url)
-    async with create_http_client() as http, create_worker(client, args.task_queue, http, urls):
-        log.info("worker started", address=args.address, task_queue=args.task_queue)
+    urls = settings.service_urls
+    bus = open_event_bus(settings.event_bus_url)
+    async with (
+        create_http_client() as http,
+        create_worker(client, settings.task_queue, http, urls, bus),
+    ):
+        log.info(
+            "worker started", address=settings.temporal_address, task_queue=settings.task_queue
+        )
         await stop.wait()
         log.info("worker stopping")
+    await bus.close()
 
 
 def main() -> None:
     """Entry point of `order-saga-worker`."""
-    configure_logging()
-    asyncio.run(run(parse_args()))
+    settings = parse_args()
+    configure_logging(settings.logging_level, json=settings.log_json)
+    configure_tracing("order-saga-worker", otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+    asyncio.run(run(settings))
     exit_process(0)
 
 

@@ -29,7 +29,7 @@ class OrderActivities:
         """
         confirmation = await self._client.post(
             "/confirmations",
-            input.model_dump(exclude={"idempotency_key"}),
+            input.model_dump(exclude={"idempotency_key", "events"}),
             input.idempotency_key,
         )
         return StepResult(id=confirmation["confirmation_id"])

@@ -65,6 +65,7 @@ class DevServer:
         ui_port: The Web UI port, or None for no UI.
         db_file: The SQLite file that keeps workflows across restarts, or None for memory.
         log: Where the server's own output goes.
+        ui_codec_endpoint: A codec server the Web UI sends payloads to, to show them decoded.
     """
 
     port: int
@@ -72,6 +73,7 @@ class DevServer:
     db_file: Path | None = None
     host: str = "127.0.0.1"
     log: IO[bytes] | int = subprocess.DEVNULL
+    ui_codec_endpoint: str | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -90,6 +92,8 @@ class DevServer:
             *search_attributes.dev_server_args(),
         ]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port and self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
         return args

@@ -8,6 +8,9 @@ from typing import TextIO
 
 import structlog
 
+from ordersaga.log_context import quiet_sdk_messages, temporal_fields
+from ordersaga.tracing import trace_ids
+
 
 def configure_logging(
     level: int = logging.INFO, *, json: bool | None = None, stream: TextIO = sys.stderr
@@ -28,8 +31,13 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        # The extra of stdlib records (workflow.logger's ids and fields), as flat fields.
+        structlog.stdlib.ExtraAdder(),
+        temporal_fields,
+        trace_ids,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    quiet_sdk_messages()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -40,7 +48,12 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # In JSON a traceback is one text field; the console renderer prints it itself.
+                *([structlog.processors.format_exc_info] if json else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

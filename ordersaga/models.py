@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_extra_types.payment import PaymentCardNumber
 
+from ordersaga.events import SagaEvent
 from ordersaga.policy import SagaPolicy
 from ordersaga.steps import Compensation, Step
 
@@ -350,7 +351,17 @@ def idempotency_key(workflow_id: str, step: Step) -> str:
     return f"{workflow_id}:{step.value}"
 
 
-class ReserveInventoryInput(_Model):
+class ActivityInput(_Model):
+    """What every activity input has: the saga events that go out with it.
+
+    The worker's event interceptor publishes `events` before the activity runs (see
+    activities/events.py), so events cost no activity of their own.
+    """
+
+    events: list[SagaEvent] = []
+
+
+class ReserveInventoryInput(ActivityInput):
     """Reserve the items of an order."""
 
     idempotency_key: str
@@ -358,7 +369,7 @@ class ReserveInventoryInput(_Model):
     items: list[OrderItem]
 
 
-class ChargePaymentInput(_Model):
+class ChargePaymentInput(ActivityInput):
     """Charge the order total to the customer's card token."""
 
     idempotency_key: str
@@ -369,7 +380,7 @@ class ChargePaymentInput(_Model):
     payment: PaymentMethod
 
 
-class ScheduleShipmentInput(_Model):
+class ScheduleShipmentInput(ActivityInput):
     """Schedule delivery of the order's items to an address."""
 
     idempotency_key: str
@@ -378,7 +389,7 @@ class ScheduleShipmentInput(_Model):
     address: Address
 
 
-class ConfirmOrderInput(_Model):
+class ConfirmOrderInput(ActivityInput):
     """Record the order as confirmed with the Order service."""
 
     idempotency_key: str
@@ -391,11 +402,17 @@ class ConfirmOrderInput(_Model):
     shipment_id: str
 
 
-class CompensationInput(_Model):
+class CompensationInput(ActivityInput):
     """Undo the effect that a step recorded under `effect_key`; a no-op if there is none."""
 
     order_id: str
     effect_key: str
+
+
+class PublishEventsInput(ActivityInput):
+    """Publish the saga's last events (its outcome), which no step activity is left to carry."""
+
+    order_id: str
 
 
 class StepResult(_Model):

@@ -12,9 +12,20 @@ from temporalio.common import SearchAttributeKey
 
 #: The saga's state (`SagaState` value): `OrderStatus = "NeedsAttention"` in the Web UI.
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+#: The customer's id (an opaque id, not personal data).
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+#: The order total in minor units.
+ORDER_TOTAL = SearchAttributeKey.for_int("OrderTotal")
+#: The step that failed (`Step` value), once one has.
+FAILED_STEP = SearchAttributeKey.for_keyword("FailedStep")
 
 #: name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` takes them.
-SEARCH_ATTRIBUTES = {ORDER_STATUS.name: "Keyword"}
+SEARCH_ATTRIBUTES = {
+    ORDER_STATUS.name: "Keyword",
+    CUSTOMER_ID.name: "Keyword",
+    ORDER_TOTAL.name: "Int",
+    FAILED_STEP.name: "Keyword",
+}
 
 
 def dev_server_args() -> list[str]:

@@ -7,13 +7,71 @@ import sys
 from typing import NoReturn
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
+
+from ordersaga.codec import codec_from_settings, data_converter
+from ordersaga.settings import Settings
+from ordersaga.tracing import flush_tracing, tracing_interceptors
 
 
-async def connect(address: str, namespace: str) -> Client:
-    """A client that speaks pydantic models, so every payload is validated on the way in."""
+async def connect(
+    address: str | None = None,
+    namespace: str | None = None,
+    *,
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+) -> Client:
+    """A client that speaks pydantic models, encrypted as the settings say, over TLS if set.
+
+    Every process connects through here, so that all of them encode payloads the same way.
+
+    Args:
+        address: The frontend host:port, instead of the settings' one.
+        namespace: The namespace, instead of the settings' one.
+        settings: The settings; by default read from the environment (and Temporal's profile).
+        runtime: The Temporal runtime, such as `ordersaga.metrics.metrics_runtime`'s (a
+            worker's metrics are recorded in its client's runtime); the SDK's default if None.
+    """
+    settings = settings or Settings()
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        address or settings.temporal_address,
+        namespace=namespace or settings.temporal_namespace,
+        data_converter=data_converter(codec_from_settings(settings)),
+        tls=tls_config(settings),
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
+        interceptors=tracing_interceptors(),
+        runtime=runtime,
+    )
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as the settings give it: off, on with the system's CAs, or with our files (mTLS).
+
+    TLS is on if asked for, or if any TLS file or an API key is given (an API key must not
+    cross the network in the clear).
+    """
+    files = (
+        settings.temporal_tls_server_ca_cert_path,
+        settings.temporal_tls_client_cert_path,
+        settings.temporal_tls_client_key_path,
+    )
+    wanted = settings.temporal_tls
+    if wanted is None:
+        wanted = (
+            any(files)
+            or settings.temporal_tls_server_name is not None
+            or bool(settings.temporal_api_key)
+        )
+    if not wanted:
+        return False
+    ca, cert, key = (path.read_bytes() if path else None for path in files)
+    return TLSConfig(
+        server_root_ca_cert=ca,
+        client_cert=cert,
+        client_private_key=key,
+        domain=settings.temporal_tls_server_name,
     )
 
 
@@ -29,6 +87,7 @@ def exit_process(code: int) -> NoReturn:
     aborts the process now and then (temporalio/sdk-python#300). Everything the process had to
     do is done by now, so flush the output and leave at once.
     """
+    flush_tracing()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

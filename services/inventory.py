@@ -38,6 +38,15 @@ CREATE TABLE IF NOT EXISTS reservation_items (
     quantity        INTEGER NOT NULL CHECK (quantity > 0),
     PRIMARY KEY (reservation_id, line)
 );
+-- Every change of stock that is not a reservation or a release: the seed and admin calls.
+-- Their sum per SKU is the starting stock `order-saga audit` checks conservation against.
+CREATE TABLE IF NOT EXISTS stock_adjustments (
+    adjustment_id   INTEGER PRIMARY KEY,
+    sku             TEXT NOT NULL,
+    delta           INTEGER NOT NULL,
+    reason          TEXT NOT NULL CHECK (reason IN ('seed', 'admin')),
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
 """
 
 #: Stock a fresh database starts with. SKU-SOLDOUT is the SKU that is always out of stock.
@@ -121,10 +130,16 @@ def create_inventory_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> F
     def set_stock(sku: Identifier, level: StockLevel) -> StockEntry:
         """Set the units available of a SKU, adding the SKU if it is new (an admin call)."""
         with db.transaction() as conn:
+            before = conn.execute("SELECT available FROM stock WHERE sku = ?", (sku,)).fetchone()
             conn.execute(
                 "INSERT INTO stock (sku, available) VALUES (?, ?)"
                 " ON CONFLICT (sku) DO UPDATE SET available = excluded.available",
                 (sku, level.available),
+            )
+            delta = level.available - (before["available"] if before else 0)
+            conn.execute(
+                "INSERT INTO stock_adjustments (sku, delta, reason) VALUES (?, ?, 'admin')",
+                (sku, delta),
             )
         return StockEntry(sku=sku, available=level.available)
 
@@ -135,6 +150,10 @@ def _seed(db: Database) -> None:
     with db.transaction() as conn:
         if conn.execute("SELECT 1 FROM stock LIMIT 1").fetchone() is None:
             conn.executemany("INSERT INTO stock (sku, available) VALUES (?, ?)", CATALOG.items())
+            conn.executemany(
+                "INSERT INTO stock_adjustments (sku, delta, reason) VALUES (?, ?, 'seed')",
+                CATALOG.items(),
+            )
 
 
 def _reserve(conn: sqlite3.Connection, key: str, request: ReserveRequest) -> Reservation:

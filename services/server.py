@@ -12,7 +12,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from ordersaga.logs import configure_logging
-from ordersaga.settings import DEFAULT_SERVICES_PORT
+from ordersaga.settings import DEFAULT_SERVICES_PORT, Group
+from ordersaga.settings_cli import add_settings, load_settings
+from ordersaga.tracing import configure_tracing
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings
 
@@ -75,17 +77,8 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the services' options (`--host --port --data-dir --error-rate --latency-ms`)."""
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface (default %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_SERVICES_PORT, help="TCP port (default %(default)s)"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help="folder of the databases (default %(default)s)",
-    )
+    """Add the services' options: where they listen, their data folder, logging and faults."""
+    add_settings(parser, Group.SERVICES_SERVER, Group.DATA)
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="chance, 0..1, that a mutating call fails"
     )
@@ -101,8 +94,12 @@ def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     except ValidationError as exc:
         error = exc.errors()[0]
         parser.error(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}")
-    configure_logging()
-    run(args.host, args.port, args.data_dir, faults)
+    settings = load_settings(args, parser.prog)
+    configure_logging(settings.logging_level, json=settings.log_json)
+    # FastAPI traces each request itself once a tracer provider is set (its native telemetry),
+    # joining the caller's trace through the `traceparent` header.
+    configure_tracing("order-saga-services")
+    run(settings.services_host, settings.services_port, settings.data_dir, faults)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

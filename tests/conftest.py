@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,12 +14,26 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import create_http_client
 from ordersaga.devserver import DevServer, free_port, installed_binary
+from ordersaga.eventbus import EventBus, open_event_bus
+from ordersaga.keyring import ensure_key_file
 from ordersaga.ops.stack import services_process
 from ordersaga.settings import ServiceUrls
 from ordersaga.temporal import connect
 from tests.service_state import Services
 from tests.starter_runner import StarterRunner
 from worker import create_worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A payload keyring made for the session: every client and worker encrypts with it.
+
+    Set in the environment, so that worker and starter processes the tests start use it too.
+    """
+    keys = ensure_key_file(tmp_path_factory.mktemp("keys") / "codec-keys", "test-k1")
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("CODEC_KEY_FILE", str(keys))
+        yield keys
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +72,32 @@ async def services_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest.fixture(scope="session")
-async def saga_task_queue(client: Client, services_url: str) -> AsyncIterator[str]:
+def event_bus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's event log; worker processes the tests start publish to it too."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('events') / 'events.db'}"
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("EVENT_BUS", url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def event_bus(event_bus_url: str) -> AsyncIterator[EventBus]:
+    """The session's event bus, for workers and for reading what they published."""
+    bus = open_event_bus(event_bus_url)
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture(scope="session")
+async def saga_task_queue(
+    client: Client, services_url: str, event_bus: EventBus
+) -> AsyncIterator[str]:
     """A worker with the real activities, polling its own task queue."""
     task_queue = "e2e"
+    urls = ServiceUrls.from_base(services_url)
     async with (
         create_http_client() as http,
-        create_worker(client, task_queue, http, ServiceUrls.from_base(services_url)),
+        create_worker(client, task_queue, http, urls, event_bus),
     ):
         yield task_queue
 

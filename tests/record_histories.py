@@ -42,8 +42,9 @@ from workflows import OrderSaga
 
 HISTORIES = Path(__file__).parent / "histories"
 
-#: v1: before the order deadline; v2: with it (patch "order-deadline").
-CURRENT_VERSION = "v2"
+#: v1: before the order deadline; v2: with it (patch "order-deadline"); v3: with saga events
+#: (patch "saga-events").
+CURRENT_VERSION = "v3"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 Drive = Callable[[Saga, Services], Awaitable[None]]

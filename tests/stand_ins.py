@@ -11,6 +11,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ordersaga.events import SagaEvent
 from ordersaga.models import StepResult
 from ordersaga.steps import Compensation, Step
 
@@ -35,6 +36,8 @@ class StandIns:
         attempt_times: Per activity, when each attempt started, by `clock` if given.
         hold: Activities that wait, once started, until their event is set.
         started: Set when a held activity has started.
+        events: The saga events the activities carried, each once, in the order first seen;
+            `publish_events` carries events too but is not counted in `calls`.
     """
 
     def __init__(
@@ -48,14 +51,26 @@ class StandIns:
         self.attempt_times: dict[str, list[datetime]] = defaultdict(list)
         self.hold: dict[str, asyncio.Event] = {}
         self.started: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.events: list[SagaEvent] = []
 
     def activities(self) -> list[Callable[..., Any]]:
         """One stand-in per activity name the workflow calls."""
-        return [self._stand_in(name) for name in ALL_ACTIVITIES]
+        return [self._stand_in(name) for name in ALL_ACTIVITIES] + [self._publish_events]
+
+    def _record_events(self, arg: dict[str, Any]) -> None:
+        seen = {event.event_id for event in self.events}
+        for event in map(SagaEvent.model_validate, arg.get("events", [])):
+            if event.event_id not in seen:
+                self.events.append(event)
+
+    @activity.defn(name="publish_events")
+    async def _publish_events(self, arg: dict[str, Any]) -> None:
+        self._record_events(arg)
 
     def _stand_in(self, name: str) -> Callable[..., Any]:
         @activity.defn(name=name)
-        async def stand_in(_: dict[str, Any]) -> StepResult:
+        async def stand_in(arg: dict[str, Any]) -> StepResult:
+            self._record_events(arg)
             self.calls.append(name)
             if self.clock:
                 self.attempt_times[name].append(await self.clock())

@@ -129,7 +129,8 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     assert stock_before - await stock_of(services, order) == quantities(order)
     # The history shows the crash: the step was retried, and the new worker finished it.
     runs = await activity_runs(handle)
-    assert [run.activity_type for run in runs] == list(Step)
+    # The four steps, then the activity that publishes the saga's outcome event.
+    assert [run.activity_type for run in runs] == [*list(Step), "publish_events"]
     crashed = runs[list(Step).index(step)]
     assert crashed.last_attempt >= 2
     assert crashed.completed_by == replacement
@@ -187,7 +188,11 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     # Each compensation was called once (retried, not repeated), in reverse order of the steps,
     # and the one in flight at the crash was finished by the new worker.
     runs = await activity_runs(handle)
-    assert [run.activity_type for run in runs] == [*list(Step), *undone_in_reverse]
+    assert [run.activity_type for run in runs] == [
+        *list(Step),
+        *undone_in_reverse,
+        "publish_events",
+    ]
     assert all(run.completed for run in runs if run.activity_type in undone_in_reverse)
     crashed = next(run for run in runs if run.activity_type == compensation)
     assert crashed.last_attempt >= 2
@@ -243,7 +248,7 @@ async def _restart_mid_saga(
     assert_confirmed_once(await services.effects(in_flight.order_id), in_flight)
     assert stock_before - await stock_of(services, in_flight) == quantities(in_flight)
     runs = await activity_runs(handle)
-    assert [run.activity_type for run in runs] == list(Step)
+    assert [run.activity_type for run in runs] == [*list(Step), "publish_events"]
     assert all(run.completed_by == identity for run in runs)
 
     # The saga that had ended before the restart is still there, with the same result.

@@ -28,6 +28,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities import create_http_client
+from ordersaga.eventbus import EventBus
 from ordersaga.models import OrderRequest, SagaState, SagaStatus
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
@@ -76,12 +77,15 @@ async def catalogue(services_url: str) -> AsyncIterator[Catalogue]:
 
 
 @pytest.fixture(scope="module")
-async def property_queue(client: Client, services_url: str) -> AsyncIterator[str]:
+async def property_queue(
+    client: Client, services_url: str, event_bus: EventBus
+) -> AsyncIterator[str]:
     """An in-process worker with the real activities, on a task queue of this module's own."""
     task_queue = f"property-{uuid.uuid4().hex[:8]}"
+    urls = ServiceUrls.from_base(services_url)
     async with (
         create_http_client() as http,
-        create_worker(client, task_queue, http, ServiceUrls.from_base(services_url)),
+        create_worker(client, task_queue, http, urls, event_bus),
     ):
         yield task_queue
 

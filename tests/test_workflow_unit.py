@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from ordersaga.events import SagaEventType
 from ordersaga.models import (
     OperatorAction,
     OrderRequest,
@@ -376,3 +378,69 @@ async def test_a_malformed_operator_payload_is_refused_and_the_saga_carries_on(
         result = await handle.result()
 
     assert result.state is SagaState.ORDER_CONFIRMED
+
+
+# --- Saga events ------------------------------------------------------------------------------
+
+E = SagaEventType
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [
+        (
+            {},
+            [
+                E.ORDER_SAGA_STARTED,
+                E.INVENTORY_RESERVED,
+                E.PAYMENT_CHARGED,
+                E.SHIPPING_SCHEDULED,
+                E.ORDER_CONFIRMED,
+            ],
+        ),
+        (
+            {Step.RESERVE_INVENTORY: [refusal(RefusalType.OUT_OF_STOCK)]},
+            [E.ORDER_SAGA_STARTED, E.SAGA_FAILED, E.SAGA_COMPENSATED],
+        ),
+        (
+            {Step.SCHEDULE_SHIPMENT: [refusal(RefusalType.SHIPPING_UNAVAILABLE)]},
+            [
+                E.ORDER_SAGA_STARTED,
+                E.INVENTORY_RESERVED,
+                E.PAYMENT_CHARGED,
+                E.SAGA_FAILED,
+                E.PAYMENT_REFUNDED,
+                E.INVENTORY_RELEASED,
+                E.SAGA_COMPENSATED,
+            ],
+        ),
+    ],
+    ids=["confirmed", "out-of-stock", "shipping-refused"],
+)
+async def test_every_event_of_a_saga_is_published_once_in_order(
+    time_skipping_env: WorkflowEnvironment,
+    failures: dict[str, list[BaseException]],
+    expected: list[SagaEventType],
+) -> None:
+    stand_ins = StandIns(failures)
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        order = make_order()
+        handle = await start(time_skipping_env, task_queue, order)
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+
+    assert [event.type for event in stand_ins.events] == expected
+    assert [event.sequence for event in stand_ins.events] == list(range(1, len(expected) + 1))
+    assert {event.order_id for event in stand_ins.events} == {order.order_id}
+    assert [event.event_id for event in stand_ins.events] == [
+        f"order-{order.order_id}:{n}" for n in range(1, len(expected) + 1)
+    ]
+    assert stand_ins.events[0].data == {
+        "customer_id": order.customer_id,
+        "total": order.total,
+        "currency": order.currency,
+    }
+    if expected[-1] is E.SAGA_COMPENSATED:
+        failed = stand_ins.events[expected.index(E.SAGA_FAILED)]
+        assert failed.data["step"] in list(Step)
+        assert failed.data["reason_type"] in list(RefusalType)

@@ -8,7 +8,7 @@ I/O itself and takes time and ids only from Temporal.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -21,7 +21,9 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
+    from ordersaga.events import SagaEventType
     from ordersaga.models import (
+        ActivityInput,
         Attention,
         ChargePaymentInput,
         CompensationInput,
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorAction,
         OrderRequest,
         OrderResult,
+        PublishEventsInput,
         ReserveInventoryInput,
         Resolution,
         SagaState,
@@ -38,8 +41,10 @@ with workflow.unsafe.imports_passed_through():
         Withdrawal,
         idempotency_key,
     )
-    from ordersaga.search_attributes import ORDER_STATUS
+    from ordersaga.policy import ActivityPolicy
     from ordersaga.steps import Compensation, Step
+
+from workflows.telemetry import SagaTelemetry
 
 #: What undoes each step. Pushed on the stack before the step runs.
 COMPENSATION_OF: dict[Step, Compensation] = {
@@ -57,6 +62,28 @@ STATE_AFTER: dict[Step, SagaState] = {
     Step.CONFIRM_ORDER: SagaState.ORDER_CONFIRMED,
 }
 
+#: The event a step's success makes, and the key under which it names what the step created.
+EVENT_AFTER: dict[Step, tuple[SagaEventType, str]] = {
+    Step.RESERVE_INVENTORY: (SagaEventType.INVENTORY_RESERVED, "reservation_id"),
+    Step.CHARGE_PAYMENT: (SagaEventType.PAYMENT_CHARGED, "charge_id"),
+    Step.SCHEDULE_SHIPMENT: (SagaEventType.SHIPPING_SCHEDULED, "shipment_id"),
+    Step.CONFIRM_ORDER: (SagaEventType.ORDER_CONFIRMED, "confirmation_id"),
+}
+
+#: Events that name an amount, and under which key: the charge, and the confirmed total.
+AMOUNT_KEY: dict[Step, str] = {Step.CHARGE_PAYMENT: "amount", Step.CONFIRM_ORDER: "total"}
+
+#: The event a compensation makes once done.
+EVENT_UNDONE: dict[Compensation, SagaEventType] = {
+    Compensation.RELEASE_INVENTORY: SagaEventType.INVENTORY_RELEASED,
+    Compensation.REFUND_PAYMENT: SagaEventType.PAYMENT_REFUNDED,
+    Compensation.CANCEL_SHIPMENT: SagaEventType.SHIPMENT_CANCELLED,
+    Compensation.CANCEL_ORDER: SagaEventType.ORDER_CANCELLED,
+}
+
+#: Publishing the saga's last events retries until the bus takes them, like a compensation.
+PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
+
 #: States in which a customer may still withdraw the order.
 WITHDRAWABLE = frozenset(
     {
@@ -70,12 +97,18 @@ WITHDRAWABLE = frozenset(
 #: `ApplicationError.type` of an order the customer withdrew.
 ORDER_WITHDRAWN = "OrderWithdrawn"
 
+#: The failure type a saga reports when it was cancelled.
+CANCELLED = "Cancelled"
+
 #: `ApplicationError.type` of an order not confirmed within its policy's deadline.
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 #: Sagas started before the order deadline existed have no timer in their history; this patch
 #: keeps them replaying as they ran, while new sagas get the deadline.
 DEADLINE_PATCH = "order-deadline"
+
+
+Result = TypeVar("Result")
 
 
 class StepFailed(Exception):
@@ -102,11 +135,7 @@ class OrderSaga:
         self._compensation_stack: list[Step] = []
         self._forward: asyncio.Task[OrderResult] | None = None
         self._resolution: Resolution | None = None
-        # Search attributes are kept current only when the saga was started with them: a
-        # server that does not define them would fail every upsert (and so every task).
-        self._keeps_search_attributes = (
-            workflow.info().typed_search_attributes.get(ORDER_STATUS) is not None
-        )
+        self._telemetry = SagaTelemetry(request)
 
     @workflow.query
     def status(self) -> SagaStatus:
@@ -117,6 +146,14 @@ class OrderSaga:
     async def run(self, request: OrderRequest) -> OrderResult:
         """Run the saga to the end: a confirmed order, or a failure after compensating."""
         workflow.logger.info("Order saga started", extra={"order_id": request.order_id})
+        self._telemetry.start()
+        self._telemetry.count("saga_started")
+        self._telemetry.emit(
+            SagaEventType.ORDER_SAGA_STARTED,
+            customer_id=request.customer_id,
+            total=request.total,
+            currency=request.currency,
+        )
         # The steps run as a task of their own, so a withdrawal can interrupt them.
         self._forward = forward = asyncio.create_task(self._place_order(request))
         if self._status.withdrawn:
@@ -133,12 +170,22 @@ class OrderSaga:
             # BaseException: a cancelled workflow raises asyncio.CancelledError, which is not an
             # Exception, and a cancelled order must be unwound too.
             forward.cancel()
+            if not isinstance(err, StepFailed):
+                self._failed(
+                    self._step_in_flight(),
+                    ORDER_WITHDRAWN if self._status.withdrawn else CANCELLED,
+                    "withdrawn by the customer" if self._status.withdrawn else "cancelled",
+                )
             await self._compensate_shielded()
             failure = self._saga_error(err)
             if failure is err:
                 raise  # the workflow was cancelled: it ends as cancelled
             raise failure from err
         workflow.logger.info("Order confirmed", extra={"order_id": request.order_id})
+        self._telemetry.count("saga_completed")
+        self._telemetry.count("saga_revenue", request.total, currency=request.currency)
+        self._telemetry.took("saga_duration", workflow.info().start_time, outcome="confirmed")
+        await self._publish_unpublished()
         return result
 
     @workflow.update
@@ -262,23 +309,50 @@ class OrderSaga:
 
     def _set_state(self, state: SagaState) -> None:
         self._status.state = state
-        if self._keeps_search_attributes:
-            workflow.upsert_search_attributes([ORDER_STATUS.value_set(state.value)])
+        self._telemetry.state_changed(state, self._status.failed_step)
+
+    def _step_in_flight(self) -> Step:
+        return self._compensation_stack[-1] if self._compensation_stack else Step.RESERVE_INVENTORY
+
+    async def _call(
+        self,
+        activity: str,
+        arg: ActivityInput,
+        policy: ActivityPolicy,
+        result_type: type[Result] | None = None,
+    ) -> Result:
+        """Run an activity, carrying the saga's unpublished events for its worker to publish."""
+        events = self._telemetry.unpublished()
+        result: Result = await workflow.execute_activity(
+            activity,
+            arg.model_copy(update={"events": events}),
+            result_type=result_type,
+            start_to_close_timeout=policy.timeout,
+            retry_policy=policy.retry_policy(),
+        )
+        self._telemetry.published(events)
+        return result
+
+    async def _publish_unpublished(self) -> None:
+        """Publish the events no step is left to carry (at most one activity per saga end)."""
+        if self._telemetry.unpublished():
+            await self._call(
+                "publish_events",
+                PublishEventsInput(order_id=self._request.order_id),
+                PUBLISH_POLICY,
+            )
 
     async def _run_step(self, step: Step, arg: Any) -> StepResult:
         # Pushed before the call: a step that timed out may still have taken effect.
         self._compensation_stack.append(step)
         self._status.compensations_recorded.append(COMPENSATION_OF[step])
-        policy = self._request.policy.for_step(step)
+        started = workflow.now()
         try:
-            result: StepResult = await workflow.execute_activity(
-                step.value,
-                arg,
-                result_type=StepResult,
-                start_to_close_timeout=policy.timeout,
-                retry_policy=policy.retry_policy(),
+            result = await self._call(
+                step.value, arg, self._request.policy.for_step(step), StepResult
             )
         except ActivityError as err:
+            self._telemetry.took("saga_step_duration", started, step=step.value, outcome="failed")
             if is_cancelled_exception(err):
                 # Cancelled mid-step; the step may have taken effect.
                 raise
@@ -290,7 +364,13 @@ class OrderSaga:
                 self._compensation_stack.pop()
                 self._status.compensations_recorded.pop()
             raise self._failed(step, _failure_type(cause), cause.message) from err
+        self._telemetry.took("saga_step_duration", started, step=step.value, outcome="ok")
         self._status.steps_done.append(step)
+        event_type, id_key = EVENT_AFTER[step]
+        details: dict[str, str | int] = {id_key: result.id}
+        if step in AMOUNT_KEY:
+            details |= {AMOUNT_KEY[step]: self._request.total, "currency": self._request.currency}
+        self._telemetry.emit(event_type, **details)
         self._set_state(STATE_AFTER[step])
         workflow.logger.info(
             "Step done", extra={"order_id": self._request.order_id, "step": step.value}
@@ -298,8 +378,8 @@ class OrderSaga:
         return result
 
     async def _compensate_shielded(self) -> None:
-        """Unwind the stack; a further cancellation request cannot cut this short."""
-        unwinding = asyncio.create_task(self._compensate())
+        """Unwind the stack and say so; a further cancellation request cannot cut this short."""
+        unwinding = asyncio.create_task(self._unwind())
         while not unwinding.done():
             try:
                 await asyncio.shield(unwinding)
@@ -309,6 +389,22 @@ class OrderSaga:
                     extra={"order_id": self._request.order_id},
                 )
         unwinding.result()
+
+    async def _unwind(self) -> None:
+        await self._compensate()
+        outcome = self._status.state.value.lower()
+        self._telemetry.count(
+            f"saga_{outcome}",
+            failed_step=self._status.failed_step.value if self._status.failed_step else "",
+            reason_type=self._status.failure_type or "",
+        )
+        self._telemetry.took("saga_duration", workflow.info().start_time, outcome=outcome)
+        self._telemetry.emit(
+            SagaEventType.SAGA_COMPENSATED,
+            state=self._status.state.value,
+            compensations=",".join(self._status.compensations_run),
+        )
+        await self._publish_unpublished()
 
     async def _compensate(self) -> None:
         if not self._compensation_stack:
@@ -325,12 +421,7 @@ class OrderSaga:
         policy = self._request.policy.compensations
         while True:
             try:
-                await workflow.execute_activity(
-                    compensation.value,
-                    undo,
-                    start_to_close_timeout=policy.timeout,
-                    retry_policy=policy.retry_policy(),
-                )
+                await self._call(compensation.value, undo, policy)
                 break
             except ActivityError as err:
                 cause = err.cause if isinstance(err.cause, FailureError) else err
@@ -345,6 +436,10 @@ class OrderSaga:
                     self._status.resolved_by_hand[compensation] = resolution.reason
                     break
         self._status.compensations_run.append(compensation)
+        self._telemetry.count("saga_compensations", compensation=compensation.value)
+        self._telemetry.emit(
+            EVENT_UNDONE[compensation], by_hand=compensation in self._status.resolved_by_hand
+        )
         workflow.logger.info(
             "Compensated",
             extra={"order_id": self._request.order_id, "compensation": compensation.value},
@@ -358,10 +453,20 @@ class OrderSaga:
             "Compensation needs attention",
             extra={"order_id": self._request.order_id, **attention.model_dump(mode="json")},
         )
+        self._telemetry.count("saga_compensations_failed", compensation=attention.compensation)
+        self._telemetry.count("saga_needs_attention")
+        self._telemetry.emit(
+            SagaEventType.COMPENSATION_NEEDS_ATTENTION,
+            compensation=attention.compensation.value,
+            reason=attention.reason,
+        )
+        # Published now: whoever watches the events must hear of it while the saga waits.
+        await self._publish_unpublished()
         await workflow.wait_condition(lambda: self._resolution is not None)
         assert self._resolution is not None
         resolution, self._resolution = self._resolution, None
         self._status.attention = None
+        self._telemetry.count("saga_attention_resolved", action=resolution.action.value)
         self._set_state(SagaState.COMPENSATING)
         workflow.logger.info(
             "Operator resolved compensation",
@@ -373,6 +478,9 @@ class OrderSaga:
         self._status.failed_step = step
         self._status.failure_type = failure_type
         self._status.failure_reason = reason
+        self._telemetry.emit(
+            SagaEventType.SAGA_FAILED, step=step.value, reason_type=failure_type, reason=reason
+        )
         workflow.logger.warning(
             "Step failed",
             extra={"order_id": self._request.order_id, "step": step.value, "type": failure_type},

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
+from ordersaga.codec_server import run_codec_server
+from ordersaga.consumers import runner as consumers_runner
 from ordersaga.devserver import PortInUseError
+from ordersaga.keyring import new_key_entry
 from ordersaga.logs import configure_logging
+from ordersaga.ops import dashboard
+from ordersaga.ops.commands import COMMANDS as OPS_COMMANDS
 from ordersaga.ops.demo import demo as run_demo
-from ordersaga.settings import DEFAULT_SERVICES_PORT
+from ordersaga.settings import Group
+from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import exit_process
 from services import server as services_server
 
@@ -23,16 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = commands.add_parser(
         "demo", help="run the dev server, services and a worker; place one order per saga path"
     )
-    demo.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("data"),
-        help="databases and logs [default %(default)s]",
-    )
-    demo.add_argument("--temporal-port", type=int, default=7233, help="[default %(default)s]")
-    demo.add_argument("--ui-port", type=int, default=8233, help="[default %(default)s]")
-    demo.add_argument(
-        "--services-port", type=int, default=DEFAULT_SERVICES_PORT, help="[default %(default)s]"
+    add_settings(
+        demo, Group.DATA, Group.DEMO, Group.SERVICES_SERVER, Group.CODEC, Group.CODEC_SERVER
     )
     demo.add_argument(
         "--exit",
@@ -43,24 +40,49 @@ def main(argv: list[str] | None = None) -> None:
         "services", help="run the stand-in Inventory, Payment, Shipping and Order services"
     )
     services_server.add_arguments(services)
+    codec_server = commands.add_parser(
+        "codec-server", help="serve /decode and /encode of payloads for the Temporal Web UI"
+    )
+    add_settings(codec_server, Group.CODEC, Group.CODEC_SERVER, Group.DATA)
+    codec_key = commands.add_parser(
+        "codec-key", help="print a new payload key entry (KEY_ID:BASE64_KEY) for a keyring"
+    )
+    codec_key.add_argument("key_id", help="the new key's id, e.g. k2")
+    consumers = commands.add_parser(
+        "consumers", help="feed the monitoring and notifications consumers from the event bus"
+    )
+    consumers_runner.add_arguments(consumers)
+    dashboard_parser = commands.add_parser(
+        "dashboard", help="saga figures from the monitoring store, refreshing in the terminal"
+    )
+    dashboard.add_arguments(dashboard_parser)
+    for add_command, _ in OPS_COMMANDS.values():
+        add_command(commands)
     args = parser.parse_args(argv)
+    if args.command in OPS_COMMANDS:
+        exit_process(asyncio.run(OPS_COMMANDS[args.command][1](args)))
     if args.command == "services":
         services_server.run_from_args(services, args)
         return
+    if args.command == "codec-server":
+        run_codec_server(load_settings(args, "order-saga codec-server"))
+        return
+    if args.command == "codec-key":
+        print(new_key_entry(args.key_id))
+        return
+    if args.command == "consumers":
+        consumers_runner.run_from_args(args)
+        return
+    if args.command == "dashboard":
+        dashboard.run_from_args(args)
+        return
 
+    settings = load_settings(args, "order-saga demo")
     # The demo talks to the terminal; its parts log to files in the data folder.
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(json=True, stream=(args.data_dir / "worker.log").open("a"))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(json=True, stream=(settings.data_dir / "worker.log").open("a"))
     try:
-        asyncio.run(
-            run_demo(
-                args.data_dir,
-                temporal_port=args.temporal_port,
-                ui_port=args.ui_port,
-                services_port=args.services_port,
-                stay=not args.exit,
-            )
-        )
+        asyncio.run(run_demo(settings, stay=not args.exit))
     except PortInUseError as err:
         print(f"error: {err}", file=sys.stderr)
         exit_process(1)

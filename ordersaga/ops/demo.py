@@ -7,16 +7,19 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from temporalio.client import WorkflowFailureError
 
+from ordersaga.codec import codec_from_settings
+from ordersaga.codec_server import create_codec_app, ensure_token_file, serving
+from ordersaga.keyring import Keyring, ensure_key_file
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
-from ordersaga.settings import DEFAULT_NAMESPACE, DEFAULT_UI_URL
+from ordersaga.settings import DEFAULT_NAMESPACE, DEFAULT_UI_URL, Settings
 from ordersaga.temporal import ui_link
 from workflows import OrderSaga
 
@@ -95,19 +98,39 @@ def print_table(rows: list[tuple[str, Scenario, SagaStatus]]) -> None:
         print("  ".join(cells).rstrip())
 
 
-async def demo(
-    data_dir: Path, *, temporal_port: int, ui_port: int, services_port: int, stay: bool
-) -> None:
-    """Start the stack, run every scenario, print the outcomes, then wait for Ctrl-C."""
+async def demo(settings: Settings, *, stay: bool) -> None:
+    """Start the stack, run every scenario, print the outcomes, then wait for Ctrl-C.
+
+    Payloads are encrypted with the configured keys, or with a key made for the demo in the
+    data folder; the Web UI shows them through a codec server on `codec_server_port`.
+    """
+    data_dir, ui_port = settings.data_dir, settings.ui_port
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if Keyring.from_settings(settings) is None:
+        key_file = ensure_key_file(data_dir / "codec-keys")
+        settings = settings.model_copy(update={"codec_key_file": key_file})
+    token = settings.codec_server_token or SecretStr(ensure_token_file(data_dir / "codec-token"))
+    codec = codec_from_settings(settings)
+    assert codec is not None
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    print(f"Starting Temporal (UI on :{ui_port}), the services (:{services_port}) and a worker…")
-    async with embedded_stack(
-        data_dir,
-        temporal_port=temporal_port,
-        ui_port=ui_port,
-        services_port=services_port,
-        task_queue="order-saga",
-    ) as stack:
+    print(
+        f"Starting Temporal (UI on :{ui_port}), the services (:{settings.services_port}), "
+        f"the codec server (:{settings.codec_server_port}) and a worker…"
+    )
+    app = create_codec_app(codec, token.get_secret_value(), [f"http://localhost:{ui_port}"])
+    async with (
+        serving(app, "127.0.0.1", settings.codec_server_port) as codec_url,
+        embedded_stack(
+            data_dir,
+            temporal_port=settings.temporal_port,
+            ui_port=ui_port,
+            services_port=settings.services_port,
+            task_queue="order-saga",
+            settings=settings,
+            # The dev server's UI has no login to pass a token from: the token goes in the path.
+            ui_codec_endpoint=f"{codec_url}/{token.get_secret_value()}",
+        ) as stack,
+    ):
         order_ids = [f"demo-{run_id}-{scenario.name}" for scenario in SCENARIOS]
         print(f"Placing {len(SCENARIOS)} orders, one for each way a saga can go…")
         statuses = await asyncio.gather(
@@ -127,9 +150,14 @@ async def demo(
         ui_url = DEFAULT_UI_URL.replace("8233", str(ui_port))
         print(f"\nWeb UI: {ui_url}/namespaces/{DEFAULT_NAMESPACE}/workflows")
         print(f"  e.g. {ui_link(ui_url, DEFAULT_NAMESPACE, 'order-' + order_ids[0])}")
-        print(f"Temporal at localhost:{temporal_port}, services at {stack.services_url}")
+        print(f"Temporal at localhost:{settings.temporal_port}, services at {stack.services_url}")
+        print(
+            f"Payloads are encrypted (keys: {settings.codec_key_file}); the UI decodes them "
+            f"through {codec_url} (bearer token in {data_dir / 'codec-token'})."
+        )
         if stay:
             print("Everything keeps running: try `python starter.py place …`. Ctrl-C stops it.")
+            print(f"  (give it the keys: export CODEC_KEY_FILE={settings.codec_key_file})")
             await wait_for_interrupt()
 
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,8 @@ from temporalio.client import Client
 import worker
 from activities import create_http_client
 from ordersaga.devserver import DevServer, ensure_free
-from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls
+from ordersaga.eventbus import open_event_bus
+from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls, Settings
 from ordersaga.temporal import connect
 from worker import create_worker
 
@@ -88,17 +89,25 @@ async def embedded_stack(
     ui_port: int | None,
     services_port: int,
     task_queue: str,
+    settings: Settings | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> AsyncIterator[Stack]:
     """Start the dev server (on a SQLite file in `data_dir`), the services and a worker.
 
-    Logs of the server and the services go to files in `data_dir`.
+    Logs of the server and the services go to files in `data_dir`. The client and the worker
+    encode payloads as `settings` say (by default, as the environment says); the Web UI shows
+    them decoded through `ui_codec_endpoint`, if given.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         server_log = stack.enter_context((data_dir / "temporal.log").open("ab"))
         services_log = stack.enter_context((data_dir / "services.log").open("ab"))
         server = DevServer(
-            port=temporal_port, ui_port=ui_port, db_file=data_dir / "temporal.db", log=server_log
+            port=temporal_port,
+            ui_port=ui_port,
+            db_file=data_dir / "temporal.db",
+            log=server_log,
+            ui_codec_endpoint=ui_codec_endpoint,
         )
         ensure_free(server.host, services_port, "stand-in services")
         await server.start()
@@ -106,10 +115,12 @@ async def embedded_stack(
         services_url = await stack.enter_async_context(
             services_process(services_port, data_dir / "services", services_log)
         )
-        client = await connect(server.address, DEFAULT_NAMESPACE)
+        client = await connect(server.address, DEFAULT_NAMESPACE, settings=settings)
         http = await stack.enter_async_context(create_http_client())
         urls = ServiceUrls.from_base(services_url)
-        await stack.enter_async_context(create_worker(client, task_queue, http, urls))
+        bus = open_event_bus(f"sqlite:///{(data_dir / 'events.db').resolve()}")
+        stack.push_async_callback(bus.close)
+        await stack.enter_async_context(create_worker(client, task_queue, http, urls, bus))
         yield Stack(client=client, services_url=services_url, task_queue=task_queue)
 
 
@@ -128,6 +139,7 @@ async def worker_process(
     env: Mapping[str, str] | None = None,
     ready_within: float = 30.0,
     stop_within: float = 15.0,
+    command: Sequence[str] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run `python worker.py` in a process of its own; yields the process once it polls.
 
@@ -152,6 +164,8 @@ async def worker_process(
         env: More environment variables for the worker (`INVENTORY_URL`, ...).
         ready_within: Seconds to wait for the worker to poll.
         stop_within: Seconds to wait for a terminated worker to end before killing it.
+        command: Another worker program to run the same way (such as bench's baseline
+            worker, `python -m ordersaga.ops.baseline`); `python worker.py` by default.
 
     Raises:
         RuntimeError: The worker exited before it polled.
@@ -165,9 +179,8 @@ async def worker_process(
         "TASK_QUEUE": task_queue,
         "SERVICES_URL": services_url,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER_SCRIPT), stdout=log, stderr=log, env=worker_env
-    )
+    argv = command or (sys.executable, str(WORKER_SCRIPT))
+    process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, env=worker_env)
     try:
         client = await connect(address, namespace)
         async with asyncio.timeout(ready_within):

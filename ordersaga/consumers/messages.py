@@ -1,0 +1,67 @@
+"""What a customer is told when an order is confirmed or cancelled.
+
+Messages name the order, amounts and why an order was cancelled, in the customer's terms; they
+never carry a card number, token or address (events do not hold them either).
+"""
+
+from __future__ import annotations
+
+from ordersaga.consumers.money import format_money
+from ordersaga.steps import RefusalType, Step
+
+#: Why an order was cancelled, by the failure's reason type.
+REASONS = {
+    RefusalType.OUT_OF_STOCK.value: "an item is out of stock",
+    RefusalType.UNKNOWN_SKU.value: "an item is no longer sold",
+    RefusalType.PAYMENT_DECLINED.value: "the card was declined",
+    RefusalType.SHIPPING_UNAVAILABLE.value: "we cannot deliver to the address given",
+    RefusalType.CONFIRMATION_REJECTED.value: "we could not accept it",
+    RefusalType.INVALID_REQUEST.value: "some of its details could not be accepted",
+    # The saga's own failure types (`workflows/order_saga.py`).
+    "Cancelled": "we had to cancel it",
+    "OrderWithdrawn": "you asked us to",
+    "DeadlineExceeded": "we could not complete it in time",
+}
+
+#: Why, by the failed step, for reasons not listed above (a service that stayed down, ...).
+REASONS_BY_STEP = {
+    Step.RESERVE_INVENTORY.value: "we could not reserve the items",
+    Step.CHARGE_PAYMENT.value: "we could not take the payment",
+    Step.SCHEDULE_SHIPMENT.value: "we could not arrange the delivery",
+    Step.CONFIRM_ORDER.value: "we could not confirm it",
+}
+
+
+def confirmation_message(
+    order_id: str, total: int, currency: str, confirmation_id: str | None
+) -> str:
+    """The message for a confirmed order."""
+    reference = f" (confirmation {confirmation_id})" if confirmation_id else ""
+    return (
+        f"Your order {order_id} is confirmed{reference}: {format_money(total, currency)}. "
+        "We will let you know when it ships."
+    )
+
+
+def cancellation_message(
+    order_id: str,
+    failed_step: str | None,
+    reason_type: str | None,
+    charged: tuple[int, str] | None,
+) -> str:
+    """The message for an order whose saga failed and was undone.
+
+    Args:
+        order_id: The order.
+        failed_step: The step that failed, if known.
+        reason_type: The failure's type, if known.
+        charged: The amount and currency charged (and since refunded), or None if the card
+            was never charged.
+    """
+    why = REASONS.get(reason_type or "") or REASONS_BY_STEP.get(failed_step or "")
+    money = (
+        f"the {format_money(*charged)} you paid has been refunded"
+        if charged
+        else "you have not been charged"
+    )
+    return f"Your order {order_id} was cancelled: {why or 'we could not complete it'}; {money}."

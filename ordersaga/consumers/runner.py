@@ -1,0 +1,98 @@
+"""`order-saga consumers`: feed the monitoring and notifications consumers from the event bus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+
+from ordersaga.consumers import Consumer
+from ordersaga.consumers.monitoring import MonitoringConsumer, MonitoringStore
+from ordersaga.consumers.notifications import NotificationsConsumer, NotificationStore
+from ordersaga.eventbus import EventBus, open_event_bus
+from ordersaga.logs import configure_logging
+from ordersaga.settings import Group, Settings
+from ordersaga.settings_cli import add_settings, load_settings
+
+log = structlog.get_logger(__name__)
+
+
+def open_consumers(data_dir: Path) -> list[Consumer]:
+    """The business's two consumers, each with its store in `data_dir`."""
+    return [
+        MonitoringConsumer(MonitoringStore.in_folder(data_dir)),
+        NotificationsConsumer(NotificationStore.in_folder(data_dir)),
+    ]
+
+
+async def run_consumers(
+    bus: EventBus, consumers: Sequence[Consumer], *, once: bool
+) -> dict[str, int]:
+    """Feed every consumer from `bus`, side by side, each from its own saved position.
+
+    Args:
+        bus: The event bus.
+        consumers: The consumers; their names must differ.
+        once: Return when all are caught up, instead of waiting for more events.
+
+    Returns:
+        How many events each consumer handled, by name.
+
+    Raises:
+        ExceptionGroup: A consumer's handler failed; the others were stopped (each resumes at
+            its saved position next time).
+    """
+    async with asyncio.TaskGroup() as group:
+        tasks = {
+            c.name: group.create_task(bus.consume(c.name, c.handle, stop_when_idle=once))
+            for c in consumers
+        }
+    return {name: task.result() for name, task in tasks.items()}
+
+
+async def consume(event_bus_url: str, data_dir: Path, *, once: bool) -> dict[str, int]:
+    """Open the bus at `event_bus_url` and run the consumers with stores in `data_dir`."""
+    bus = open_event_bus(event_bus_url)
+    try:
+        return await run_consumers(bus, open_consumers(data_dir), once=once)
+    finally:
+        await bus.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's flags: the data folder, the event bus, `--once`."""
+    add_settings(parser, Group.DATA)
+    parser.add_argument(
+        "--event-bus",
+        dest="event_bus",
+        metavar="URL",
+        default=argparse.SUPPRESS,  # unset leaves EVENT_BUS and the default to the settings
+        help=f"{Settings.model_fields['event_bus'].description} [env EVENT_BUS]",
+    )
+    parser.add_argument("--once", action="store_true", help="stop once every consumer is caught up")
+
+
+def run_from_args(args: argparse.Namespace) -> None:
+    """Run the consumers until Ctrl-C (or, with `--once`, until caught up)."""
+    settings = load_settings(args, "order-saga consumers")
+    configure_logging(settings.logging_level, json=settings.log_json)
+    url = settings.event_bus_url
+    log.info(
+        "consuming saga events", event_bus=_without_password(url), data_dir=str(settings.data_dir)
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: positions are saved per event
+        handled = asyncio.run(consume(url, settings.data_dir, once=args.once))
+        log.info("caught up", handled=handled)
+
+
+def _without_password(url: str) -> str:
+    # A Redis URL may carry a password; logs must not.
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()

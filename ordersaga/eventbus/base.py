@@ -1,0 +1,41 @@
+"""What every event bus does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from ordersaga.events import SagaEvent
+
+#: Handles one event; an exception leaves the event (and those after it) to be redelivered.
+EventHandler = Callable[[SagaEvent], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    """A durable log of saga events.
+
+    Publishing is idempotent by `event_id` and keeps the order of `events`; every consumer sees
+    every event at least once, in publishing order, and resumes after a restart where it left
+    off.
+    """
+
+    async def publish(self, events: Sequence[SagaEvent]) -> None:
+        """Append `events`, in order, skipping any already published (same `event_id`)."""
+        ...
+
+    async def consume(self, consumer: str, handler: EventHandler, *, stop_when_idle: bool) -> int:
+        """Feed `consumer` the events after its saved position, saving it after each event.
+
+        Args:
+            consumer: The consumer's name; each name has its own position.
+            handler: Called once per event, in order.
+            stop_when_idle: Return once caught up, instead of waiting for more events.
+
+        Returns:
+            How many events were handled.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,147 @@
+"""The embedded event bus: a durable log of saga events in one SQLite file.
+
+Several worker processes may publish to the same file at once, and several consumers read it,
+each at its own saved position. SQLite serialises writers, so positions (an autoincrement key)
+are handed out in commit order: a reader never sees position N+1 before N has committed, and a
+consumer that saves "I handled up to N" can never skip an event committed later with a lower
+number.
+
+New events are found by polling, every `poll_interval_s` while idle. That costs one indexed
+read per interval per consumer, which is nothing next to a saga, and avoids the cross-process
+notification SQLite does not have. A consumer therefore sees an event within about one interval
+of its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from ordersaga.eventbus.base import EventHandler
+from ordersaga.events import SagaEvent
+from services.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+"""
+
+#: Events read per query: enough to amortise the read, few enough to keep memory flat.
+BATCH_SIZE = 100
+
+#: Seconds between looks for new events while a consumer is caught up.
+DEFAULT_POLL_INTERVAL_S = 0.2
+
+
+class SqliteEventLog:
+    """An `EventBus` on a SQLite file: events in publishing order, one offset per consumer.
+
+    Each consumer name must be consumed by one process at a time; different names are
+    independent.
+    """
+
+    def __init__(self, path: Path, *, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S) -> None:
+        """Open (and if needed create) the log.
+
+        Args:
+            path: The database file; its folder is created if missing.
+            poll_interval_s: Seconds between looks for new events while idle.
+        """
+        self.path = path
+        self.poll_interval_s = poll_interval_s
+        self._db = Database(path)
+        self._db.apply_schema(SCHEMA)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteEventLog:
+        """The log at `sqlite:///PATH?poll_interval_s=SECONDS` (the query is optional).
+
+        As in SQLAlchemy, PATH is everything after the third slash: `sqlite:///data/events.db`
+        is relative to the working folder, `sqlite:////var/lib/events.db` absolute.
+
+        Raises:
+            ValueError: The URL names a host, or no file.
+        """
+        parts = urlsplit(url)
+        if parts.netloc or len(parts.path) < 2:
+            raise ValueError(f"a SQLite event bus URL is sqlite:///path/to/events.db, not {url!r}")
+        query = dict(parse_qsl(parts.query))
+        return cls(
+            Path(parts.path[1:]),
+            poll_interval_s=float(query.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
+        )
+
+    async def publish(self, events: Sequence[SagaEvent]) -> None:
+        """Append `events`, in order, in one transaction, skipping ids already in the log."""
+        if events:
+            await asyncio.to_thread(self._insert, events)
+
+    async def consume(self, consumer: str, handler: EventHandler, *, stop_when_idle: bool) -> int:
+        """Feed `consumer` every event after its saved position, saving it after each event.
+
+        If `handler` raises (or the task is cancelled while it runs), the position stays before
+        that event, so a restarted consumer gets it again: at most one event is redelivered.
+        """
+        position = await asyncio.to_thread(self._saved_position, consumer)
+        handled = 0
+        while True:
+            batch = await asyncio.to_thread(self._read_after, position)
+            if not batch:
+                if stop_when_idle:
+                    return handled
+                await asyncio.sleep(self.poll_interval_s)
+                continue
+            for event_position, event in batch:
+                await handler(event)
+                await asyncio.to_thread(self._save_position, consumer, event_position)
+                position = event_position
+                handled += 1
+
+    async def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own connection."""
+
+    def _insert(self, events: Sequence[SagaEvent]) -> None:
+        rows = [
+            (e.event_id, e.order_id, e.sequence, e.type.value, e.model_dump_json()) for e in events
+        ]
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (event_id, order_id, sequence, type, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def _saved_position(self, consumer: str) -> int:
+        with self._db.snapshot() as conn:
+            row = conn.execute(
+                "SELECT position FROM consumer_offsets WHERE consumer = ?", (consumer,)
+            ).fetchone()
+        return int(row["position"]) if row else 0
+
+    def _read_after(self, position: int) -> list[tuple[int, SagaEvent]]:
+        with self._db.snapshot() as conn:
+            rows = conn.execute(
+                "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (position, BATCH_SIZE),
+            ).fetchall()
+        return [(row["position"], SagaEvent.model_validate_json(row["body"])) for row in rows]
+
+    def _save_position(self, consumer: str, position: int) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO consumer_offsets (consumer, position) VALUES (?, ?)"
+                " ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+                (consumer, position),
+            )

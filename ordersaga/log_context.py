@@ -1,0 +1,107 @@
+"""Every log line of a saga carries its ids: order, workflow and run, and in activities more.
+
+Two sources of lines, one set of fields:
+
+- Workflow code logs through `workflow.logger` (replay-safe: it is silent while a history is
+  replayed). The SDK puts the workflow's info in the record's extra, under `temporal_workflow`;
+  `temporal_fields` turns that into `workflow_id`, `run_id`, `workflow_type` and `order_id`.
+- Activities and what they call log through structlog; `ActivityLogContext`, a worker
+  interceptor, binds `workflow_id`, `run_id`, `order_id`, `activity_type` and `attempt` to the
+  context of each activity, so every line logged while it runs carries them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from temporalio import activity, workflow
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+log = structlog.get_logger()
+
+#: Every saga's workflow id is this prefix and its order id (`ordersaga.models.workflow_id_for`).
+_WORKFLOW_ID_PREFIX = "order-"
+
+
+def order_id_of(workflow_id: str) -> str | None:
+    """The order id in a saga's workflow id; None for a workflow that is not a saga."""
+    if workflow_id.startswith(_WORKFLOW_ID_PREFIX):
+        return workflow_id[len(_WORKFLOW_ID_PREFIX) :]
+    return None
+
+
+def saga_ids(workflow_id: str, run_id: str) -> dict[str, str]:
+    """The ids every line of a saga carries."""
+    ids = {"workflow_id": workflow_id, "run_id": run_id}
+    order_id = order_id_of(workflow_id)
+    if order_id is not None:
+        ids["order_id"] = order_id
+    return ids
+
+
+def temporal_fields(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: the SDK's `temporal_workflow`/`temporal_activity` as flat fields.
+
+    Runs after `structlog.stdlib.ExtraAdder`, which copies a record's extra into the event.
+    Fields the caller gave (such as `order_id` in `extra=`) win over derived ones. The SDK's
+    private extras (`__temporal_error_identifier`) are dropped.
+    """
+    for key in [key for key in event_dict if key.startswith("__")]:
+        del event_dict[key]
+    details = event_dict.pop("temporal_workflow", None)
+    if isinstance(details, dict):
+        fields = saga_ids(str(details.get("workflow_id", "")), str(details.get("run_id", "")))
+        fields["workflow_type"] = str(details.get("workflow_type", ""))
+        if "update_name" in details:
+            fields["update"] = str(details["update_name"])
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+    details = event_dict.pop("temporal_activity", None)
+    if isinstance(details, dict):
+        workflow_id = str(details.get("workflow_id") or "")
+        fields = saga_ids(workflow_id, str(details.get("workflow_run_id") or ""))
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        event_dict.setdefault("activity_type", details.get("activity_type"))
+        event_dict.setdefault("attempt", details.get("attempt"))
+    return event_dict
+
+
+def quiet_sdk_messages() -> None:
+    """Stop the SDK's loggers appending their info to each message: it is in fields instead."""
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+
+
+class ActivityLogContext(Interceptor):
+    """A worker interceptor: lines logged during an activity carry the saga's ids and the try."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        """Wrap each activity's execution."""
+        return _BindActivityContext(next)
+
+
+class _BindActivityContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        # Each activity runs in a task of its own, so these bindings end with it.
+        with structlog.contextvars.bound_contextvars(
+            **saga_ids(info.workflow_id or "", info.workflow_run_id or ""),
+            activity_type=info.activity_type,
+            attempt=info.attempt,
+        ):
+            started = time.monotonic()
+            # A failed try is logged by the SDK ("Completing activity as failed"), inside
+            # these bindings, so it carries the ids too.
+            result = await super().execute_activity(input)
+            log.info("activity done", duration_ms=round((time.monotonic() - started) * 1000, 1))
+            return result

@@ -1,0 +1,249 @@
+"""What `order-saga audit` reads: the four services' databases and the sagas Temporal knows.
+
+The databases are opened read-only, straight from their files (one read transaction each), so
+the audit needs no service to be up and cannot change what it checks. The sagas come from
+Temporal's visibility store; a saga visibility still lists as running is looked up again by
+`describe` (visibility is updated a moment after the workflow closes), and the input of every
+completed saga is read from the first event of its history, since the invariants of a confirmed
+order are about exactly its items and total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
+
+from ordersaga.models import OrderRequest
+from ordersaga.search_attributes import ORDER_STATUS
+
+#: The visibility query of every saga in a namespace.
+SAGA_QUERY = "WorkflowType = 'OrderSaga'"
+
+#: Workflow ids of sagas are `order-<order id>` (`ordersaga.models.workflow_id_for`).
+WORKFLOW_ID_PREFIX = "order-"
+
+#: Sagas read from Temporal at once.
+_CONCURRENT_READS = 32
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reservation of stock, as the Inventory database holds it."""
+
+    reservation_id: str
+    status: str
+    items: Counter[str]
+
+    @property
+    def live(self) -> bool:
+        """Still holding stock."""
+        return self.status == "reserved"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A charge and what was refunded of it, as the Payment database holds them."""
+
+    charge_id: str
+    amount: int
+    currency: str
+    status: str
+    refunded: int | None
+
+    @property
+    def net(self) -> int:
+        """Charged minus refunded, in minor units."""
+        return self.amount - (self.refunded or 0)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A shipment, as the Shipping database holds it."""
+
+    shipment_id: str
+    status: str
+    items: Counter[str]
+
+    @property
+    def live(self) -> bool:
+        """Not cancelled."""
+        return self.status == "scheduled"
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order record, as the Order database holds it."""
+
+    status: str
+    amount: int
+    reservation_id: str
+    charge_id: str
+    shipment_id: str
+
+
+@dataclass
+class ServiceRecords:
+    """Everything the four services hold, grouped by order id.
+
+    Attributes:
+        reservations: Reservations per order.
+        charges: Charges per order, each with its refund.
+        shipments: Shipments per order.
+        records: Order records per order.
+        stock: Units available per SKU now.
+        starting_stock: Per SKU, the seed plus every admin adjustment (the `stock_adjustments`
+            ledger): what stock plus live reservations must add up to.
+    """
+
+    reservations: dict[str, list[Reservation]] = field(default_factory=dict)
+    charges: dict[str, list[Charge]] = field(default_factory=dict)
+    shipments: dict[str, list[Shipment]] = field(default_factory=dict)
+    records: dict[str, list[OrderRecord]] = field(default_factory=dict)
+    stock: dict[str, int] = field(default_factory=dict)
+    starting_stock: dict[str, int] = field(default_factory=dict)
+
+    def order_ids(self) -> set[str]:
+        """Every order any service has a record of."""
+        return {*self.reservations, *self.charges, *self.shipments, *self.records}
+
+
+@dataclass(frozen=True)
+class Saga:
+    """One saga as Temporal reports it.
+
+    Attributes:
+        order_id: The order.
+        status: The workflow's execution status.
+        state: Its `OrderStatus` search attribute (a `SagaState` value), if it keeps one.
+        request: The saga's input; read for completed sagas only.
+    """
+
+    order_id: str
+    status: WorkflowExecutionStatus
+    state: str | None = None
+    request: OrderRequest | None = None
+
+
+def services_dir(data_dir: Path) -> Path:
+    """The folder of the services' databases: `data_dir` itself or its `services` folder.
+
+    `order-saga demo` and the embedded stack keep them in `<data dir>/services`.
+    """
+    return data_dir if (data_dir / "inventory.db").exists() else data_dir / "services"
+
+
+def read_service_records(data_dir: Path) -> ServiceRecords:
+    """Read the four services' databases in `data_dir` (or its `services` folder), read-only.
+
+    Raises:
+        FileNotFoundError: A database is missing.
+    """
+    folder = services_dir(data_dir)
+    records = ServiceRecords()
+    with _read_only(folder / "inventory.db") as db:
+        items: dict[str, Counter[str]] = {}
+        for row in db.execute("SELECT reservation_id, sku, quantity FROM reservation_items"):
+            items.setdefault(row["reservation_id"], Counter())[row["sku"]] += row["quantity"]
+        for row in db.execute("SELECT reservation_id, order_id, status FROM reservations"):
+            records.reservations.setdefault(row["order_id"], []).append(
+                Reservation(row["reservation_id"], row["status"], items.get(row[0], Counter()))
+            )
+        records.stock = dict(db.execute("SELECT sku, available FROM stock").fetchall())
+        if _has_table(db, "stock_adjustments"):
+            records.starting_stock = dict(
+                db.execute("SELECT sku, SUM(delta) FROM stock_adjustments GROUP BY sku")
+            )
+    with _read_only(folder / "payment.db") as db:
+        for row in db.execute(
+            "SELECT c.charge_id, c.order_id, c.amount, c.currency, c.status, r.amount AS refunded"
+            " FROM charges AS c LEFT JOIN refunds AS r USING (charge_id)"
+        ):
+            records.charges.setdefault(row["order_id"], []).append(
+                Charge(row[0], row["amount"], row["currency"], row["status"], row["refunded"])
+            )
+    with _read_only(folder / "shipping.db") as db:
+        for row in db.execute("SELECT shipment_id, order_id, status, items FROM shipments"):
+            shipped = _line_items(row["items"])
+            records.shipments.setdefault(row["order_id"], []).append(
+                Shipment(row["shipment_id"], row["status"], shipped)
+            )
+    with _read_only(folder / "orders.db") as db:
+        for row in db.execute(
+            "SELECT order_id, status, amount, reservation_id, charge_id, shipment_id FROM orders"
+        ):
+            records.records.setdefault(row["order_id"], []).append(
+                OrderRecord(*(row[key] for key in OrderRecord.__dataclass_fields__))
+            )
+    return records
+
+
+async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]:
+    """Every saga `query` lists, by order id, with the input of each completed one."""
+    listed = [execution async for execution in client.list_workflows(query)]
+    limit = asyncio.Semaphore(_CONCURRENT_READS)
+
+    async def read(execution: WorkflowExecutionInfo) -> Saga:
+        status = execution.status
+        async with limit:
+            if status in (None, WorkflowExecutionStatus.RUNNING):
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+                status = (await handle.describe()).status
+            request = None
+            if status is WorkflowExecutionStatus.COMPLETED:
+                request = await _saga_input(client, execution.id, execution.run_id)
+        return Saga(
+            order_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+            status=status or WorkflowExecutionStatus.RUNNING,
+            state=execution.typed_search_attributes.get(ORDER_STATUS),
+            request=request,
+        )
+
+    sagas = await asyncio.gather(*(read(execution) for execution in listed))
+    return {saga.order_id: saga for saga in sagas}
+
+
+async def _saga_input(client: Client, workflow_id: str, run_id: str) -> OrderRequest:
+    # One event, the first: the start event carries the input.
+    page = await client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            maximum_page_size=1,
+        )
+    )
+    started = page.history.events[0].workflow_execution_started_event_attributes
+    [request] = await client.data_converter.decode(started.input.payloads, [OrderRequest])
+    assert isinstance(request, OrderRequest)
+    return request
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """One read transaction on a database file that this process never writes to."""
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        db.row_factory = sqlite3.Row
+        db.execute("BEGIN")  # every query of this database sees the same committed state
+        yield db
+        db.execute("ROLLBACK")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return db.execute(query, (name,)).fetchone() is not None
+
+
+def _line_items(text: str) -> Counter[str]:
+    return Counter({item["sku"]: item["quantity"] for item in json.loads(text)})

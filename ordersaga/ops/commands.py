@@ -1,0 +1,22 @@
+"""The operational commands that check and measure the stack: audit, bench, chaos.
+
+Each module gives `add_command(subparsers)` and `async run_command(args) -> exit code`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ordersaga.ops import audit, bench, chaos
+
+AddCommand = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+RunCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+#: Command name -> how to add it to the parser, how to run it.
+COMMANDS: dict[str, tuple[AddCommand, RunCommand]] = {
+    "audit": (audit.add_command, audit.run_command),
+    "bench": (bench.add_command, bench.run_command),
+    "chaos": (chaos.add_command, chaos.run_command),
+}

@@ -1,0 +1,139 @@
+"""The orders bench and chaos place: a mix of outcomes, placed and awaited through any restart.
+
+Each order's fate is set by the stand-in services' deterministic refusal values (a declined
+test token, the sold-out SKU, the unserved postal code), so the mix of outcomes is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from ordersaga.models import OrderRequest, SagaState, workflow_id_for
+from ordersaga.ops.load import Place, retry_transient
+from ordersaga.placing import DEMO_ORDER, start_saga
+from ordersaga.policy import SagaPolicy
+from workflows import OrderSaga
+from workflows.baseline import BaselineWorkflow
+
+#: The outcome of a saga that confirmed, and of one that did not (split later by its state).
+CONFIRMED = "confirmed"
+NOT_CONFIRMED = "not confirmed"
+
+
+class Kind(StrEnum):
+    """What an order is made to do."""
+
+    HAPPY = "happy"
+    DECLINED = "declined"
+    OUT_OF_STOCK = "out_of_stock"
+    UNSERVED = "unserved"
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Shares of orders that are refused at each step; the rest confirm.
+
+    Attributes:
+        declined: Paid with the always-declined test token (Payment refuses: aborted).
+        out_of_stock: For the sold-out SKU (Inventory refuses: failed, nothing to undo).
+        unserved: To the unserved postal code (Shipping refuses: aborted).
+    """
+
+    declined: float = 0.0
+    out_of_stock: float = 0.0
+    unserved: float = 0.0
+
+    def kinds(self, count: int, rng: random.Random) -> list[Kind]:
+        """`count` kinds in these shares, shuffled."""
+        kinds = [Kind.DECLINED] * round(self.declined * count)
+        kinds += [Kind.OUT_OF_STOCK] * round(self.out_of_stock * count)
+        kinds += [Kind.UNSERVED] * round(self.unserved * count)
+        if len(kinds) > count:
+            raise ValueError("the shares of refused orders add up to more than 1")
+        kinds += [Kind.HAPPY] * (count - len(kinds))
+        rng.shuffle(kinds)
+        return kinds
+
+
+def make_order(order_id: str, kind: Kind, policy: SagaPolicy) -> OrderRequest:
+    """An order that ends as `kind` says (two catalog items, approved card, served address)."""
+    items = [
+        {"sku": "SKU-BOOK", "quantity": 1, "unit_price": 1500},
+        {"sku": "SKU-MUG", "quantity": 2, "unit_price": 899},
+    ]
+    if kind is Kind.OUT_OF_STOCK:
+        items = [{"sku": "SKU-SOLDOUT", "quantity": 1, "unit_price": 500}]
+    address = dict(DEMO_ORDER["shipping_address"])
+    if kind is Kind.UNSERVED:
+        address["postal_code"] = "00000"
+    token = "tok_declined" if kind is Kind.DECLINED else "tok_visa"
+    return OrderRequest.model_validate(
+        {
+            **DEMO_ORDER,
+            "order_id": order_id,
+            "items": items,
+            "shipping_address": address,
+            "payment": {"token": token, "last4": "4242"},
+            "policy": policy,
+        }
+    )
+
+
+def saga_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> Place:
+    """Place `orders[i]` as a saga and wait for its end, through server restarts."""
+
+    async def place(index: int) -> str:
+        order = orders[index]
+
+        async def start() -> None:
+            # Already started: an earlier attempt did, and its answer was lost in a restart.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await start_saga(client, order, task_queue)
+
+        await retry_transient(start)
+        handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order.order_id))
+        try:
+            await retry_transient(handle.result)
+        except WorkflowFailureError:
+            return NOT_CONFIRMED
+        return CONFIRMED
+
+    return place
+
+
+def baseline_place(client: Client, task_queue: str, run_id: str) -> Place:
+    """Run `BaselineWorkflow` number `i` and wait for its end."""
+
+    async def place(index: int) -> str:
+        await client.execute_workflow(
+            BaselineWorkflow.run,
+            f"{run_id}-{index}",
+            id=f"baseline-{run_id}-{index}",
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        return CONFIRMED
+
+    return place
+
+
+async def final_states(client: Client, order_ids: list[str]) -> Counter[str]:
+    """How many of these sagas ended in each state (`status` query: needs a worker)."""
+    limit = asyncio.Semaphore(32)
+
+    async def state(order_id: str) -> SagaState:
+        handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
+        async with limit:
+            status = await retry_transient(lambda: handle.query(OrderSaga.status))
+        return status.state
+
+    return Counter(state.value for state in await asyncio.gather(*map(state, order_ids)))

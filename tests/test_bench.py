@@ -1,0 +1,40 @@
+"""`order-saga bench` runs a small workload end to end and writes its JSON and chart.
+
+No assertion on speed: this machine's speed is not the code's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ORDERS = 20
+
+
+def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
+    out, chart = tmp_path / "results.json", tmp_path / "chart.png"
+    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--declined", "0.2"]
+    command += ["--out-of-stock", "0.1", "--out", str(out), "--chart", str(chart)]
+    command += ["--data-dir", str(tmp_path / "stack")]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    results = json.loads(out.read_text())
+    assert set(results) >= {"run_id", "config", "machine", "runs", "ratios"}
+    assert set(results["runs"]) == {"baseline", "saga"}
+    for run in results["runs"].values():
+        assert run["orders"] == ORDERS
+        assert run["orders_per_s"] > 0
+        assert set(run["latency_ms"]) == {"p50", "p95", "p99", "mean", "max"}
+        assert 0 <= run["compensation_rate"] <= 1
+        assert sum(run["throughput"]) == ORDERS
+        assert len(run["samples"]) == ORDERS
+    saga = results["runs"]["saga"]
+    assert saga["outcomes"] == {"OrderConfirmed": 14, "Aborted": 4, "Failed": 2}
+    assert saga["compensation_rate"] == 0.2
+    assert set(results["ratios"]) == {"throughput", "latency_p50", "latency_p95", "latency_p99"}
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "saga/baseline throughput" in finished.stdout

@@ -1,0 +1,78 @@
+"""The payload codec: AES-GCM per payload, a key id in its metadata, keys that rotate."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.exceptions import ApplicationError
+
+from ordersaga.codec import ENCODING, KEY_ID, DecryptionError, EncryptionCodec, data_converter
+from ordersaga.keyring import Keyring, KeyringError, new_key_entry, parse
+from ordersaga.settings import Settings
+
+
+def keyring(*ids: str, active: str | None = None) -> Keyring:
+    keys = dict(parse([new_key_entry(key_id) for key_id in ids], "test"))
+    return Keyring(keys=keys, active=active or ids[0])
+
+
+PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"order_id": "A1", "secret": 1}')
+
+
+async def test_payload_is_encrypted_and_names_its_key() -> None:
+    codec = EncryptionCodec(keyring("k1"))
+    [sealed] = await codec.encode([PLAIN])
+    assert dict(sealed.metadata) == {"encoding": ENCODING, KEY_ID: b"k1"}
+    assert b"order_id" not in sealed.data and b"json" not in sealed.data
+    assert await codec.decode([sealed]) == [PLAIN]
+    [again] = await codec.encode([PLAIN])
+    assert again.data != sealed.data, "a fresh nonce every time"
+
+
+async def test_old_payload_decodes_after_rotation() -> None:
+    old = keyring("k1")
+    [written_before] = await EncryptionCodec(old).encode([PLAIN])
+    rotated = Keyring(keys={**keyring("k2").keys, **old.keys}, active="k2")
+    codec = EncryptionCodec(rotated)
+    [written_after] = await codec.encode([PLAIN])
+    assert written_after.metadata[KEY_ID] == b"k2"
+    assert await codec.decode([written_before, written_after]) == [PLAIN, PLAIN]
+
+
+async def test_unknown_key_and_tampering_are_refused() -> None:
+    [sealed] = await EncryptionCodec(keyring("k1")).encode([PLAIN])
+    with pytest.raises(DecryptionError, match="'k1', not in the keyring"):
+        await EncryptionCodec(keyring("k2")).decode([sealed])
+    relabelled = Payload(metadata={**sealed.metadata, KEY_ID: b"k0"}, data=sealed.data)
+    other = keyring("k1", "k0")
+    with pytest.raises(DecryptionError, match="does not decrypt"):
+        await EncryptionCodec(other).decode([relabelled])
+
+
+async def test_unencrypted_payloads_pass_and_decode_only_mode() -> None:
+    codec = EncryptionCodec(keyring("k1"), encrypt=False)
+    assert await codec.encode([PLAIN]) == [PLAIN]
+    assert await codec.decode([PLAIN]) == [PLAIN]
+
+
+async def test_failure_message_and_stack_trace_are_encrypted() -> None:
+    converter = data_converter(EncryptionCodec(keyring("k1")))
+    failure = Failure()
+    error = ApplicationError("card 4242 declined for Ada", type="PaymentDeclined")
+    await converter.encode_failure(error, failure)
+    assert "Ada" not in str(failure)
+    assert failure.encoded_attributes.metadata["encoding"] == ENCODING
+    decoded = await converter.decode_failure(failure)
+    assert "declined for Ada" in str(decoded)
+
+
+def test_keyring_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODEC_KEY_FILE", raising=False)
+    entry = new_key_entry("k9")
+    ring = Keyring.from_settings(Settings(codec_keys=f"{entry},{new_key_entry('k8')}"))
+    assert ring is not None and ring.active == "k9" and set(ring.keys) == {"k9", "k8"}
+    with pytest.raises(KeyringError, match="needs 32"):
+        Keyring.from_settings(Settings(codec_keys="k1:AAAA"))
+    with pytest.raises(KeyringError, match="no key 'k7'"):
+        Keyring.from_settings(Settings(codec_keys=entry, codec_key_id="k7"))

@@ -69,10 +69,10 @@ def render(shown: Figures, active: list[SagaRecord]) -> RenderableType:
 
 def run_dashboard(store: MonitoringStore, *, window: timedelta, refresh_s: float) -> None:
     """Redraw the dashboard every `refresh_s` seconds until Ctrl-C."""
-    with contextlib.suppress(KeyboardInterrupt), Live(_frame(store, window)) as live:
+    with contextlib.suppress(KeyboardInterrupt), Live(frame(store, window)) as live:
         while True:
             time.sleep(refresh_s)
-            live.update(_frame(store, window))
+            live.update(frame(store, window))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,12 +97,13 @@ def run_from_args(args: argparse.Namespace) -> None:
     store = MonitoringStore.in_folder(settings.data_dir)
     window = timedelta(minutes=args.window)
     if args.once:
-        Console().print(_frame(store, window))
+        Console().print(frame(store, window))
     else:
         run_dashboard(store, window=window, refresh_s=args.refresh)
 
 
-def _frame(store: MonitoringStore, window: timedelta) -> RenderableType:
+def frame(store: MonitoringStore, window: timedelta) -> RenderableType:
+    """The dashboard as of now, over the last `window`."""
     now = datetime.now(UTC)
     return render(figures(store, now, window), store.active_at(now))
 

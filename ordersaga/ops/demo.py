@@ -6,17 +6,22 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from rich.console import Console
 from temporalio.client import WorkflowFailureError
 
 from ordersaga.codec import codec_from_settings
 from ordersaga.codec_server import create_codec_app, ensure_token_file, serving
+from ordersaga.consumers.monitoring import MonitoringStore
+from ordersaga.consumers.notifications import NotificationStore
+from ordersaga.consumers.runner import consume
 from ordersaga.keyring import Keyring, ensure_key_file
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
+from ordersaga.ops.dashboard import frame
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
 from ordersaga.settings import DEFAULT_NAMESPACE, DEFAULT_UI_URL, Settings
@@ -145,8 +150,16 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         flaky_id = f"demo-{run_id}-{FLAKY.name}"
         rows.append((flaky_id, FLAKY, await run_scenario(stack, FLAKY, flaky_id)))
 
+        # The monitoring and notification consumers catch up on the events, and keep following.
+        await consume(stack.event_bus_url, data_dir, once=True)
+        following = asyncio.create_task(consume(stack.event_bus_url, data_dir, once=False))
         print()
         print_table(rows)
+        Console().print(frame(MonitoringStore.in_folder(data_dir), timedelta(hours=1)))
+        notes = NotificationStore.in_folder(data_dir).notifications()
+        print(f"Customer messages ({len(notes)}, in {data_dir / 'notifications.db'}), e.g.:")
+        for note in notes[:2]:
+            print(f"  {note.order_id}: {note.message}")
         ui_url = DEFAULT_UI_URL.replace("8233", str(ui_port))
         print(f"\nWeb UI: {ui_url}/namespaces/{DEFAULT_NAMESPACE}/workflows")
         print(f"  e.g. {ui_link(ui_url, DEFAULT_NAMESPACE, 'order-' + order_ids[0])}")
@@ -158,7 +171,11 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         if stay:
             print("Everything keeps running: try `python starter.py place …`. Ctrl-C stops it.")
             print(f"  (give it the keys: export CODEC_KEY_FILE={settings.codec_key_file})")
+            print(f"Live figures: order-saga dashboard --data-dir {data_dir}")
             await wait_for_interrupt()
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
 
 
 async def wait_for_interrupt() -> None:

@@ -69,11 +69,13 @@ class Stack:
         client: A client of the dev server.
         services_url: Base URL of the stand-in services.
         task_queue: The queue the worker polls.
+        event_bus_url: Where the worker publishes saga events.
     """
 
     client: Client
     services_url: str
     task_queue: str
+    event_bus_url: str
 
     @property
     def urls(self) -> ServiceUrls:
@@ -118,10 +120,11 @@ async def embedded_stack(
         client = await connect(server.address, DEFAULT_NAMESPACE, settings=settings)
         http = await stack.enter_async_context(create_http_client())
         urls = ServiceUrls.from_base(services_url)
-        bus = open_event_bus(f"sqlite:///{(data_dir / 'events.db').resolve()}")
+        event_bus_url = f"sqlite:///{(data_dir / 'events.db').resolve()}"
+        bus = open_event_bus(event_bus_url)
         stack.push_async_callback(bus.close)
         await stack.enter_async_context(create_worker(client, task_queue, http, urls, bus))
-        yield Stack(client=client, services_url=services_url, task_queue=task_queue)
+        yield Stack(client, services_url, task_queue, event_bus_url)
 
 
 #: `worker.py`, run as a script by `worker_process`.

@@ -51,7 +51,13 @@ from ordersaga.placing import (
     start_saga,
     tokenize,
 )
-from ordersaga.search_attributes import ORDER_STATUS
+from ordersaga.search_attributes import (
+    CUSTOMER_ID,
+    FAILED_STEP,
+    ORDER_STATUS,
+    ORDER_TOTAL,
+    saga_query,
+)
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, exit_process, ui_link
@@ -193,9 +199,7 @@ async def update_saga(
 
 async def attention(client: Client, args: argparse.Namespace) -> int:
     """List the orders whose saga waits for an operator, with what it waits on."""
-    query = (
-        f"{ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}' AND ExecutionStatus = 'Running'"
-    )
+    query = f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND ExecutionStatus = 'Running'"
     found = 0
     async for execution in client.list_workflows(query):
         saga = await client.get_workflow_handle(execution.id).query(OrderSaga.status)
@@ -206,6 +210,23 @@ async def attention(client: Client, args: argparse.Namespace) -> int:
                 f"{saga.attention.attempts} times: {saga.attention.reason}"
             )
     print(f"{found} order(s) need attention." if found else "No order needs attention.")
+    return 0
+
+
+async def list_orders(client: Client, args: argparse.Namespace) -> int:
+    """List order sagas by state and customer, as the Web UI filters them."""
+    query = saga_query(args.status, args.customer)
+    count = 0
+    async for execution in client.list_workflows(query):
+        attributes = execution.typed_search_attributes
+        failed_step = attributes.get(FAILED_STEP)
+        print(
+            f"{execution.id.removeprefix('order-')}  {attributes.get(ORDER_STATUS)}  "
+            f"{attributes.get(ORDER_TOTAL)}  {attributes.get(CUSTOMER_ID)}"
+            + (f"  failed at {failed_step}" if failed_step else "")
+        )
+        count += 1
+    print(f"{count} order(s) match {query}")
     return 0
 
 
@@ -310,6 +331,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 "--reason", default="", required=name == "mark-done", help="why (kept in history)"
             )
     commands.add_parser("attention", help="list the orders whose saga waits for an operator")
+    list_cmd = commands.add_parser("list", help="list orders by saga state and customer")
+    list_cmd.add_argument(
+        "--status", choices=[state.value for state in SagaState], help="e.g. Aborted"
+    )
+    list_cmd.add_argument("--customer", help="customer id")
     args = parser.parse_args(argv)
     # Bad settings end the process here, before any order is looked at.
     args.settings = load_settings(args, parser.prog)
@@ -329,6 +355,7 @@ async def run(args: argparse.Namespace) -> int:
         "cancel": cancel,
         "withdraw": withdraw,
         "attention": attention,
+        "list": list_orders,
         "retry-compensation": resolve,
         "mark-done": resolve,
     }

@@ -23,7 +23,7 @@ from ordersaga.models import (
     SagaState,
     workflow_id_for,
 )
-from ordersaga.search_attributes import ORDER_STATUS
+from ordersaga.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 from workflows import OrderSaga
 
 #: Used for whatever `place` is not told, so that a demo order needs only an id and an item.
@@ -81,7 +81,8 @@ async def start_saga(
 ) -> WorkflowHandle[OrderSaga, OrderResult]:
     """Start one saga per order id, ever: a second start for the same id is refused.
 
-    The saga keeps its `OrderStatus` search attribute current because it starts with one.
+    It starts with its search attributes (`OrderStatus`, `CustomerId`, `OrderTotal`); the saga
+    keeps `OrderStatus` and `FailedStep` current because it was started with them.
     """
     return await client.start_workflow(
         OrderSaga.run,
@@ -91,6 +92,10 @@ async def start_saga(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(ORDER_STATUS, SagaState.STARTED.value)]
+            [
+                SearchAttributePair(ORDER_STATUS, SagaState.STARTED.value),
+                SearchAttributePair(CUSTOMER_ID, request.customer_id),
+                SearchAttributePair(ORDER_TOTAL, request.total),
+            ]
         ),
     )

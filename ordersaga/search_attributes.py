@@ -50,3 +50,13 @@ async def ensure_registered(client: Client) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
+
+
+def saga_query(status: str | None = None, customer_id: str | None = None) -> str:
+    """A visibility query for the order sagas, by state and customer; the Web UI takes it too."""
+    clauses = ["WorkflowType = 'OrderSaga'"]
+    if status:
+        clauses.append(f"{ORDER_STATUS.name} = '{status}'")
+    if customer_id:
+        clauses.append(f"{CUSTOMER_ID.name} = '{customer_id}'")
+    return " AND ".join(clauses)

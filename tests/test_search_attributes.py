@@ -1,0 +1,90 @@
+"""The saga's search attributes: a visibility query by each finds exactly the expected orders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from temporalio.client import Client, WorkflowFailureError
+
+from ordersaga.models import SagaState
+from ordersaga.placing import start_saga
+from ordersaga.search_attributes import saga_query
+from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
+from tests.starter_runner import StarterRunner
+
+
+async def ids_matching(client: Client, query: str, expected: set[str]) -> set[str]:
+    """The workflow ids the query finds, once visibility has caught up (it lags a little)."""
+    async with asyncio.timeout(20):
+        while True:
+            found = {execution.id async for execution in client.list_workflows(query)}
+            if found == expected:
+                return found
+            await asyncio.sleep(0.2)
+
+
+async def test_each_search_attribute_finds_exactly_its_orders(
+    client: Client, saga_task_queue: str, starter: StarterRunner
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:10]}"
+    address = make_order().shipping_address.model_dump() | {"postal_code": UNSERVED_POSTAL_CODE}
+    confirmed = [make_order(customer_id=customer, policy=FAST_POLICY) for _ in range(2)]
+    declined = make_order(customer_id=customer, payment={"token": DECLINED_TOKEN, "last4": "0002"})
+    unserved = make_order(customer_id=customer, shipping_address=address)
+    big = make_order(
+        customer_id=customer, items=[{"sku": "SKU-HOODIE", "quantity": 3, "unit_price": 77_777}]
+    )
+    orders = [*confirmed, declined, unserved, big]
+    for order in orders:
+        saga = await start_saga(client, order, saga_task_queue)
+        with contextlib.suppress(WorkflowFailureError):
+            await saga.result()
+    by_customer = f"CustomerId = '{customer}'"
+
+    def ids(*chosen: object) -> set[str]:
+        return {f"order-{order.order_id}" for order in orders if order in chosen}
+
+    assert await ids_matching(client, by_customer, ids(*orders)) == ids(*orders)
+    assert await ids_matching(
+        client, saga_query(SagaState.ORDER_CONFIRMED.value, customer), ids(*confirmed, big)
+    ) == ids(*confirmed, big)
+    assert await ids_matching(
+        client, saga_query(SagaState.ABORTED.value, customer), ids(declined, unserved)
+    ) == ids(declined, unserved)
+    assert await ids_matching(
+        client, f"{by_customer} AND FailedStep = 'charge_payment'", ids(declined)
+    ) == ids(declined)
+    assert await ids_matching(
+        client, f"{by_customer} AND OrderTotal = {big.total}", ids(big)
+    ) == ids(big)
+
+    listed = await starter("list", "--status", "Aborted", "--customer", customer)
+    assert listed.code == 0, listed.err
+    assert f"2 order(s) match {saga_query('Aborted', customer)}" in listed.out
+    assert (
+        f"{declined.order_id}  Aborted  {declined.total}  {customer}  failed at charge_payment"
+        in listed.out
+    )
+    assert unserved.order_id in listed.out and confirmed[0].order_id not in listed.out
+
+
+async def test_search_attributes_hold_no_card_data_or_address(
+    client: Client, saga_task_queue: str
+) -> None:
+    order = make_order(customer_id=f"cust-{uuid.uuid4().hex[:10]}")
+    saga = await start_saga(client, order, saga_task_queue)
+    await saga.result()
+
+    ours = {"OrderStatus", "CustomerId", "OrderTotal", "FailedStep"}
+    attributes = {
+        pair.key.name: pair.value
+        for pair in (await saga.describe()).typed_search_attributes
+        if pair.key.name in ours
+    }
+    assert attributes == {
+        "OrderStatus": "OrderConfirmed",
+        "CustomerId": order.customer_id,
+        "OrderTotal": order.total,
+    }

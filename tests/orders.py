@@ -21,8 +21,8 @@ FAST_POLICY = SagaPolicy(
 )
 
 
-def make_order(**changes: Any) -> OrderRequest:
-    """A valid order with a fresh id; `changes` replace top-level fields."""
+def order_data(**changes: Any) -> dict[str, Any]:
+    """A valid order as JSON-like data, with a fresh id; `changes` replace top-level fields."""
     order: dict[str, Any] = {
         "order_id": f"t-{uuid.uuid4().hex[:12]}",
         "customer_id": "cust-1",
@@ -40,4 +40,9 @@ def make_order(**changes: Any) -> OrderRequest:
             "country": "US",
         },
     }
-    return OrderRequest.model_validate(order | changes)
+    return order | changes
+
+
+def make_order(**changes: Any) -> OrderRequest:
+    """A valid order with a fresh id; `changes` replace top-level fields."""
+    return OrderRequest.model_validate(order_data(**changes))

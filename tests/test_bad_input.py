@@ -22,28 +22,22 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from ordersaga.models import OrderForm, OrderRequest, describe_errors
+from tests.orders import order_data
 from tests.starter_runner import StarterRunner, new_order_id, saga_exists
 
 CARD = "4242424242424242"
 
 #: A valid order as the saga takes it (paid by token).
-VALID: dict[str, Any] = {
-    "order_id": "A1",
-    "customer_id": "cust-1",
-    "items": [
-        {"sku": "SKU-BOOK", "quantity": 2, "unit_price": 1500},
-        {"sku": "SKU-MUG", "quantity": 1, "unit_price": 899},
-    ],
-    "currency": "USD",
-    "payment": {"token": "tok_visa", "last4": "4242"},
-    "shipping_address": {
+VALID: dict[str, Any] = order_data(
+    order_id="A1",
+    shipping_address={
         "name": "Ada Lovelace",
         "line1": "12 St James's Square",
         "city": "London",
         "postal_code": "SW1Y 4JH",
         "country": "GB",
     },
-}
+)
 
 IDENTIFIER = "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 QUANTITY = "must be a whole number from 1 to 1000"

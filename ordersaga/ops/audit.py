@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from ordersaga.ops.audit_data import Saga, ServiceRecords, read_sagas, read_service_records
+from ordersaga.ops.audit_data import (
+    EncryptedPayloadsError,
+    Saga,
+    ServiceRecords,
+    read_sagas,
+    read_service_records,
+)
 from ordersaga.ops.options import add_temporal_options
 from ordersaga.temporal import connect
 
@@ -274,6 +281,10 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 async def run_command(args: argparse.Namespace) -> int:
     """Run `order-saga audit`; the exit code is 1 if there is any violation."""
     client = await connect(args.address, args.namespace)
-    report = await audit(client, args.data_dir, allow_running=args.allow_running)
+    try:
+        report = await audit(client, args.data_dir, allow_running=args.allow_running)
+    except EncryptedPayloadsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(report.summary())
     return 0 if report.ok else 1

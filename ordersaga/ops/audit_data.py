@@ -213,6 +213,10 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
     return {saga.order_id: saga for saga in sagas}
 
 
+class EncryptedPayloadsError(RuntimeError):
+    """The sagas' inputs are encrypted and this process has no key for them."""
+
+
 async def _saga_input(client: Client, workflow_id: str, run_id: str) -> OrderRequest:
     # One event, the first: the start event carries the input.
     page = await client.workflow_service.get_workflow_execution_history(
@@ -223,7 +227,13 @@ async def _saga_input(client: Client, workflow_id: str, run_id: str) -> OrderReq
         )
     )
     started = page.history.events[0].workflow_execution_started_event_attributes
-    [request] = await client.data_converter.decode(started.input.payloads, [OrderRequest])
+    try:
+        [request] = await client.data_converter.decode(started.input.payloads, [OrderRequest])
+    except KeyError as err:  # "Unknown payload encoding binary/encrypted": no codec key given
+        raise EncryptedPayloadsError(
+            "the sagas' payloads are encrypted: give the audit their keys "
+            "(CODEC_KEY_FILE or CODEC_KEYS, as the worker has them)"
+        ) from err
     assert isinstance(request, OrderRequest)
     return request
 

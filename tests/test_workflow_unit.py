@@ -231,6 +231,16 @@ async def test_a_payload_that_is_not_an_order_fails_at_once(
 STUCK = SagaPolicy(compensations=ActivityPolicy(first_retry_s=1, max_attempts=3))
 
 
+@asynccontextmanager
+async def saga_needing_attention(
+    env: WorkflowEnvironment, stand_ins: StandIns
+) -> AsyncIterator[tuple[WorkflowHandle[OrderSaga, OrderResult], SagaStatus]]:
+    """A saga whose compensation failed its three attempts: it waits for an operator."""
+    async with saga_worker(env, stand_ins) as task_queue:
+        handle = await start(env, task_queue, make_order(policy=STUCK))
+        yield handle, await wait_for(handle, SagaState.NEEDS_ATTENTION)
+
+
 async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -240,9 +250,7 @@ async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
             Compensation.RELEASE_INVENTORY: [fault()] * 3,
         }
     )
-    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
-        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        stuck = await wait_for(handle, SagaState.NEEDS_ATTENTION)
+    async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, stuck):
         await handle.execute_update(
             OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
         )
@@ -270,9 +278,7 @@ async def test_marking_a_compensation_done_by_hand_lets_the_rest_run(
             Compensation.REFUND_PAYMENT: [fault()] * 3,
         }
     )
-    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
-        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        await wait_for(handle, SagaState.NEEDS_ATTENTION)
+    async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, _):
         with pytest.raises(WorkflowUpdateFailedError):
             # Without a reason nothing is marked done: the validator refuses it.
             await handle.execute_update(
@@ -348,9 +354,7 @@ async def test_an_order_being_undone_cannot_be_withdrawn(
             Compensation.RELEASE_INVENTORY: [fault()] * 3,
         }
     )
-    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
-        handle = await start(time_skipping_env, task_queue, make_order(policy=STUCK))
-        await wait_for(handle, SagaState.NEEDS_ATTENTION)
+    async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, _):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(OrderSaga.withdraw, Withdrawal())
         await handle.execute_update(

@@ -34,7 +34,7 @@ from ordersaga.ops import baseline
 from ordersaga.ops.load import Place, Sample, run_load
 from ordersaga.ops.options import add_temporal_options, fraction
 from ordersaga.ops.report import run_figures, table, write_chart
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig, remote_rig
+from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, remote_rig
 from ordersaga.ops.workload import (
     Kind,
     Mix,
@@ -93,13 +93,8 @@ async def bench_rig(
         return
     if address or services_url:
         raise ValueError("give both --address and --services-url, or neither")
-    if data_dir:
-        async with embedded_rig(data_dir) as rig:
-            yield rig
-        return
-    with tempfile.TemporaryDirectory(prefix="order-saga-bench-") as tmp:
-        async with embedded_rig(Path(tmp)) as rig:
-            yield rig
+    async with embedded_rig_in(data_dir, "bench") as rig:
+        yield rig
 
 
 async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -> dict[str, Any]:

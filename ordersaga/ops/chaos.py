@@ -16,12 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -30,7 +26,7 @@ from ordersaga.ops.audit import AuditReport, audit
 from ordersaga.ops.bench import add_load_options
 from ordersaga.ops.load import Sample, run_load
 from ordersaga.ops.options import fraction
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig
+from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in
 from ordersaga.ops.workload import Mix, final_states, make_order, saga_place
 from ordersaga.policy import ActivityPolicy, SagaPolicy
 
@@ -161,18 +157,6 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
     return ChaosResult(len(samples), states, pool.kills, restarts, report)
 
 
-@asynccontextmanager
-async def chaos_rig(data_dir: Path | None) -> AsyncIterator[Rig]:
-    """An embedded stack in `data_dir`, or in a temporary folder removed afterwards."""
-    if data_dir:
-        async with embedded_rig(data_dir) as rig:
-            yield rig
-        return
-    with tempfile.TemporaryDirectory(prefix="order-saga-chaos-") as tmp:
-        async with embedded_rig(Path(tmp)) as rig:
-            yield rig
-
-
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga chaos` and its options."""
     parser = commands.add_parser(
@@ -203,7 +187,7 @@ async def run_command(args: argparse.Namespace) -> int:
     )
     console = Console(stderr=True)
     console.print("Starting the stack…")
-    async with chaos_rig(args.data_dir) as rig:
+    async with embedded_rig_in(args.data_dir, "chaos") as rig:
         result = await chaos(rig, config, console)
     print(result.summary())
     return 0 if result.audit.ok else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,18 @@ class Rig:
         async with httpx.AsyncClient(base_url=self.services_url) as http:
             for service in SERVICES:
                 (await http.put(f"/{service}/admin/faults", json=faults)).raise_for_status()
+
+
+@asynccontextmanager
+async def embedded_rig_in(data_dir: Path | None, purpose: str) -> AsyncIterator[Rig]:
+    """An embedded rig in `data_dir`, or in a temporary folder removed afterwards."""
+    if data_dir:
+        async with embedded_rig(data_dir) as rig:
+            yield rig
+        return
+    with tempfile.TemporaryDirectory(prefix=f"order-saga-{purpose}-") as tmp:
+        async with embedded_rig(Path(tmp)) as rig:
+            yield rig
 
 
 @asynccontextmanager

@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.exceptions import ApplicationError
 
 from ordersaga.devserver import DevServer, free_port
-from ordersaga.models import OrderRequest, SagaState
+from ordersaga.models import OrderRequest, OrderResult, SagaState
 from ordersaga.ops.stack import worker_identity, worker_process
 from ordersaga.placing import start_saga
 from ordersaga.policy import SagaPolicy
@@ -91,6 +96,26 @@ async def stock_of(services: Services, order: OrderRequest) -> Counter[str]:
     return Counter({item.sku: stock[item.sku] for item in order.items})
 
 
+async def start_and_kill_worker_during(
+    activity_type: str,
+    client: Client,
+    order: OrderRequest,
+    dev_server: DevServer,
+    services_url: str,
+    services: Services,
+    task_queue: str,
+    worker_log: IO[bytes],
+) -> WorkflowHandle[OrderSaga, OrderResult]:
+    """Start the saga on a worker process, SIGKILL it once `activity_type` runs, mend the faults."""
+    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
+        handle = await start_saga(client, order, task_queue)
+        await wait_for_started_activity(handle, activity_type)
+        first.kill()
+        await first.wait()
+    await services.reset_faults()
+    return handle
+
+
 @pytest.mark.parametrize("step", [Step.CHARGE_PAYMENT, Step.SCHEDULE_SHIPMENT], ids=str)
 async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     dev_server: DevServer,
@@ -105,14 +130,11 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     stock_before = await stock_of(services, order)
     await services.set_faults(SERVICE_OF[step], latency_ms=LATENCY_MS)
 
-    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
-        handle = await start_saga(client, order, task_queue)
-        await wait_for_started_activity(handle, step)
-        first.kill()
-        await first.wait()
     # The killed attempt's request may still be at the service and take effect; the retry must
     # find its stored answer rather than act again.
-    await services.reset_faults()
+    handle = await start_and_kill_worker_during(
+        step, client, order, dev_server, services_url, services, task_queue, worker_log
+    )
 
     async with worker_process(dev_server.address, task_queue, services_url, worker_log) as second:
         async with asyncio.timeout(SAGA_WITHIN_S):
@@ -153,12 +175,9 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     stock_before = await stock_of(services, order)
     await services.set_faults(SERVICE_OF[compensation], latency_ms=LATENCY_MS)
 
-    async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
-        handle = await start_saga(client, order, task_queue)
-        await wait_for_started_activity(handle, compensation)
-        first.kill()
-        await first.wait()
-    await services.reset_faults()
+    handle = await start_and_kill_worker_during(
+        compensation, client, order, dev_server, services_url, services, task_queue, worker_log
+    )
 
     async with worker_process(dev_server.address, task_queue, services_url, worker_log) as second:
         with pytest.raises(WorkflowFailureError) as failed:

@@ -63,6 +63,7 @@ from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, exit_process, ui_link
 from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
+from workflows.order_steps import STATES
 
 Update = TypeVar("Update", Withdrawal, Resolution)
 
@@ -120,7 +121,7 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     """Start the saga for an order and, unless `--no-wait`, wait for its outcome."""
     payment = form.payment
     if isinstance(payment, CardDetails):
-        payment = await tokenize(args.settings.service_urls.payment, payment)
+        payment = await tokenize(args.settings.service_urls["payment"], payment)
     request = form.with_payment(payment)
     workflow_id = workflow_id_for(request.order_id)
     try:
@@ -206,7 +207,7 @@ async def attention(client: Client, args: argparse.Namespace) -> int:
         if saga.attention:
             found += 1
             print(
-                f"{saga.order_id}: {saga.attention.compensation.value} failed "
+                f"{saga.order_id}: {saga.attention.compensation} failed "
                 f"{saga.attention.attempts} times: {saga.attention.reason}"
             )
     print(f"{found} order(s) need attention." if found else "No order needs attention.")
@@ -251,28 +252,26 @@ def link(settings: Settings, workflow_id: str) -> str:
 
 def print_status(saga: SagaStatus) -> None:
     """The `status` query, one fact a line."""
-    print(f"  state:        {saga.state.value}")
+    print(f"  state:        {saga.state}")
     print(f"  steps done:   {', '.join(saga.steps_done) or '-'}")
     print(f"  to undo:      {', '.join(saga.compensations_recorded) or '-'}")
     print(f"  undone:       {', '.join(saga.compensations_run) or '-'}")
     if saga.failed_step:
-        print(
-            f"  failed step:  {saga.failed_step.value} ({saga.failure_type}: {saga.failure_reason})"
-        )
+        print(f"  failed step:  {saga.failed_step} ({saga.failure_type}: {saga.failure_reason})")
     if saga.attention:
         print(
-            f"  needs attention: {saga.attention.compensation.value} failed "
+            f"  needs attention: {saga.attention.compensation} failed "
             f"{saga.attention.attempts} times ({saga.attention.reason})"
         )
     for compensation, reason in saga.resolved_by_hand.items():
-        print(f"  done by hand: {compensation.value} ({reason})")
+        print(f"  done by hand: {compensation} ({reason})")
 
 
 def print_result(result: OrderResult) -> None:
     """A confirmed order's ids."""
     print(f"Order {result.order_id} confirmed: {result.total} {result.currency} (minor units)")
-    print(f"  reservation {result.reservation_id}, charge {result.charge_id}")
-    print(f"  shipment {result.shipment_id}, confirmation {result.confirmation_id}")
+    ids = [f"{key.removesuffix('_id')} {value}" for key, value in result.ids.items()]
+    print(f"  {', '.join(ids)}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -332,9 +331,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     commands.add_parser("attention", help="list the orders whose saga waits for an operator")
     list_cmd = commands.add_parser("list", help="list orders by saga state and customer")
-    list_cmd.add_argument(
-        "--status", choices=[state.value for state in SagaState], help="e.g. Aborted"
-    )
+    list_cmd.add_argument("--status", choices=STATES, help="e.g. Aborted")
     list_cmd.add_argument("--customer", help="customer id")
     args = parser.parse_args(argv)
     # Bad settings end the process here, before any order is looked at.

@@ -2,7 +2,7 @@
 
 - 2xx: the JSON answer.
 - 4xx with a `code`: a business refusal, a non-retryable `ApplicationError` whose `type` is the
-  code (a `ordersaga.models.RefusalType` value), so the workflow can tell refusals apart.
+  code (one of `ports.REFUSALS`), so the workflow can tell refusals apart.
 - 5xx, 408, 429, timeouts and connection errors: a retryable `ApplicationError` of type
   `ServiceUnavailable`; the activity's retry policy decides how often and how long to retry.
   Retrying is safe because every call carries an idempotency key.
@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from ordersaga.models import CompensationInput
+from ports.contract import UndoRequest
 
 #: `ApplicationError.type` of a transient failure: retried.
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
@@ -61,12 +63,12 @@ class ServiceClient:
         self._http = http
         self.base_url = base_url.rstrip("/")
 
-    async def post(self, path: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    async def post(self, path: str, body: BaseModel, idempotency_key: str) -> dict[str, Any]:
         """POST `body` as JSON to `path` under `idempotency_key`.
 
         Args:
             path: Path below the service's base URL, such as `/reservations`.
-            body: The request body.
+            body: The request body (its port's request model).
             idempotency_key: Sent as the `Idempotency-Key` header; a repeat has no second effect.
 
         Returns:
@@ -79,7 +81,9 @@ class ServiceClient:
         url = f"{self.base_url}{path}"
         try:
             response = await self._http.post(
-                url, json=body, headers={"Idempotency-Key": idempotency_key}
+                url,
+                content=body.model_dump_json(),
+                headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"},
             )
         except httpx.TimeoutException as exc:
             raise ApplicationError(f"POST {url} timed out", type=SERVICE_UNAVAILABLE) from exc
@@ -91,7 +95,8 @@ class ServiceClient:
 
     async def compensate(self, path: str, input: CompensationInput) -> None:
         """POST a compensation: the effect key in the body, effect key + ":undo" as the key."""
-        await self.post(path, {"effect_key": input.effect_key}, f"{input.effect_key}:undo")
+        undo = UndoRequest(effect_key=input.effect_key)
+        await self.post(path, undo, f"{input.effect_key}:undo")
 
 
 def _answer(url: str, response: httpx.Response) -> dict[str, Any]:

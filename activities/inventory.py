@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, ReserveInventoryInput, StepResult
-from ordersaga.steps import Compensation, Step
+from ordersaga.models import CompensationInput, StepResult
+from ports.contract import line_items
+from ports.inventory import DOMAIN, Reservation, ReserveInventoryInput, ReserveRequest
 
 
 class InventoryActivities:
-    """Inventory activities, sharing one `ServiceClient`."""
+    """The Inventory port (`ports.inventory.InventoryPort`) on the stand-in service's API."""
+
+    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Inventory service through `client`."""
         self._client = client
 
-    @activity.defn(name=Step.RESERVE_INVENTORY.value)
+    @activity.defn
     async def reserve_inventory(self, input: ReserveInventoryInput) -> StepResult:
         """Reserve all of the order's items, or none.
 
@@ -27,17 +32,11 @@ class InventoryActivities:
             ApplicationError: Non-retryable `OutOfStock` or `UnknownSku`; retryable
                 `ServiceUnavailable`.
         """
-        reservation = await self._client.post(
-            "/reservations",
-            {
-                "order_id": input.order_id,
-                "items": [item.model_dump(include={"sku", "quantity"}) for item in input.items],
-            },
-            input.idempotency_key,
-        )
-        return StepResult(id=reservation["reservation_id"])
+        request = ReserveRequest(order_id=input.order_id, items=line_items(input.items))
+        answer = await self._client.post("/reservations", request, input.idempotency_key)
+        return StepResult(id=Reservation.model_validate(answer).reservation_id)
 
-    @activity.defn(name=Compensation.RELEASE_INVENTORY.value)
+    @activity.defn
     async def release_inventory(self, input: CompensationInput) -> None:
         """Release the reservation made under `input.effect_key`; a no-op if there is none."""
         await self._client.compensate("/reservations/release", input)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, ConfirmOrderInput, StepResult
-from ordersaga.steps import Compensation, Step
+from ordersaga.models import CompensationInput, StepResult
+from ports.orders import DOMAIN, ConfirmOrderInput, ConfirmRequest, OrderRecord
 
 
 class OrderActivities:
-    """Order activities, sharing one `ServiceClient`."""
+    """The Order port (`ports.orders.OrdersPort`) on the stand-in service's API."""
+
+    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Order service through `client`."""
         self._client = client
 
-    @activity.defn(name=Step.CONFIRM_ORDER.value)
+    @activity.defn
     async def confirm_order(self, input: ConfirmOrderInput) -> StepResult:
         """Record the order as confirmed, with the ids of what the saga's steps created.
 
@@ -27,14 +31,13 @@ class OrderActivities:
             ApplicationError: Non-retryable `ConfirmationRejected`; retryable
                 `ServiceUnavailable`.
         """
-        confirmation = await self._client.post(
-            "/confirmations",
-            input.model_dump(exclude={"idempotency_key", "events"}),
-            input.idempotency_key,
+        request = ConfirmRequest.model_validate(
+            input.model_dump(exclude={"idempotency_key", "events"})
         )
-        return StepResult(id=confirmation["confirmation_id"])
+        answer = await self._client.post("/confirmations", request, input.idempotency_key)
+        return StepResult(id=OrderRecord.model_validate(answer).confirmation_id)
 
-    @activity.defn(name=Compensation.CANCEL_ORDER.value)
+    @activity.defn
     async def cancel_order(self, input: CompensationInput) -> None:
         """Cancel the confirmation made under `input.effect_key`; a no-op if there is none."""
         await self._client.compensate("/confirmations/cancel", input)

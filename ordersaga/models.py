@@ -32,7 +32,6 @@ from pydantic_extra_types.payment import PaymentCardNumber
 
 from ordersaga.events import SagaEvent
 from ordersaga.policy import SagaPolicy
-from ordersaga.steps import Compensation, Step
 
 #: Currencies the shop accepts. A real shop would list the ones its payment provider settles in.
 SUPPORTED_CURRENCIES = frozenset(
@@ -328,13 +327,14 @@ def workflow_id_for(order_id: str) -> str:
 
 
 class SagaState(StrEnum):
-    """Where a saga stands. Forward states in order, then the two ways a saga can end badly."""
+    """How a saga stands apart from its steps: started, or ending badly.
+
+    Between `STARTED` and the end, a saga is in the state after its last step done
+    (`workflows/order_steps.py` names them: `InventoryReserved`, ...), the last of which is
+    the confirmed order.
+    """
 
     STARTED = "Started"
-    INVENTORY_RESERVED = "InventoryReserved"
-    PAYMENT_CHARGED = "PaymentCharged"
-    SHIPPING_SCHEDULED = "ShippingScheduled"
-    ORDER_CONFIRMED = "OrderConfirmed"
     FAILED = "Failed"
     COMPENSATING = "Compensating"
     NEEDS_ATTENTION = "NeedsAttention"
@@ -346,9 +346,9 @@ class SagaState(StrEnum):
 # the attempt, so a retried or re-run activity has exactly one effect.
 
 
-def idempotency_key(workflow_id: str, step: Step) -> str:
+def idempotency_key(workflow_id: str, step: str) -> str:
     """The key under which a step's effect is recorded by its service."""
-    return f"{workflow_id}:{step.value}"
+    return f"{workflow_id}:{step}"
 
 
 class ActivityInput(_Model):
@@ -359,47 +359,6 @@ class ActivityInput(_Model):
     """
 
     events: list[SagaEvent] = []
-
-
-class ReserveInventoryInput(ActivityInput):
-    """Reserve the items of an order."""
-
-    idempotency_key: str
-    order_id: str
-    items: list[OrderItem]
-
-
-class ChargePaymentInput(ActivityInput):
-    """Charge the order total to the customer's card token."""
-
-    idempotency_key: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    payment: PaymentMethod
-
-
-class ScheduleShipmentInput(ActivityInput):
-    """Schedule delivery of the order's items to an address."""
-
-    idempotency_key: str
-    order_id: str
-    items: list[OrderItem]
-    address: Address
-
-
-class ConfirmOrderInput(ActivityInput):
-    """Record the order as confirmed with the Order service."""
-
-    idempotency_key: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    reservation_id: str
-    charge_id: str
-    shipment_id: str
 
 
 class CompensationInput(ActivityInput):
@@ -427,7 +386,7 @@ class StepResult(_Model):
 class Attention(BaseModel):
     """A compensation that kept failing: the saga waits for an operator."""
 
-    compensation: Compensation
+    compensation: str
     reason: str
     attempts: int
 
@@ -461,34 +420,32 @@ class Withdrawal(_Model):
 class SagaStatus(BaseModel):
     """The answer of the `status` query: where the saga stands and what it has done.
 
-    `compensations_run` lists every compensation that is done, including those an operator
-    marked done by hand, which `resolved_by_hand` lists again with the operator's reason.
+    Steps and compensations are named by their activities. `compensations_recorded` lists the
+    undo of every step that may have taken effect (registered before the step ran, dropped if
+    it was refused). `compensations_run` lists every compensation that is done, including
+    those an operator marked done by hand, which `resolved_by_hand` lists again with the
+    operator's reason. `ids` holds what each step done created, by its key (`charge_id`, ...).
     """
 
     order_id: str
-    state: SagaState
-    steps_done: list[Step] = []
-    compensations_recorded: list[Compensation] = []
-    compensations_run: list[Compensation] = []
-    failed_step: Step | None = None
+    state: str
+    steps_done: list[str] = []
+    compensations_recorded: list[str] = []
+    compensations_run: list[str] = []
+    failed_step: str | None = None
     failure_type: str | None = None
     failure_reason: str | None = None
     attention: Attention | None = None
-    resolved_by_hand: dict[Compensation, str] = {}
+    resolved_by_hand: dict[str, str] = {}
     withdrawn: bool = False
-    reservation_id: str | None = None
-    charge_id: str | None = None
-    shipment_id: str | None = None
+    ids: dict[str, str] = {}
 
 
 class OrderResult(_Model):
-    """What a confirmed order's saga returns."""
+    """What a confirmed order's saga returns: `ids` of what each step created, by key."""
 
     order_id: str
-    state: SagaState
+    state: str
     total: int
     currency: str
-    reservation_id: str
-    charge_id: str
-    shipment_id: str
-    confirmation_id: str
+    ids: dict[str, str]

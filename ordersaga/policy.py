@@ -7,8 +7,6 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import RetryPolicy
 
-from ordersaga.steps import RefusalType, Step
-
 
 class ActivityPolicy(BaseModel):
     """Timeout and retries of one kind of activity call."""
@@ -24,13 +22,12 @@ class ActivityPolicy(BaseModel):
     max_attempts: int = Field(default=4, ge=1, le=1000, description="First call included.")
 
     def retry_policy(self) -> RetryPolicy:
-        """The Temporal retry policy; business refusals are never retried."""
+        """The Temporal retry policy. Refusals are never retried: they are non-retryable errors."""
         return RetryPolicy(
             initial_interval=timedelta(seconds=self.first_retry_s),
             backoff_coefficient=self.backoff,
             maximum_interval=timedelta(seconds=self.max_retry_interval_s),
             maximum_attempts=self.max_attempts,
-            non_retryable_error_types=[refusal.value for refusal in RefusalType],
         )
 
     @property
@@ -44,7 +41,7 @@ class SagaPolicy(BaseModel):
 
     Attributes:
         steps: Every forward step: up to 3 retries of transient faults, 2 s, 4 s, 8 s apart.
-        step_overrides: A different policy for some steps.
+        step_overrides: A different policy for some steps, by step name (`charge_payment`).
         compensations: Each compensation retries with backoff up to this bound; past it the
             saga needs attention and waits for an operator, who can retry or mark it done.
         deadline_s: The order must be confirmed within this many seconds of being placed, or
@@ -55,10 +52,10 @@ class SagaPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: ActivityPolicy = ActivityPolicy()
-    step_overrides: dict[Step, ActivityPolicy] = {}
+    step_overrides: dict[str, ActivityPolicy] = {}
     compensations: ActivityPolicy = ActivityPolicy(first_retry_s=1.0, max_attempts=10)
     deadline_s: float | None = Field(default=900.0, gt=0, le=30 * 86400)
 
-    def for_step(self, step: Step) -> ActivityPolicy:
+    def for_step(self, step: str) -> ActivityPolicy:
         """The policy of one forward step."""
         return self.step_overrides.get(step, self.steps)

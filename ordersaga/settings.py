@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from ordersaga.temporal_profile import profile_settings
+from ports import SERVICES
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -114,17 +115,11 @@ class Settings(BaseSettings):
     services_url: str = setting(
         DEFAULT_SERVICES_URL, "base URL of the stand-in services", Group.SERVICES
     )
-    inventory_url: str | None = setting(
-        None, "Inventory service URL [default: SERVICES_URL/inventory]", Group.SERVICES
-    )
-    payment_url: str | None = setting(
-        None, "Payment service URL [default: SERVICES_URL/payment]", Group.SERVICES
-    )
-    shipping_url: str | None = setting(
-        None, "Shipping service URL [default: SERVICES_URL/shipping]", Group.SERVICES
-    )
-    orders_url: str | None = setting(
-        None, "Order service URL [default: SERVICES_URL/orders]", Group.SERVICES
+    service_url_overrides: str = setting(
+        "",
+        "services not at SERVICES_URL/<name>, as name=url pairs separated by commas "
+        "(e.g. payment=https://pay.example/v1)",
+        Group.SERVICES,
     )
 
     # The stand-in services, serving
@@ -250,16 +245,17 @@ class Settings(BaseSettings):
         """Flags (passed as arguments), then the environment, then Temporal's config profile."""
         return init_settings, env_settings, TemporalProfileSource(settings_cls)
 
+    @field_validator("service_url_overrides")
+    @classmethod
+    def _known_services(cls, overrides: str) -> str:
+        _parse_overrides(overrides)
+        return overrides
+
     @property
     def service_urls(self) -> ServiceUrls:
-        """Where each service is: `services_url`, unless a service has its own URL."""
+        """Where each service is: `services_url`/<name>, unless overridden."""
         base = ServiceUrls.from_base(self.services_url)
-        return ServiceUrls(
-            inventory=self.inventory_url or base.inventory,
-            payment=self.payment_url or base.payment,
-            shipping=self.shipping_url or base.shipping,
-            orders=self.orders_url or base.orders,
-        )
+        return ServiceUrls(base.urls | _parse_overrides(self.service_url_overrides))
 
     @property
     def event_bus_url(self) -> str:
@@ -307,27 +303,29 @@ def env_of(name: str) -> str:
     return name.upper()
 
 
+def _parse_overrides(overrides: str) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in overrides.split(","))):
+        name, _, url = pair.partition("=")
+        name, url = name.strip(), url.strip()
+        if name not in SERVICES or not url:
+            raise ValueError(f"{pair!r} must be name=url with name one of {', '.join(SERVICES)}")
+        urls[name] = url
+    return urls
+
+
 @dataclass(frozen=True)
 class ServiceUrls:
-    """Base URLs of the four services (they may all live in one process)."""
+    """The base URL of each service the saga calls (`ports.SERVICES`), by name."""
 
-    inventory: str
-    payment: str
-    shipping: str
-    orders: str
+    urls: dict[str, str]
+
+    def __getitem__(self, service: str) -> str:
+        """The base URL of `service`."""
+        return self.urls[service]
 
     @classmethod
     def from_base(cls, base_url: str) -> ServiceUrls:
-        """URLs for all four services hosted by one `order-saga services` process."""
+        """Every service hosted by one `order-saga services` process at `base_url`."""
         base = base_url.rstrip("/")
-        return cls(
-            inventory=f"{base}/inventory",
-            payment=f"{base}/payment",
-            shipping=f"{base}/shipping",
-            orders=f"{base}/orders",
-        )
-
-    @classmethod
-    def from_env(cls, base_url: str) -> ServiceUrls:
-        """`base_url` for all four, each overridable by `<SERVICE>_URL` in the environment."""
-        return Settings(services_url=base_url).service_urls
+        return cls({name: f"{base}/{name}" for name in SERVICES})

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Header
-from pydantic import BaseModel, ConfigDict, Field
 
-from ordersaga.models import MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, Identifier
 from services.db import Database
 from services.effects import Effects
 from services.errors import install_error_handlers
@@ -17,23 +15,6 @@ from services.faults import FaultInjector, FaultSettings, faults_router
 
 #: The `Idempotency-Key` header that every mutating call must carry.
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
-
-
-class ServiceModel(BaseModel):
-    """Base of request bodies: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LineItem(ServiceModel):
-    """A quantity of one SKU."""
-
-    sku: Identifier
-    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_ITEM)
-
-
-#: The items of one reservation or shipment.
-LineItems = Annotated[list[LineItem], Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)]
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import structlog
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from ordersaga.steps import RefusalType
+from ports.contract import ALREADY_COMPENSATED, NOT_FOUND, UndoRequest, UndoResult
 from services.db import Database
-from services.errors import IdempotencyKeyReused, InjectedFault, Refusal
+from services.errors import IdempotencyKeyReused, InjectedFault, Refused
 from services.faults import FaultInjector
 
 log = structlog.get_logger()
@@ -49,26 +49,6 @@ CREATE TABLE IF NOT EXISTS tombstones (
 
 #: Header that marks an answer as the stored answer of an earlier call with the same key.
 REPLAYED_HEADER = "Idempotent-Replayed"
-
-#: The `status` of an undo whose effect never happened.
-NOT_FOUND = "not_found"
-
-
-class UndoRequest(BaseModel):
-    """Body of a compensation call."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    effect_key: str = Field(min_length=1, max_length=200)
-
-
-class UndoResult(BaseModel):
-    """Answer of a compensation call."""
-
-    effect_key: str
-    status: str = Field(description=f"The record's status after the undo, or {NOT_FOUND!r}.")
-    id: str | None = Field(default=None, description="The record the effect created, if any.")
-
 
 Effect = Callable[[sqlite3.Connection, str], BaseModel]
 """A forward effect: given the open transaction and the call's key, make the change, return
@@ -231,14 +211,14 @@ def _stored_answer(conn: sqlite3.Connection, key: str, fingerprint: str) -> _Ans
 
 def _first_answer(conn: sqlite3.Connection, key: str, effect: Effect, status: int) -> _Answer:
     if conn.execute("SELECT 1 FROM tombstones WHERE effect_key = ?", (key,)).fetchone():
-        refusal = Refusal(RefusalType.ALREADY_COMPENSATED, "this effect was already compensated")
+        refusal = Refused(ALREADY_COMPENSATED, "this effect was already compensated")
         return _Answer(refusal.status, refusal.body())
     # A savepoint, so that a refusal raised half-way (the third item of an order out of stock)
     # takes back what the effect already wrote, while the refusal itself is still recorded.
     conn.execute("SAVEPOINT effect")
     try:
         answer = _Answer(status, effect(conn, key).model_dump_json())
-    except Refusal as refusal:
+    except Refused as refusal:
         conn.execute("ROLLBACK TO effect")
         answer = _Answer(refusal.status, refusal.body())
     conn.execute("RELEASE effect")

@@ -8,18 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from ordersaga.steps import RefusalType
-
-#: The HTTP status each business refusal is answered with.
-REFUSAL_STATUS: dict[RefusalType, int] = {
-    RefusalType.OUT_OF_STOCK: 409,
-    RefusalType.UNKNOWN_SKU: 422,
-    RefusalType.PAYMENT_DECLINED: 402,
-    RefusalType.SHIPPING_UNAVAILABLE: 422,
-    RefusalType.CONFIRMATION_REJECTED: 409,
-    RefusalType.INVALID_REQUEST: 422,
-    RefusalType.ALREADY_COMPENSATED: 409,
-}
+from ports.contract import INVALID_REQUEST, Refusal
 
 
 class ServiceError(Exception):
@@ -40,11 +29,11 @@ class ServiceError(Exception):
         return Response(self.body(), self.status, media_type="application/json")
 
 
-class Refusal(ServiceError):
+class Refused(ServiceError):
     """A business refusal: final, and recorded under the idempotency key like a success."""
 
-    def __init__(self, refusal: RefusalType, message: str) -> None:
-        super().__init__(REFUSAL_STATUS[refusal], refusal.value, message)
+    def __init__(self, refusal: Refusal, message: str) -> None:
+        super().__init__(refusal.http_status, refusal.code, message)
 
 
 class InjectedFault(ServiceError):
@@ -85,4 +74,4 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
             for error in exc.errors()
         )
-        return Refusal(RefusalType.INVALID_REQUEST, problems).response()
+        return Refused(INVALID_REQUEST, problems).response()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ordersaga.models import Identifier
-from ordersaga.steps import RefusalType
-from services.base import IdempotencyKey, LineItem, LineItems, ServiceModel, new_service
+from ports.contract import LineItem, UndoRequest, UndoResult, WireModel
+from ports.inventory import OUT_OF_STOCK, UNKNOWN_SKU, Reservation, ReserveRequest
+from services.base import IdempotencyKey, new_service
 from services.db import Database, new_id
-from services.effects import UndoRequest, UndoResult, undo_record
-from services.errors import Refusal
+from services.effects import undo_record
+from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
 
 SCHEMA = """
@@ -60,23 +60,7 @@ CATALOG: dict[str, int] = {
 }
 
 
-class ReserveRequest(ServiceModel):
-    """Body of `POST /reservations`."""
-
-    order_id: Identifier
-    items: LineItems
-
-
-class Reservation(BaseModel):
-    """A reservation of stock for an order."""
-
-    reservation_id: str
-    order_id: str
-    status: Literal["reserved", "released"]
-    items: list[LineItem]
-
-
-class StockLevel(ServiceModel):
+class StockLevel(WireModel):
     """Body of `PUT /stock/{sku}`."""
 
     available: int = Field(ge=0)
@@ -89,7 +73,7 @@ class StockEntry(BaseModel):
     available: int
 
 
-def create_inventory_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
+def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Inventory service, its database `<data_dir>/inventory.db` seeded with `CATALOG`."""
     service = new_service(
         "inventory", data_dir, SCHEMA, faults, "Stock per SKU, and reservations of it per order."
@@ -186,12 +170,12 @@ def _reserve(conn: sqlite3.Connection, key: str, request: ReserveRequest) -> Res
     return reservation
 
 
-def _refusal(conn: sqlite3.Connection, item: LineItem) -> Refusal:
+def _refusal(conn: sqlite3.Connection, item: LineItem) -> Refused:
     row = conn.execute("SELECT available FROM stock WHERE sku = ?", (item.sku,)).fetchone()
     if row is None:
-        return Refusal(RefusalType.UNKNOWN_SKU, f"unknown SKU {item.sku}")
-    return Refusal(
-        RefusalType.OUT_OF_STOCK,
+        return Refused(UNKNOWN_SKU, f"unknown SKU {item.sku}")
+    return Refused(
+        OUT_OF_STOCK,
         f"{item.sku} is out of stock: {item.quantity} wanted, {row['available']} available",
     )
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Annotated, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, StringConstraints
 
-from ordersaga.models import Identifier
-from ordersaga.steps import RefusalType
-from services.base import IdempotencyKey, ServiceModel, new_service
+from ports.contract import UndoRequest, UndoResult
+from ports.orders import CONFIRMATION_REJECTED, ConfirmRequest, OrderRecord
+from services.base import IdempotencyKey, new_service
 from services.db import new_id
-from services.effects import UndoRequest, UndoResult, undo_record
-from services.errors import NotFound, Refusal
+from services.effects import undo_record
+from services.errors import NotFound, Refused
 from services.faults import NO_FAULTS, FaultSettings
 
 SCHEMA = """
@@ -42,36 +40,9 @@ _COLUMNS = (
     "confirmation_id, order_id, customer_id, amount, currency,"
     " reservation_id, charge_id, shipment_id, status"
 )
-RecordId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
-class ConfirmRequest(ServiceModel):
-    """Body of `POST /confirmations`."""
-
-    order_id: Identifier
-    customer_id: Identifier
-    amount: int = Field(gt=0, description="Minor units of `currency`.")
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    reservation_id: RecordId
-    charge_id: RecordId
-    shipment_id: RecordId
-
-
-class OrderRecord(BaseModel):
-    """An order as the Order service records it."""
-
-    confirmation_id: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    reservation_id: str
-    charge_id: str
-    shipment_id: str
-    status: Literal["confirmed", "cancelled"]
-
-
-def create_orders_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
+def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Order service, its database `<data_dir>/orders.db`."""
     service = new_service("orders", data_dir, SCHEMA, faults, "The record of confirmed orders.")
     app, db, effects = service.app, service.db, service.effects
@@ -119,7 +90,7 @@ def create_orders_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> Fast
 
 def _confirm(conn: sqlite3.Connection, key: str, request: ConfirmRequest) -> OrderRecord:
     if request.customer_id == BLOCKED_CUSTOMER:
-        raise Refusal(RefusalType.CONFIRMATION_REJECTED, "the customer's account is blocked")
+        raise Refused(CONFIRMATION_REJECTED, "the customer's account is blocked")
     record = OrderRecord(confirmation_id=new_id("conf"), status="confirmed", **request.model_dump())
     conn.execute(
         f"INSERT INTO orders (effect_key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

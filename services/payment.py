@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime
 import sqlite3
 from pathlib import Path
-from typing import Annotated, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel
 
-from ordersaga.models import CardDetails, Identifier
-from ordersaga.steps import RefusalType
-from services.base import IdempotencyKey, ServiceModel, new_service
+from ordersaga.models import CardDetails
+from ports.contract import INVALID_REQUEST, UndoRequest, UndoResult
+from ports.payment import PAYMENT_DECLINED, Charge, ChargeRequest
+from services.base import IdempotencyKey, new_service
 from services.db import Database, new_id
-from services.effects import UndoRequest, UndoResult, undo_record
-from services.errors import Refusal
+from services.effects import undo_record
+from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
 
 SCHEMA = """
@@ -56,9 +56,6 @@ TEST_TOKENS: dict[str, tuple[str, str, bool]] = {
     "tok_declined": ("0002", "visa", True),
 }
 
-#: The largest single charge, in minor units: a typo guard, far above any real order.
-MAX_CHARGE = 10**12
-
 
 class CardToken(BaseModel):
     """A card as the shop keeps it."""
@@ -66,27 +63,6 @@ class CardToken(BaseModel):
     token: str
     last4: str
     brand: str
-
-
-class ChargeRequest(ServiceModel):
-    """Body of `POST /charges`."""
-
-    order_id: Identifier
-    customer_id: Identifier
-    amount: int = Field(gt=0, le=MAX_CHARGE, description="Minor units of `currency`.")
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    token: str = Field(min_length=1, max_length=100)
-
-
-class Charge(BaseModel):
-    """A charge to a card."""
-
-    charge_id: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    status: Literal["charged", "refunded"]
 
 
 class Refund(BaseModel):
@@ -99,7 +75,7 @@ class Refund(BaseModel):
     currency: str
 
 
-def create_payment_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
+def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Payment service, its database `<data_dir>/payment.db` seeded with `TEST_TOKENS`."""
     service = new_service("payment", data_dir, SCHEMA, faults, "Card tokens, charges and refunds.")
     _seed(service.db)
@@ -115,7 +91,7 @@ def create_payment_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> Fas
         """
         today = datetime.date.today()
         if (card.exp_year, card.exp_month) < (today.year, today.month):
-            raise Refusal(RefusalType.INVALID_REQUEST, "the card has expired")
+            raise Refused(INVALID_REQUEST, "the card has expired")
         token = CardToken(
             token=new_id("tok"),
             last4=card.card_number.last4,
@@ -181,9 +157,9 @@ def _seed(db: Database) -> None:
 def _charge(conn: sqlite3.Connection, key: str, request: ChargeRequest) -> Charge:
     row = conn.execute("SELECT declines FROM tokens WHERE token = ?", (request.token,)).fetchone()
     if row is None:
-        raise Refusal(RefusalType.PAYMENT_DECLINED, "unknown card token")
+        raise Refused(PAYMENT_DECLINED, "unknown card token")
     if row["declines"]:
-        raise Refusal(RefusalType.PAYMENT_DECLINED, "the card was declined")
+        raise Refused(PAYMENT_DECLINED, "the card was declined")
     charge = Charge(
         charge_id=new_id("ch"),
         order_id=request.order_id,

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
-from ordersaga.models import Address, Identifier
-from ordersaga.steps import RefusalType
-from services.base import IdempotencyKey, LineItem, LineItems, ServiceModel, new_service
+from ports.contract import LineItem, UndoRequest, UndoResult
+from ports.shipping import SHIPPING_UNAVAILABLE, Shipment, ShipmentRequest
+from services.base import IdempotencyKey, new_service
 from services.db import new_id
-from services.effects import UndoRequest, UndoResult, undo_record
-from services.errors import Refusal
+from services.effects import undo_record
+from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
 
 SCHEMA = """
@@ -38,24 +37,7 @@ UNSERVED_POSTAL_CODE = "00000"
 _line_items = TypeAdapter(list[LineItem])
 
 
-class ShipmentRequest(ServiceModel):
-    """Body of `POST /shipments`."""
-
-    order_id: Identifier
-    items: LineItems
-    address: Address
-
-
-class Shipment(BaseModel):
-    """A shipment of an order's items. The address stays in the service's database."""
-
-    shipment_id: str
-    order_id: str
-    status: Literal["scheduled", "cancelled"]
-    items: list[LineItem]
-
-
-def create_shipping_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
+def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Shipping service, its database `<data_dir>/shipping.db`."""
     service = new_service("shipping", data_dir, SCHEMA, faults, "Shipments of orders' items.")
     app, db, effects = service.app, service.db, service.effects
@@ -101,7 +83,7 @@ def create_shipping_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> Fa
 def _schedule(conn: sqlite3.Connection, key: str, request: ShipmentRequest) -> Shipment:
     if request.address.postal_code == UNSERVED_POSTAL_CODE:
         # Say why without repeating the address: answers end up in workflow history and logs.
-        raise Refusal(RefusalType.SHIPPING_UNAVAILABLE, "no carrier serves this postal code")
+        raise Refused(SHIPPING_UNAVAILABLE, "no carrier serves this postal code")
     shipment = Shipment(
         shipment_id=new_id("shp"),
         order_id=request.order_id,

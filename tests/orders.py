@@ -13,6 +13,10 @@ SOLD_OUT_SKU = "SKU-SOLDOUT"
 UNSERVED_POSTAL_CODE = "00000"
 BLOCKED_CUSTOMER = "cust-blocked"
 
+#: The saga's steps and their compensations, in the order the business asked for them.
+STEPS = ["reserve_inventory", "charge_payment", "schedule_shipment", "confirm_order"]
+COMPENSATIONS = ["release_inventory", "refund_payment", "cancel_shipment", "cancel_order"]
+
 #: The business's retry shape (4 attempts, doubling backoff) at a tenth of a second, so tests of
 #: transient faults against real services do not wait for the real 2 s, 4 s, 8 s.
 FAST_POLICY = SagaPolicy(

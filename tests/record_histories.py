@@ -50,9 +50,9 @@ Saga = WorkflowHandle[OrderSaga, OrderResult]
 Drive = Callable[[Saga, Services], Awaitable[None]]
 
 
-async def wait_for(saga: Saga, state: SagaState) -> SagaStatus:
+async def wait_for(saga: Saga, state: str) -> SagaStatus:
     """Poll the saga's status until it reaches `state`; return that status."""
-    while (status := await saga.query(OrderSaga.status)).state is not state:
+    while (status := await saga.query(OrderSaga.status)).state != state:
         await asyncio.sleep(0.05)
     return status
 
@@ -63,19 +63,19 @@ async def nothing(saga: Saga, services: Services) -> None:
 
 async def cancel_mid_shipment(saga: Saga, services: Services) -> None:
     """Cancel the workflow while Shipping is slow to answer."""
-    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await wait_for(saga, "PaymentCharged")
     await saga.cancel()
 
 
 async def withdraw_mid_shipment(saga: Saga, services: Services) -> None:
     """The customer withdraws the order while Shipping is slow to answer."""
-    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await wait_for(saga, "PaymentCharged")
     await saga.execute_update(OrderSaga.withdraw, Withdrawal(reason="ordered twice by mistake"))
 
 
 async def operator_retries(saga: Saga, services: Services) -> None:
     """Inventory breaks after reserving; once the release needs attention, mend it and retry."""
-    await wait_for(saga, SagaState.INVENTORY_RESERVED)
+    await wait_for(saga, "InventoryReserved")
     await services.set_faults("inventory", fail_next=1000)
     await wait_for(saga, SagaState.NEEDS_ATTENTION)
     await services.reset_faults()
@@ -86,7 +86,7 @@ async def operator_retries(saga: Saga, services: Services) -> None:
 
 async def operator_marks_done(saga: Saga, services: Services) -> None:
     """Payment breaks after charging; once the refund needs attention, it is marked done."""
-    await wait_for(saga, SagaState.PAYMENT_CHARGED)
+    await wait_for(saga, "PaymentCharged")
     await services.set_faults("payment", fail_next=1000)
     await wait_for(saga, SagaState.NEEDS_ATTENTION)
     await services.reset_faults()

@@ -18,7 +18,7 @@ class Saga:
     start: datetime = T0
     events: list[SagaEvent] = field(default_factory=list)
 
-    def add(self, kind: SagaEventType, at_s: float, **data: str | int | bool) -> Saga:
+    def add(self, kind: str, at_s: float, **data: str | int | bool) -> Saga:
         """Append an event `at_s` seconds after the saga's start."""
         sequence = len(self.events) + 1
         self.events.append(
@@ -67,17 +67,17 @@ def confirmed(
     return (
         Saga(order_id, start)
         .started(total, currency)
-        .add(SagaEventType.INVENTORY_RESERVED, took_s / 4, reservation_id=f"res-{order_id}")
+        .add("InventoryReserved", took_s / 4, reservation_id=f"res-{order_id}")
         .add(
-            SagaEventType.PAYMENT_CHARGED,
+            "PaymentCharged",
             took_s / 2,
             charge_id=f"ch-{order_id}",
             amount=total,
             currency=currency,
         )
-        .add(SagaEventType.SHIPPING_SCHEDULED, took_s * 3 / 4, shipment_id=f"sh-{order_id}")
+        .add("ShippingScheduled", took_s * 3 / 4, shipment_id=f"sh-{order_id}")
         .add(
-            SagaEventType.ORDER_CONFIRMED,
+            "OrderConfirmed",
             took_s,
             confirmation_id=f"conf-{order_id}",
             total=total,
@@ -91,9 +91,9 @@ def declined(order_id: str, total: int, took_s: float, start: datetime = T0) -> 
     return (
         Saga(order_id, start)
         .started(total)
-        .add(SagaEventType.INVENTORY_RESERVED, 1, reservation_id=f"res-{order_id}")
+        .add("InventoryReserved", 1, reservation_id=f"res-{order_id}")
         .failed(2, "charge_payment", "PaymentDeclined")
-        .add(SagaEventType.INVENTORY_RELEASED, 3, by_hand=False)
+        .add("InventoryReleased", 3, by_hand=False)
         .compensated(took_s, "Aborted", "release_inventory")
     )
 
@@ -113,16 +113,16 @@ def unserved(order_id: str, total: int, currency: str, took_s: float, start: dat
     return (
         Saga(order_id, start)
         .started(total, currency)
-        .add(SagaEventType.INVENTORY_RESERVED, 1, reservation_id=f"res-{order_id}")
+        .add("InventoryReserved", 1, reservation_id=f"res-{order_id}")
         .add(
-            SagaEventType.PAYMENT_CHARGED,
+            "PaymentCharged",
             2,
             charge_id=f"ch-{order_id}",
             amount=total,
             currency=currency,
         )
         .failed(3, "schedule_shipment", "ShippingUnavailable")
-        .add(SagaEventType.PAYMENT_REFUNDED, 4, by_hand=False)
-        .add(SagaEventType.INVENTORY_RELEASED, 5, by_hand=False)
+        .add("PaymentRefunded", 4, by_hand=False)
+        .add("InventoryReleased", 5, by_hand=False)
         .compensated(took_s, "Aborted", "refund_payment", "release_inventory")
     )

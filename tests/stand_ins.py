@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from ordersaga.events import SagaEvent
 from ordersaga.models import StepResult
-from ordersaga.steps import Compensation, Step
+from tests.orders import COMPENSATIONS, STEPS
 
-ALL_ACTIVITIES = [*Step, *Compensation]
+ALL_ACTIVITIES = [*STEPS, *COMPENSATIONS]
 
 
 def refusal(refusal_type: str) -> ApplicationError:
@@ -69,7 +69,7 @@ class StandIns:
 
     def _stand_in(self, name: str) -> Callable[..., Any]:
         @activity.defn(name=name)
-        async def stand_in(arg: dict[str, Any]) -> StepResult:
+        async def stand_in(arg: dict[str, Any]) -> StepResult | None:
             self._record_events(arg)
             self.calls.append(name)
             if self.clock:
@@ -79,6 +79,7 @@ class StandIns:
                 await self.hold[name].wait()
             if self.failures.get(name):
                 raise self.failures[name].pop(0)
-            return StepResult(id=f"{name}-id")
+            # Steps create something; compensations, like the real ones, return nothing.
+            return StepResult(id=f"{name}-id") if name in STEPS else None
 
         return stand_in

@@ -17,19 +17,20 @@ from activities import ServiceClient, build_activities, create_http_client
 from activities.http import SERVICE_UNAVAILABLE, UNEXPECTED_RESPONSE
 from ordersaga.models import (
     Address,
-    ChargePaymentInput,
     CompensationInput,
-    ConfirmOrderInput,
     OrderItem,
     PaymentMethod,
-    ReserveInventoryInput,
-    ScheduleShipmentInput,
     StepResult,
     idempotency_key,
     workflow_id_for,
 )
 from ordersaga.settings import ServiceUrls
-from ordersaga.steps import Compensation, RefusalType, Step
+from ports.contract import UndoRequest
+from ports.inventory import ReserveInventoryInput
+from ports.orders import ConfirmOrderInput
+from ports.payment import ChargePaymentInput
+from ports.shipping import ScheduleShipmentInput
+from tests.orders import COMPENSATIONS, STEPS
 from tests.services_fixture import running_services
 
 ORDER_ID = "o-1"
@@ -72,7 +73,7 @@ async def run(fn: Callable[..., Any], arg: Any) -> Any:
     return await ActivityEnvironment().run(fn, arg)
 
 
-def key(step: Step) -> str:
+def key(step: str) -> str:
     return idempotency_key(WORKFLOW_ID, step)
 
 
@@ -82,13 +83,13 @@ def items(sku: str = "SKU-BOOK") -> list[OrderItem]:
 
 def reserve_input(sku: str = "SKU-BOOK") -> ReserveInventoryInput:
     return ReserveInventoryInput(
-        idempotency_key=key(Step.RESERVE_INVENTORY), order_id=ORDER_ID, items=items(sku)
+        idempotency_key=key("reserve_inventory"), order_id=ORDER_ID, items=items(sku)
     )
 
 
 def charge_input(token: str = "tok_visa") -> ChargePaymentInput:
     return ChargePaymentInput(
-        idempotency_key=key(Step.CHARGE_PAYMENT),
+        idempotency_key=key("charge_payment"),
         order_id=ORDER_ID,
         customer_id="cust-1",
         amount=2500,
@@ -99,7 +100,7 @@ def charge_input(token: str = "tok_visa") -> ChargePaymentInput:
 
 def shipment_input(postal_code: str = "SW1Y 4JH") -> ScheduleShipmentInput:
     return ScheduleShipmentInput(
-        idempotency_key=key(Step.SCHEDULE_SHIPMENT),
+        idempotency_key=key("schedule_shipment"),
         order_id=ORDER_ID,
         items=items(),
         address=ADDRESS.model_copy(update={"postal_code": postal_code}),
@@ -108,7 +109,7 @@ def shipment_input(postal_code: str = "SW1Y 4JH") -> ScheduleShipmentInput:
 
 def confirm_input(customer_id: str = "cust-1") -> ConfirmOrderInput:
     return ConfirmOrderInput(
-        idempotency_key=key(Step.CONFIRM_ORDER),
+        idempotency_key=key("confirm_order"),
         order_id=ORDER_ID,
         customer_id=customer_id,
         amount=2500,
@@ -119,7 +120,7 @@ def confirm_input(customer_id: str = "cust-1") -> ConfirmOrderInput:
     )
 
 
-def undo_input(step: Step) -> CompensationInput:
+def undo_input(step: str) -> CompensationInput:
     return CompensationInput(order_id=ORDER_ID, effect_key=key(step))
 
 
@@ -132,7 +133,7 @@ async def get(http: httpx.AsyncClient, url: str) -> Any:
 def test_build_activities_registers_every_step_and_compensation(
     acts: dict[str, Callable[..., Any]],
 ) -> None:
-    assert set(acts) == {step.value for step in Step} | {comp.value for comp in Compensation}
+    assert set(acts) == set(STEPS) | set(COMPENSATIONS)
 
 
 async def test_forward_steps_then_compensations(
@@ -141,20 +142,20 @@ async def test_forward_steps_then_compensations(
     stock_before = (await get(http, f"{base_url}/inventory/stock"))["SKU-BOOK"]
 
     created = [
-        await run(acts[Step.RESERVE_INVENTORY], reserve_input()),
-        await run(acts[Step.CHARGE_PAYMENT], charge_input()),
-        await run(acts[Step.SCHEDULE_SHIPMENT], shipment_input()),
-        await run(acts[Step.CONFIRM_ORDER], confirm_input()),
+        await run(acts["reserve_inventory"], reserve_input()),
+        await run(acts["charge_payment"], charge_input()),
+        await run(acts["schedule_shipment"], shipment_input()),
+        await run(acts["confirm_order"], confirm_input()),
     ]
     assert all(isinstance(result, StepResult) for result in created)
     assert [r.id.split("_")[0] for r in created] == ["res", "ch", "shp", "conf"]
     assert (await get(http, f"{base_url}/inventory/stock"))["SKU-BOOK"] == stock_before - 2
 
     for compensation, step in [
-        (Compensation.CANCEL_ORDER, Step.CONFIRM_ORDER),
-        (Compensation.CANCEL_SHIPMENT, Step.SCHEDULE_SHIPMENT),
-        (Compensation.REFUND_PAYMENT, Step.CHARGE_PAYMENT),
-        (Compensation.RELEASE_INVENTORY, Step.RESERVE_INVENTORY),
+        ("cancel_order", "confirm_order"),
+        ("cancel_shipment", "schedule_shipment"),
+        ("refund_payment", "charge_payment"),
+        ("release_inventory", "reserve_inventory"),
     ]:
         assert await run(acts[compensation], undo_input(step)) is None
 
@@ -168,25 +169,25 @@ async def test_forward_steps_then_compensations(
 
 
 REFUSALS = {
-    "out-of-stock": (Step.RESERVE_INVENTORY, lambda: reserve_input("SKU-SOLDOUT"), "OutOfStock"),
-    "unknown-sku": (Step.RESERVE_INVENTORY, lambda: reserve_input("SKU-NOPE"), "UnknownSku"),
-    "declined": (Step.CHARGE_PAYMENT, lambda: charge_input("tok_declined"), "PaymentDeclined"),
-    "unknown-token": (Step.CHARGE_PAYMENT, lambda: charge_input("tok_nope"), "PaymentDeclined"),
-    "unserved": (Step.SCHEDULE_SHIPMENT, lambda: shipment_input("00000"), "ShippingUnavailable"),
-    "blocked": (Step.CONFIRM_ORDER, lambda: confirm_input("cust-blocked"), "ConfirmationRejected"),
+    "out-of-stock": ("reserve_inventory", lambda: reserve_input("SKU-SOLDOUT"), "OutOfStock"),
+    "unknown-sku": ("reserve_inventory", lambda: reserve_input("SKU-NOPE"), "UnknownSku"),
+    "declined": ("charge_payment", lambda: charge_input("tok_declined"), "PaymentDeclined"),
+    "unknown-token": ("charge_payment", lambda: charge_input("tok_nope"), "PaymentDeclined"),
+    "unserved": ("schedule_shipment", lambda: shipment_input("00000"), "ShippingUnavailable"),
+    "blocked": ("confirm_order", lambda: confirm_input("cust-blocked"), "ConfirmationRejected"),
 }
 
 
 @pytest.mark.parametrize(("step", "make_input", "refusal"), REFUSALS.values(), ids=REFUSALS.keys())
 async def test_refusals_are_non_retryable_and_typed(
     acts: dict[str, Callable[..., Any]],
-    step: Step,
+    step: str,
     make_input: Callable[[], Any],
     refusal: str,
 ) -> None:
     with pytest.raises(ApplicationError) as raised:
         await run(acts[step], make_input())
-    assert raised.value.type == RefusalType(refusal).value
+    assert raised.value.type == refusal
     assert raised.value.non_retryable
 
 
@@ -196,13 +197,13 @@ async def test_service_error_is_retryable_and_a_retry_succeeds(
     (await http.put(f"{base_url}/payment/admin/faults", json={"fail_next": 1})).raise_for_status()
 
     with pytest.raises(ApplicationError) as raised:
-        await run(acts[Step.CHARGE_PAYMENT], charge_input())
+        await run(acts["charge_payment"], charge_input())
     assert raised.value.type == SERVICE_UNAVAILABLE
     assert not raised.value.non_retryable
     assert raised.value.details[0] == {"status": 503, "code": "InjectedFault"}
     assert await get(http, f"{base_url}/payment/charges") == []
 
-    charged = await run(acts[Step.CHARGE_PAYMENT], charge_input())
+    charged = await run(acts["charge_payment"], charge_input())
     assert [c["charge_id"] for c in await get(http, f"{base_url}/payment/charges")] == [charged.id]
 
 
@@ -214,9 +215,9 @@ async def test_lost_answer_then_retry_has_one_effect(
     stock_before = (await get(http, f"{base_url}/inventory/stock"))["SKU-BOOK"]
 
     with pytest.raises(ApplicationError) as raised:
-        await run(acts[Step.RESERVE_INVENTORY], reserve_input())
+        await run(acts["reserve_inventory"], reserve_input())
     assert not raised.value.non_retryable
-    reserved = await run(acts[Step.RESERVE_INVENTORY], reserve_input())
+    reserved = await run(acts["reserve_inventory"], reserve_input())
 
     [reservation] = await get(http, f"{base_url}/inventory/reservations?order_id={ORDER_ID}")
     assert reservation["reservation_id"] == reserved.id
@@ -226,24 +227,24 @@ async def test_lost_answer_then_retry_has_one_effect(
 async def test_same_key_twice_has_one_effect(
     acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
 ) -> None:
-    first = await run(acts[Step.CHARGE_PAYMENT], charge_input())
-    second = await run(acts[Step.CHARGE_PAYMENT], charge_input())
+    first = await run(acts["charge_payment"], charge_input())
+    second = await run(acts["charge_payment"], charge_input())
     assert first == second
     assert len(await get(http, f"{base_url}/payment/charges")) == 1
 
-    await run(acts[Compensation.REFUND_PAYMENT], undo_input(Step.CHARGE_PAYMENT))
-    await run(acts[Compensation.REFUND_PAYMENT], undo_input(Step.CHARGE_PAYMENT))
+    await run(acts["refund_payment"], undo_input("charge_payment"))
+    await run(acts["refund_payment"], undo_input("charge_payment"))
     assert len(await get(http, f"{base_url}/payment/refunds")) == 1
 
 
 async def test_compensation_first_refuses_the_late_forward_call(
     acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
 ) -> None:
-    assert await run(acts[Compensation.CANCEL_SHIPMENT], undo_input(Step.SCHEDULE_SHIPMENT)) is None
+    assert await run(acts["cancel_shipment"], undo_input("schedule_shipment")) is None
 
     with pytest.raises(ApplicationError) as raised:
-        await run(acts[Step.SCHEDULE_SHIPMENT], shipment_input())
-    assert raised.value.type == RefusalType.ALREADY_COMPENSATED.value
+        await run(acts["schedule_shipment"], shipment_input())
+    assert raised.value.type == "AlreadyCompensated"
     assert raised.value.non_retryable
     assert await get(http, f"{base_url}/shipping/shipments") == []
 
@@ -257,12 +258,12 @@ async def test_timeout_is_retryable_and_the_retry_has_one_effect(
     async with create_http_client(timeout_s=0.1) as impatient:
         activities = {activity_name(fn): fn for fn in build_activities(impatient, urls)}
         with pytest.raises(ApplicationError) as raised:
-            await run(activities[Step.CONFIRM_ORDER], confirm_input())
+            await run(activities["confirm_order"], confirm_input())
     assert raised.value.type == SERVICE_UNAVAILABLE
     assert not raised.value.non_retryable
 
     # The timed-out call may still commit; with patience, the retry answers the same record.
-    confirmed = await run(acts[Step.CONFIRM_ORDER], confirm_input())
+    confirmed = await run(acts["confirm_order"], confirm_input())
     assert [o["confirmation_id"] for o in await get(http, f"{base_url}/orders/orders")] == [
         confirmed.id
     ]
@@ -275,7 +276,7 @@ async def test_connection_refused_is_retryable(http: httpx.AsyncClient) -> None:
     try:
         client = ServiceClient(http, f"http://127.0.0.1:{port}/payment")
         with pytest.raises(ApplicationError) as raised:
-            await client.post("/charges", {}, "k1")
+            await client.post("/charges", UndoRequest(effect_key="k0"), "k1")
     finally:
         closed.close()
     assert raised.value.type == SERVICE_UNAVAILABLE
@@ -285,7 +286,7 @@ async def test_connection_refused_is_retryable(http: httpx.AsyncClient) -> None:
 async def test_answer_without_code_is_retryable(http: httpx.AsyncClient, base_url: str) -> None:
     client = ServiceClient(http, f"{base_url}/no-such-service")
     with pytest.raises(ApplicationError) as raised:
-        await client.post("/charges", {}, "k1")
+        await client.post("/charges", UndoRequest(effect_key="k0"), "k1")
     assert raised.value.type == UNEXPECTED_RESPONSE
     assert not raised.value.non_retryable
     assert raised.value.details[0]["status"] == 404

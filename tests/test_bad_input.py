@@ -322,8 +322,8 @@ def test_the_valid_order_and_its_variants_are_accepted() -> None:
     assert normalized.order_id == "A1"
 
 
-def test_the_readme_order_file_is_a_valid_order() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_docs_order_file_is_a_valid_order() -> None:
+    readme = (Path(__file__).parent.parent / "docs" / "running.md").read_text()
     example = re.search(r"```json\n(.*?)```", readme, re.DOTALL)
     assert example is not None
     OrderForm.model_validate_json(example.group(1))

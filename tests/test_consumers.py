@@ -29,7 +29,7 @@ SAGAS = [
     unserved("A4", 2000, "EUR", took_s=8, start=T0 + timedelta(seconds=30)),
     Saga("A5", T0 + timedelta(seconds=40))
     .started(1500)
-    .add(SagaEventType.INVENTORY_RESERVED, 1, reservation_id="res-A5")
+    .add("InventoryReserved", 1, reservation_id="res-A5")
     .failed(30, "charge_payment", "ServiceUnavailable")
     .add(
         SagaEventType.COMPENSATION_NEEDS_ATTENTION,

@@ -13,7 +13,7 @@ import pytest
 from ordersaga.eventbus import EventBus, UnknownEventBusError, open_event_bus
 from ordersaga.eventbus.redis_streams import RedisStreamsBus
 from ordersaga.eventbus.sqlite_log import SqliteEventLog
-from ordersaga.events import SagaEvent, SagaEventType
+from ordersaga.events import SagaEvent
 from tests.redis_server import running_redis
 from tests.saga_events import Saga
 
@@ -50,7 +50,7 @@ def order_events(order_id: str, count: int) -> list[SagaEvent]:
     """`count` events of one order, numbered 1..count."""
     saga = Saga(order_id)
     for second in range(count):
-        saga.add(SagaEventType.INVENTORY_RESERVED, second, reservation_id=f"r{second}")
+        saga.add("InventoryReserved", second, reservation_id=f"r{second}")
     return saga.events
 
 

@@ -48,7 +48,7 @@ async def test_each_search_attribute_finds_exactly_its_orders(
 
     assert await ids_matching(client, by_customer, ids(*orders)) == ids(*orders)
     assert await ids_matching(
-        client, saga_query(SagaState.ORDER_CONFIRMED.value, customer), ids(*confirmed, big)
+        client, saga_query("OrderConfirmed", customer), ids(*confirmed, big)
     ) == ids(*confirmed, big)
     assert await ids_matching(
         client, saga_query(SagaState.ABORTED.value, customer), ids(declined, unserved)

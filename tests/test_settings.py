@@ -73,7 +73,21 @@ def samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[
     profile = tmp_path / "temporal.toml"
     profile.write_text(f"[profile.{values['temporal_profile'][0]}]\n")
     values["temporal_config_file"] = (str(profile), profile)
+    # Overrides name a service the saga calls.
+    values["service_url_overrides"] = ("payment=http://pay.example/v1",) * 2
     return values
+
+
+def test_a_service_url_override_replaces_that_service_only() -> None:
+    settings = Settings(services_url="http://s:1", service_url_overrides="payment=http://p/v1")
+
+    assert settings.service_urls["payment"] == "http://p/v1"
+    assert settings.service_urls["shipping"] == "http://s:1/shipping"
+
+
+def test_a_service_url_override_must_name_a_service() -> None:
+    with pytest.raises(ValueError, match="'paymnt=http://p' must be name=url with name one of"):
+        Settings(service_url_overrides="paymnt=http://p")
 
 
 def parser() -> argparse.ArgumentParser:

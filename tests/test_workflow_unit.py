@@ -27,19 +27,19 @@ from ordersaga.models import (
     workflow_id_for,
 )
 from ordersaga.policy import ActivityPolicy, SagaPolicy
-from ordersaga.steps import Compensation, RefusalType, Step
-from tests.orders import make_order
+from ports import REFUSALS
+from tests.orders import COMPENSATIONS, STEPS, make_order
 from tests.record_histories import wait_for
 from tests.stand_ins import StandIns, fault, refusal
 from workflows import OrderSaga
 
 ALL_UNDONE_AFTER = {
-    Step.CHARGE_PAYMENT: [Compensation.RELEASE_INVENTORY],
-    Step.SCHEDULE_SHIPMENT: [Compensation.REFUND_PAYMENT, Compensation.RELEASE_INVENTORY],
-    Step.CONFIRM_ORDER: [
-        Compensation.CANCEL_SHIPMENT,
-        Compensation.REFUND_PAYMENT,
-        Compensation.RELEASE_INVENTORY,
+    "charge_payment": ["release_inventory"],
+    "schedule_shipment": ["refund_payment", "release_inventory"],
+    "confirm_order": [
+        "cancel_shipment",
+        "refund_payment",
+        "release_inventory",
     ],
 }
 
@@ -86,31 +86,31 @@ async def test_happy_path_confirms_and_records_every_compensation(
         result = await handle.result()
         status = await handle.query(OrderSaga.status)
 
-    assert stand_ins.calls == list(Step)
-    assert result.state is SagaState.ORDER_CONFIRMED
-    assert (result.reservation_id, result.charge_id, result.shipment_id) == (
+    assert stand_ins.calls == STEPS
+    assert result.state == "OrderConfirmed"
+    assert (result.ids["reservation_id"], result.ids["charge_id"], result.ids["shipment_id"]) == (
         "reserve_inventory-id",
         "charge_payment-id",
         "schedule_shipment-id",
     )
     assert result.total == order.total
-    assert status.state is SagaState.ORDER_CONFIRMED
-    assert status.steps_done == list(Step)
-    assert status.compensations_recorded == list(Compensation)
+    assert status.state == "OrderConfirmed"
+    assert status.steps_done == STEPS
+    assert status.compensations_recorded == COMPENSATIONS
     assert status.compensations_run == []
 
 
 async def test_inventory_refusal_fails_with_nothing_to_undo(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    stand_ins = StandIns({Step.RESERVE_INVENTORY: [refusal(RefusalType.OUT_OF_STOCK)]})
+    stand_ins = StandIns({"reserve_inventory": [refusal("OutOfStock")]})
     error, status = await run_to_failure(time_skipping_env, stand_ins)
 
-    assert stand_ins.calls == [Step.RESERVE_INVENTORY]
-    assert error.type == RefusalType.OUT_OF_STOCK
+    assert stand_ins.calls == ["reserve_inventory"]
+    assert error.type == "OutOfStock"
     assert "reserve_inventory" in error.message and "OutOfStock" in error.message
-    assert status.state is SagaState.FAILED
-    assert status.failed_step is Step.RESERVE_INVENTORY
+    assert status.state == SagaState.FAILED
+    assert status.failed_step == "reserve_inventory"
     assert status.compensations_recorded == []
     assert status.compensations_run == []
 
@@ -118,23 +118,23 @@ async def test_inventory_refusal_fails_with_nothing_to_undo(
 @pytest.mark.parametrize(
     ("step", "refusal_type"),
     [
-        (Step.CHARGE_PAYMENT, RefusalType.PAYMENT_DECLINED),
-        (Step.SCHEDULE_SHIPMENT, RefusalType.SHIPPING_UNAVAILABLE),
-        (Step.CONFIRM_ORDER, RefusalType.CONFIRMATION_REJECTED),
+        ("charge_payment", "PaymentDeclined"),
+        ("schedule_shipment", "ShippingUnavailable"),
+        ("confirm_order", "ConfirmationRejected"),
     ],
 )
 async def test_refusal_undoes_the_steps_before_it_in_reverse(
-    time_skipping_env: WorkflowEnvironment, step: Step, refusal_type: RefusalType
+    time_skipping_env: WorkflowEnvironment, step: str, refusal_type: str
 ) -> None:
     stand_ins = StandIns({step: [refusal(refusal_type)]})
     error, status = await run_to_failure(time_skipping_env, stand_ins)
 
-    forward = list(Step)[: list(Step).index(step) + 1]
+    forward = STEPS[: STEPS.index(step) + 1]
     assert stand_ins.calls == forward + ALL_UNDONE_AFTER[step]
     assert error.type == refusal_type
-    assert step.value in error.message
-    assert status.state is SagaState.ABORTED
-    assert status.failed_step is step
+    assert step in error.message
+    assert status.state == SagaState.ABORTED
+    assert status.failed_step == step
     assert status.failure_type == refusal_type
     assert status.compensations_run == ALL_UNDONE_AFTER[step]
 
@@ -143,14 +143,14 @@ async def test_transient_faults_are_retried_with_doubling_backoff(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns(
-        {Step.CHARGE_PAYMENT: [fault(), fault(), fault()]},
+        {"charge_payment": [fault(), fault(), fault()]},
         clock=time_skipping_env.get_current_time,
     )
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         result = await (await start(time_skipping_env, task_queue, make_order())).result()
 
-    assert result.state is SagaState.ORDER_CONFIRMED
-    times = stand_ins.attempt_times[Step.CHARGE_PAYMENT]
+    assert result.state == "OrderConfirmed"
+    times = stand_ins.attempt_times["charge_payment"]
     gaps = [round((later - earlier).total_seconds()) for earlier, later in pairwise(times)]
     assert gaps == [2, 4, 8]
 
@@ -159,15 +159,15 @@ async def test_exhausted_retries_undo_the_failed_step_too(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     # After four faults the charge may still have gone through: refund it as well.
-    stand_ins = StandIns({Step.CHARGE_PAYMENT: [fault()] * 4})
+    stand_ins = StandIns({"charge_payment": [fault()] * 4})
     error, status = await run_to_failure(time_skipping_env, stand_ins)
 
-    assert stand_ins.calls.count(Step.CHARGE_PAYMENT) == 4
+    assert stand_ins.calls.count("charge_payment") == 4
     assert error.type == "ServiceUnavailable"
-    assert status.state is SagaState.ABORTED
+    assert status.state == SagaState.ABORTED
     assert status.compensations_run == [
-        Compensation.REFUND_PAYMENT,
-        Compensation.RELEASE_INVENTORY,
+        "refund_payment",
+        "release_inventory",
     ]
 
 
@@ -176,25 +176,25 @@ async def test_compensations_retry_until_they_succeed(
 ) -> None:
     stand_ins = StandIns(
         {
-            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
-            Compensation.RELEASE_INVENTORY: [fault()] * 6,
+            "charge_payment": [refusal("PaymentDeclined")],
+            "release_inventory": [fault()] * 6,
         }
     )
     _, status = await run_to_failure(time_skipping_env, stand_ins)
 
-    assert stand_ins.calls.count(Compensation.RELEASE_INVENTORY) == 7
-    assert status.compensations_run == [Compensation.RELEASE_INVENTORY]
-    assert status.state is SagaState.ABORTED
+    assert stand_ins.calls.count("release_inventory") == 7
+    assert status.compensations_run == ["release_inventory"]
+    assert status.state == SagaState.ABORTED
 
 
 async def test_cancelling_mid_step_undoes_what_may_have_happened(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
-    stand_ins.hold[Step.SCHEDULE_SHIPMENT] = held = asyncio.Event()
+    stand_ins.hold["schedule_shipment"] = held = asyncio.Event()
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order())
-        await stand_ins.started[Step.SCHEDULE_SHIPMENT].wait()
+        await stand_ins.started["schedule_shipment"].wait()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
@@ -202,9 +202,9 @@ async def test_cancelling_mid_step_undoes_what_may_have_happened(
         status = await handle.query(OrderSaga.status)
 
     assert isinstance(failure.value.cause, CancelledError)
-    assert status.state is SagaState.ABORTED
+    assert status.state == SagaState.ABORTED
     # The shipment was in flight when cancelled, so it is cancelled too.
-    assert status.compensations_run == ALL_UNDONE_AFTER[Step.CONFIRM_ORDER]
+    assert status.compensations_run == ALL_UNDONE_AFTER["confirm_order"]
 
 
 async def test_a_payload_that_is_not_an_order_fails_at_once(
@@ -246,8 +246,8 @@ async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
 ) -> None:
     stand_ins = StandIns(
         {
-            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
-            Compensation.RELEASE_INVENTORY: [fault()] * 3,
+            "charge_payment": [refusal("PaymentDeclined")],
+            "release_inventory": [fault()] * 3,
         }
     )
     async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, stuck):
@@ -259,13 +259,13 @@ async def test_a_compensation_that_keeps_failing_waits_for_an_operator_retry(
         status = await handle.query(OrderSaga.status)
 
     assert stuck.attention is not None
-    assert stuck.attention.compensation is Compensation.RELEASE_INVENTORY
+    assert stuck.attention.compensation == "release_inventory"
     assert "ServiceUnavailable" in stuck.attention.reason
     assert stuck.compensations_run == []
-    assert stand_ins.calls.count(Compensation.RELEASE_INVENTORY) == 4
-    assert status.state is SagaState.ABORTED
+    assert stand_ins.calls.count("release_inventory") == 4
+    assert status.state == SagaState.ABORTED
     assert status.attention is None
-    assert status.compensations_run == [Compensation.RELEASE_INVENTORY]
+    assert status.compensations_run == ["release_inventory"]
     assert status.resolved_by_hand == {}
 
 
@@ -274,8 +274,8 @@ async def test_marking_a_compensation_done_by_hand_lets_the_rest_run(
 ) -> None:
     stand_ins = StandIns(
         {
-            Step.SCHEDULE_SHIPMENT: [refusal(RefusalType.SHIPPING_UNAVAILABLE)],
-            Compensation.REFUND_PAYMENT: [fault()] * 3,
+            "schedule_shipment": [refusal("ShippingUnavailable")],
+            "refund_payment": [fault()] * 3,
         }
     )
     async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, _):
@@ -292,25 +292,23 @@ async def test_marking_a_compensation_done_by_hand_lets_the_rest_run(
             await handle.result()
         status = await handle.query(OrderSaga.status)
 
-    assert stand_ins.calls[-4:] == [Compensation.REFUND_PAYMENT] * 3 + [
-        Compensation.RELEASE_INVENTORY
-    ]
-    assert status.state is SagaState.ABORTED
+    assert stand_ins.calls[-4:] == ["refund_payment"] * 3 + ["release_inventory"]
+    assert status.state == SagaState.ABORTED
     assert status.compensations_run == [
-        Compensation.REFUND_PAYMENT,
-        Compensation.RELEASE_INVENTORY,
+        "refund_payment",
+        "release_inventory",
     ]
-    assert status.resolved_by_hand == {Compensation.REFUND_PAYMENT: "refunded by phone, ticket 42"}
+    assert status.resolved_by_hand == {"refund_payment": "refunded by phone, ticket 42"}
 
 
 async def test_an_operator_resolution_is_refused_when_nothing_waits(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
-    stand_ins.hold[Step.CHARGE_PAYMENT] = held = asyncio.Event()
+    stand_ins.hold["charge_payment"] = held = asyncio.Event()
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order())
-        await stand_ins.started[Step.CHARGE_PAYMENT].wait()
+        await stand_ins.started["charge_payment"].wait()
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
                 OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
@@ -319,17 +317,17 @@ async def test_an_operator_resolution_is_refused_when_nothing_waits(
         result = await handle.result()
 
     assert "no compensation waiting" in str(refused.value.cause)
-    assert result.state is SagaState.ORDER_CONFIRMED
+    assert result.state == "OrderConfirmed"
 
 
 async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
-    stand_ins.hold[Step.SCHEDULE_SHIPMENT] = held = asyncio.Event()
+    stand_ins.hold["schedule_shipment"] = held = asyncio.Event()
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order())
-        await stand_ins.started[Step.SCHEDULE_SHIPMENT].wait()
+        await stand_ins.started["schedule_shipment"].wait()
         status = await handle.execute_update(
             OrderSaga.withdraw, Withdrawal(reason="changed my mind")
         )
@@ -337,10 +335,10 @@ async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
             await handle.result()
         held.set()
 
-    assert status.state is SagaState.ABORTED
+    assert status.state == SagaState.ABORTED
     assert status.withdrawn
-    assert status.compensations_run == ALL_UNDONE_AFTER[Step.CONFIRM_ORDER]
-    assert Step.CONFIRM_ORDER not in stand_ins.calls
+    assert status.compensations_run == ALL_UNDONE_AFTER["confirm_order"]
+    assert "confirm_order" not in stand_ins.calls
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "OrderWithdrawn"
 
@@ -350,8 +348,8 @@ async def test_an_order_being_undone_cannot_be_withdrawn(
 ) -> None:
     stand_ins = StandIns(
         {
-            Step.CHARGE_PAYMENT: [refusal(RefusalType.PAYMENT_DECLINED)],
-            Compensation.RELEASE_INVENTORY: [fault()] * 3,
+            "charge_payment": [refusal("PaymentDeclined")],
+            "release_inventory": [fault()] * 3,
         }
     )
     async with saga_needing_attention(time_skipping_env, stand_ins) as (handle, _):
@@ -365,23 +363,23 @@ async def test_an_order_being_undone_cannot_be_withdrawn(
 
     assert "can no longer be withdrawn: its saga is NeedsAttention" in str(refused.value.cause)
     cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == RefusalType.PAYMENT_DECLINED
+    assert isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined"
 
 
 async def test_a_malformed_operator_payload_is_refused_and_the_saga_carries_on(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
-    stand_ins.hold[Step.CHARGE_PAYMENT] = held = asyncio.Event()
+    stand_ins.hold["charge_payment"] = held = asyncio.Event()
     async with saga_worker(time_skipping_env, stand_ins) as task_queue:
         handle = await start(time_skipping_env, task_queue, make_order())
-        await stand_ins.started[Step.CHARGE_PAYMENT].wait()
+        await stand_ins.started["charge_payment"].wait()
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update("withdraw", {"reason": 42, "unexpected": True})
         held.set()
         result = await handle.result()
 
-    assert result.state is SagaState.ORDER_CONFIRMED
+    assert result.state == "OrderConfirmed"
 
 
 # --- Saga events ------------------------------------------------------------------------------
@@ -396,25 +394,25 @@ E = SagaEventType
             {},
             [
                 E.ORDER_SAGA_STARTED,
-                E.INVENTORY_RESERVED,
-                E.PAYMENT_CHARGED,
-                E.SHIPPING_SCHEDULED,
-                E.ORDER_CONFIRMED,
+                "InventoryReserved",
+                "PaymentCharged",
+                "ShippingScheduled",
+                "OrderConfirmed",
             ],
         ),
         (
-            {Step.RESERVE_INVENTORY: [refusal(RefusalType.OUT_OF_STOCK)]},
+            {"reserve_inventory": [refusal("OutOfStock")]},
             [E.ORDER_SAGA_STARTED, E.SAGA_FAILED, E.SAGA_COMPENSATED],
         ),
         (
-            {Step.SCHEDULE_SHIPMENT: [refusal(RefusalType.SHIPPING_UNAVAILABLE)]},
+            {"schedule_shipment": [refusal("ShippingUnavailable")]},
             [
                 E.ORDER_SAGA_STARTED,
-                E.INVENTORY_RESERVED,
-                E.PAYMENT_CHARGED,
+                "InventoryReserved",
+                "PaymentCharged",
                 E.SAGA_FAILED,
-                E.PAYMENT_REFUNDED,
-                E.INVENTORY_RELEASED,
+                "PaymentRefunded",
+                "InventoryReleased",
                 E.SAGA_COMPENSATED,
             ],
         ),
@@ -446,5 +444,5 @@ async def test_every_event_of_a_saga_is_published_once_in_order(
     }
     if expected[-1] is E.SAGA_COMPENSATED:
         failed = stand_ins.events[expected.index(E.SAGA_FAILED)]
-        assert failed.data["step"] in list(Step)
-        assert failed.data["reason_type"] in list(RefusalType)
+        assert failed.data["step"] in STEPS
+        assert failed.data["reason_type"] in list(REFUSALS)

@@ -93,6 +93,20 @@ def is_refusal(error: BaseException) -> bool:
     return isinstance(error, ApplicationError) and error.non_retryable
 
 
+async def shielded(work: Awaitable[Result]) -> Result:
+    """Await `work` to its end, even if the workflow is cancelled (again) meanwhile.
+
+    For what must finish once started, such as undoing a saga's steps and saying so.
+    """
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            continue  # cancelled again: finish first
+    return task.result()
+
+
 @dataclass
 class _Registered:
     step: str
@@ -121,11 +135,17 @@ class Saga:
     on_failure: FailureHook | None = None
     on_compensated: Callable[[str], None] | None = None
     _registered: list[_Registered] = field(default_factory=list, init=False)
+    _done: set[str] = field(default_factory=set, init=False)
+
+    @property
+    def registered(self) -> list[str]:
+        """The steps with a compensation (those refused excluded), oldest first, undone or not."""
+        return [entry.step for entry in self._registered]
 
     @property
     def pending(self) -> list[str]:
-        """The steps whose compensation is registered and not yet run, oldest first."""
-        return [entry.step for entry in self._registered]
+        """The steps whose compensation is registered and not yet done, oldest first."""
+        return [entry.step for entry in self._registered if entry.step not in self._done]
 
     def add_compensation(
         self, step: str, compensation: Compensation, *, depends_on: Iterable[str] = ()
@@ -142,7 +162,7 @@ class Saga:
         Raises:
             ValueError: `step` is registered already, or `depends_on` names a step that is not.
         """
-        names = set(self.pending)
+        names = set(self.registered)
         if step in names:
             raise ValueError(f"step {step!r} already has a compensation")
         unknown = set(depends_on) - names
@@ -173,11 +193,12 @@ class Saga:
             BaseException: Whatever `action` raised, unchanged.
         """
         self.add_compensation(step, compensation, depends_on=depends_on)
+        entry = self._registered[-1]
         try:
             return await action()
         except BaseException as err:
             if is_refusal(err):
-                self._registered.pop()
+                self._registered.remove(entry)
             raise
 
     async def compensate(self) -> None:
@@ -186,16 +207,10 @@ class Saga:
         Raises:
             CompensationError: A compensation failed and no `on_failure` hook settled it.
         """
-        unwinding = asyncio.create_task(self._unwind())
-        while not unwinding.done():
-            try:
-                await asyncio.shield(unwinding)
-            except asyncio.CancelledError:
-                continue  # the workflow was cancelled again: finish undoing first
-        unwinding.result()
+        await shielded(self._unwind())
 
     async def _unwind(self) -> None:
-        entries = list(reversed(self._registered))
+        entries = [entry for entry in reversed(self._registered) if entry.step not in self._done]
         failures: list[CompensationFailure] = []
         if self.parallel:
             failures = await self._unwind_in_parallel(entries)
@@ -248,7 +263,7 @@ class Saga:
                     return failure
                 if await self.on_failure(failure) is Decision.SETTLED:
                     break
-        self._registered.remove(entry)
+        self._done.add(entry.step)
         if self.on_compensated:
             self.on_compensated(entry.step)
         return None

@@ -1,4 +1,7 @@
-"""What a saga tells the outside world as it goes: events, metrics and search attributes.
+"""What an order saga tells the outside world: one call per fact.
+
+Each call (step done, step failed, compensated, needs attention, ended) makes that fact's
+event, metrics, search attributes and log line together.
 
 Deterministic like the workflow it serves: event ids, sequence numbers and times come from the
 workflow, and metrics go through the workflow's meter, which records nothing while a history is
@@ -7,28 +10,50 @@ being replayed, so a saga is counted once however often it is replayed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import MetricCounter, MetricHistogramTimedelta
 
 with workflow.unsafe.imports_passed_through():
+    from activities.events import publish_events
     from ordersaga.events import SagaEvent, SagaEventType
-    from ordersaga.models import OrderRequest, SagaState
+    from ordersaga.models import (
+        ActivityInput,
+        Attention,
+        OperatorAction,
+        OrderRequest,
+        PublishEventsInput,
+        SagaStatus,
+    )
+    from ordersaga.policy import ActivityPolicy
     from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
-    from ordersaga.steps import Step
+    from workflows.order_steps import ORDER_STEPS, OrderStep
 
 #: Events of one saga are published with the activities that carry them; sagas started before
 #: events existed have no final publishing activity in their history, so this patch keeps them
 #: replaying as they ran.
 EVENTS_PATCH = "saga-events"
 
+#: Publishing the saga's last events retries until the bus takes them, like a compensation.
+PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
+
+Arg = TypeVar("Arg", bound=ActivityInput)
+Result = TypeVar("Result")
+
 
 class SagaTelemetry:
-    """The events, metrics and search attributes of one saga."""
+    """The events, metrics, search attributes and logs of one order saga.
 
-    def __init__(self, request: OrderRequest) -> None:
-        self._order_id = request.order_id
+    It reads the saga's `status` (which the workflow keeps) rather than being told it again.
+    """
+
+    def __init__(self, request: OrderRequest, status: SagaStatus) -> None:
+        self._request = request
+        self._status = status
+        self._log_context = {"order_id": request.order_id}
         self._sequence = 0
         self._unpublished: list[SagaEvent] = []
         self._counters: dict[str, MetricCounter] = {}
@@ -38,21 +63,159 @@ class SagaTelemetry:
         self._keeps_search_attributes = (
             workflow.info().typed_search_attributes.get(ORDER_STATUS) is not None
         )
-        self.publishes_events = False
+        self._publishes_events = False
 
-    def start(self) -> None:
-        """Decide, once and at the same point of every run, whether this saga publishes events."""
-        self.publishes_events = workflow.patched(EVENTS_PATCH)
+    # --- The facts of a saga's life ----------------------------------------------------------
 
-    # --- Events ------------------------------------------------------------------------------
+    def started(self) -> None:
+        """The saga began; decides, at the same point of every run, whether it publishes events."""
+        workflow.logger.info("Order saga started", extra=self._log_context)
+        self._publishes_events = workflow.patched(EVENTS_PATCH)
+        self._count("saga_started")
+        request = self._request
+        self._emit(
+            SagaEventType.ORDER_SAGA_STARTED,
+            customer_id=request.customer_id,
+            total=request.total,
+            currency=request.currency,
+        )
 
-    def emit(self, event_type: SagaEventType, **data: str | int | bool) -> None:
-        """Make the next event; it goes out with the next activity the saga runs."""
+    def step_done(self, step: OrderStep[Any], created_id: str, since: datetime) -> None:
+        """`step` succeeded, creating `created_id`; the saga is now in `status.state`."""
+        self._took("saga_step_duration", since, step=step.name, outcome="ok")
+        details: dict[str, str | int] = {step.yields: created_id}
+        if step.charges_customer:
+            details |= {"amount": self._request.total, "currency": self._request.currency}
+        if step is ORDER_STEPS[-1]:  # the confirmation names what the order came to
+            details |= {"total": self._request.total, "currency": self._request.currency}
+        self._emit(step.event, **details)
+        self.state_changed()
+        workflow.logger.info("Step done", extra=self._log_context | {"step": step.name})
+
+    def step_interrupted(self, step: str, since: datetime) -> None:
+        """`step`'s call ended without success: failed, refused or cancelled."""
+        self._took("saga_step_duration", since, step=step, outcome="failed")
+
+    def step_failed(self) -> None:
+        """The saga failed at `status.failed_step`; it will undo what it did."""
+        status = self._status
+        self._emit(
+            SagaEventType.SAGA_FAILED,
+            step=status.failed_step or "",
+            reason_type=status.failure_type or "",
+            reason=status.failure_reason or "",
+        )
+        workflow.logger.warning(
+            "Step failed",
+            extra=self._log_context | {"step": status.failed_step, "type": status.failure_type},
+        )
+
+    def state_changed(self) -> None:
+        """Keep the `OrderStatus` and `FailedStep` search attributes current."""
+        if not self._keeps_search_attributes:
+            return
+        updates = [ORDER_STATUS.value_set(self._status.state)]
+        if self._status.failed_step:
+            updates.append(FAILED_STEP.value_set(self._status.failed_step))
+        workflow.upsert_search_attributes(updates)
+
+    def compensated(self, step: OrderStep[Any], by_hand: bool) -> None:
+        """`step` is undone (by an operator, if `by_hand`)."""
+        self._count("saga_compensations", compensation=step.undo)
+        self._emit(step.undone_event, by_hand=by_hand)
+        workflow.logger.info("Compensated", extra=self._log_context | {"compensation": step.undo})
+
+    async def needs_attention(self, attention: Attention) -> None:
+        """A compensation keeps failing; the saga, now `NeedsAttention`, waits for an operator.
+
+        Publishes the events at once: whoever watches them must hear of it while the saga waits.
+        """
+        self.state_changed()
+        workflow.logger.error(
+            "Compensation needs attention",
+            extra=self._log_context | attention.model_dump(mode="json"),
+        )
+        self._count("saga_compensations_failed", compensation=attention.compensation)
+        self._count("saga_needs_attention")
+        self._emit(
+            SagaEventType.COMPENSATION_NEEDS_ATTENTION,
+            compensation=attention.compensation,
+            reason=attention.reason,
+        )
+        await self.publish_unpublished()
+
+    def attention_resolved(self, action: OperatorAction) -> None:
+        """An operator answered; the saga is compensating again."""
+        self._count("saga_attention_resolved", action=action.value)
+        self.state_changed()
+        workflow.logger.info(
+            "Operator resolved compensation", extra=self._log_context | {"action": action.value}
+        )
+
+    def confirmed(self) -> None:
+        """Every step succeeded."""
+        workflow.logger.info("Order confirmed", extra=self._log_context)
+        self._count("saga_completed")
+        self._count("saga_revenue", self._request.total, currency=self._request.currency)
+        self._took("saga_duration", workflow.info().start_time, outcome="confirmed")
+
+    def unwound(self) -> None:
+        """The saga ended badly, in `status.state`, after undoing what it had done."""
+        status = self._status
+        outcome = status.state.lower()
+        self._count(
+            f"saga_{outcome}",
+            failed_step=status.failed_step or "",
+            reason_type=status.failure_type or "",
+        )
+        self._took("saga_duration", workflow.info().start_time, outcome=outcome)
+        self._emit(
+            SagaEventType.SAGA_COMPENSATED,
+            state=status.state,
+            compensations=",".join(status.compensations_run),
+        )
+
+    # --- Events, carried by the saga's activities ---------------------------------------------
+
+    async def execute(
+        self,
+        activity: Callable[[Any, Arg], Awaitable[Result]],
+        arg: Arg,
+        policy: ActivityPolicy,
+    ) -> Result:
+        """Run an activity method, carrying the saga's unpublished events for its worker.
+
+        Each activity carries all of them until one succeeds: a redelivered event is harmless
+        (same id), a lost one is not.
+        """
+        events = list(self._unpublished) if self._publishes_events else []
+        result = await workflow.execute_activity_method(
+            activity,
+            arg.model_copy(update={"events": events}),
+            start_to_close_timeout=policy.timeout,
+            retry_policy=policy.retry_policy(),
+        )
+        del self._unpublished[: len(events)]
+        return result
+
+    async def publish_unpublished(self) -> None:
+        """Publish the events no step is left to carry (at most one activity per saga end)."""
+        if self._unpublished and self._publishes_events:
+            events = list(self._unpublished)
+            await workflow.execute_activity(
+                publish_events,
+                PublishEventsInput(order_id=self._request.order_id, events=events),
+                start_to_close_timeout=PUBLISH_POLICY.timeout,
+                retry_policy=PUBLISH_POLICY.retry_policy(),
+            )
+            del self._unpublished[: len(events)]
+
+    def _emit(self, event_type: str, **data: str | int | bool) -> None:
         self._sequence += 1
         self._unpublished.append(
             SagaEvent(
                 event_id=f"{workflow.info().workflow_id}:{self._sequence}",
-                order_id=self._order_id,
+                order_id=self._request.order_id,
                 sequence=self._sequence,
                 type=event_type,
                 occurred_at=workflow.now(),
@@ -60,33 +223,9 @@ class SagaTelemetry:
             )
         )
 
-    def unpublished(self) -> list[SagaEvent]:
-        """Every event no activity has yet delivered, oldest first (none if events are off).
+    # --- Metrics (see the docs' list of saga metrics) -----------------------------------------
 
-        Each activity carries all of them until one succeeds: a redelivered event is harmless
-        (same id), a lost one is not.
-        """
-        return list(self._unpublished) if self.publishes_events else []
-
-    def published(self, events: list[SagaEvent]) -> None:
-        """`events`, the oldest unpublished ones, were delivered by an activity that succeeded."""
-        del self._unpublished[: len(events)]
-
-    # --- Search attributes -------------------------------------------------------------------
-
-    def state_changed(self, state: SagaState, failed_step: Step | None) -> None:
-        """Keep the `OrderStatus` and `FailedStep` search attributes current."""
-        if not self._keeps_search_attributes:
-            return
-        updates = [ORDER_STATUS.value_set(state.value)]
-        if failed_step:
-            updates.append(FAILED_STEP.value_set(failed_step.value))
-        workflow.upsert_search_attributes(updates)
-
-    # --- Metrics -----------------------------------------------------------------------------
-
-    def count(self, name: str, amount: int = 1, **attributes: str) -> None:
-        """Add to the counter `name` (see the README's list of saga metrics)."""
+    def _count(self, name: str, amount: int = 1, **attributes: str) -> None:
         if name not in self._counters:
             self._counters[name] = workflow.metric_meter().create_counter(name)
         counter = self._counters[name]
@@ -94,8 +233,7 @@ class SagaTelemetry:
             counter = counter.with_additional_attributes(attributes)
         counter.add(amount)
 
-    def took(self, name: str, since: datetime, **attributes: str) -> None:
-        """Record in the histogram `name` the time from `since` to now."""
+    def _took(self, name: str, since: datetime, **attributes: str) -> None:
         if name not in self._histograms:
             meter = workflow.metric_meter()
             self._histograms[name] = meter.create_histogram_timedelta(name, unit="s")

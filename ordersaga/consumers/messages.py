@@ -7,16 +7,13 @@ never carry a card number, token or address (events do not hold them either).
 from __future__ import annotations
 
 from ordersaga.consumers.money import format_money
-from ordersaga.steps import RefusalType, Step
+from ports import REFUSALS
+from workflows.order_steps import ORDER_STEPS
 
 #: Why an order was cancelled, by the failure's reason type.
 REASONS = {
-    RefusalType.OUT_OF_STOCK.value: "an item is out of stock",
-    RefusalType.UNKNOWN_SKU.value: "an item is no longer sold",
-    RefusalType.PAYMENT_DECLINED.value: "the card was declined",
-    RefusalType.SHIPPING_UNAVAILABLE.value: "we cannot deliver to the address given",
-    RefusalType.CONFIRMATION_REJECTED.value: "we could not accept it",
-    RefusalType.INVALID_REQUEST.value: "some of its details could not be accepted",
+    code: refusal.customer_reason for code, refusal in REFUSALS.items() if refusal.customer_reason
+} | {
     # The saga's own failure types (`workflows/order_saga.py`).
     "Cancelled": "we had to cancel it",
     "OrderWithdrawn": "you asked us to",
@@ -24,12 +21,7 @@ REASONS = {
 }
 
 #: Why, by the failed step, for reasons not listed above (a service that stayed down, ...).
-REASONS_BY_STEP = {
-    Step.RESERVE_INVENTORY.value: "we could not reserve the items",
-    Step.CHARGE_PAYMENT.value: "we could not take the payment",
-    Step.SCHEDULE_SHIPMENT.value: "we could not arrange the delivery",
-    Step.CONFIRM_ORDER.value: "we could not confirm it",
-}
+REASONS_BY_STEP = {row.name: row.customer_failure for row in ORDER_STEPS}
 
 
 def confirmation_message(

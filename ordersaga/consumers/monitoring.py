@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from ordersaga.events import SagaEvent, SagaEventType
-from ordersaga.steps import Compensation
 from services.db import Database
+from workflows.order_steps import CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.
 MONITORING_FILE = "monitoring.db"
@@ -43,12 +43,7 @@ CREATE INDEX IF NOT EXISTS sagas_by_start ON sagas (started_at);
 """
 
 #: The compensation each compensation event reports.
-COMPENSATION_OF = {
-    SagaEventType.INVENTORY_RELEASED: Compensation.RELEASE_INVENTORY,
-    SagaEventType.PAYMENT_REFUNDED: Compensation.REFUND_PAYMENT,
-    SagaEventType.SHIPMENT_CANCELLED: Compensation.CANCEL_SHIPMENT,
-    SagaEventType.ORDER_CANCELLED: Compensation.CANCEL_ORDER,
-}
+COMPENSATION_OF = {row.undone_event: row.undo for row in ORDER_STEPS}
 
 
 class Outcome(StrEnum):
@@ -101,7 +96,7 @@ class SagaRecord:
 
 def advance(record: SagaRecord, event: SagaEvent) -> SagaRecord:
     """`record` after `event` (which the caller has checked is newer than the record)."""
-    record = replace(record, last_sequence=event.sequence, last_event=event.type.value)
+    record = replace(record, last_sequence=event.sequence, last_event=event.type)
     data = event.data
     match event.type:
         case SagaEventType.ORDER_SAGA_STARTED:
@@ -111,7 +106,7 @@ def advance(record: SagaRecord, event: SagaEvent) -> SagaRecord:
                 total=int(data["total"]),
                 currency=str(data["currency"]),
             )
-        case SagaEventType.ORDER_CONFIRMED:
+        case kind if kind == CONFIRMED_EVENT:
             return replace(
                 record,
                 ended_at=event.occurred_at,
@@ -137,7 +132,7 @@ def advance(record: SagaRecord, event: SagaEvent) -> SagaRecord:
             )
         case kind if kind in COMPENSATION_OF:
             # A compensation done (by the saga or by an operator) ends any wait for one.
-            done = COMPENSATION_OF[kind].value
+            done = COMPENSATION_OF[kind]
             return replace(
                 record, compensations=(*record.compensations, done), needs_attention=False
             )

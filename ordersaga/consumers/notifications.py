@@ -18,6 +18,7 @@ from pathlib import Path
 from ordersaga.consumers.messages import cancellation_message, confirmation_message
 from ordersaga.events import SagaEvent, SagaEventType
 from services.db import Database
+from workflows.order_steps import CHARGED_EVENTS, CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.
 NOTIFICATIONS_FILE = "notifications.db"
@@ -91,7 +92,7 @@ class NotificationStore:
             match event.type:
                 case SagaEventType.ORDER_SAGA_STARTED:
                     self._note(conn, event, customer_id=data["customer_id"])
-                case SagaEventType.PAYMENT_CHARGED:
+                case kind if kind in CHARGED_EVENTS:
                     self._note(
                         conn,
                         event,
@@ -102,12 +103,14 @@ class NotificationStore:
                     self._note(
                         conn, event, failed_step=data["step"], reason_type=data["reason_type"]
                     )
-                case SagaEventType.ORDER_CONFIRMED:
+                case kind if kind == CONFIRMED_EVENT:
                     message = confirmation_message(
                         event.order_id,
                         int(data["total"]),
                         str(data["currency"]),
-                        str(data["confirmation_id"]) if "confirmation_id" in data else None,
+                        str(data[confirmed])
+                        if (confirmed := ORDER_STEPS[-1].yields) in data
+                        else None,
                     )
                     self._notify(conn, event, NotificationKind.CONFIRMED, message)
                 case SagaEventType.SAGA_COMPENSATED:

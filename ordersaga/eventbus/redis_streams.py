@@ -101,7 +101,7 @@ class RedisStreamsBus:
         ttl_s = int(self.dedupe_ttl.total_seconds())
         async with self.client.pipeline(transaction=False) as pipe:
             for event in events:
-                fields = ("type", event.type.value, "order_id", event.order_id)
+                fields = ("type", event.type, "order_id", event.order_id)
                 await self._publish_once(
                     keys=[self._dedupe_key(event.event_id), self.stream],
                     args=[ttl_s, *fields, "event", event.model_dump_json()],

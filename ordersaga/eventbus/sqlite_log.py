@@ -113,9 +113,7 @@ class SqliteEventLog:
         """Nothing to release: every operation opens and closes its own connection."""
 
     def _insert(self, events: Sequence[SagaEvent]) -> None:
-        rows = [
-            (e.event_id, e.order_id, e.sequence, e.type.value, e.model_dump_json()) for e in events
-        ]
+        rows = [(e.event_id, e.order_id, e.sequence, e.type, e.model_dump_json()) for e in events]
         with self._db.transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO events (event_id, order_id, sequence, type, body)"

@@ -1,6 +1,6 @@
 """`order-saga audit`: check the design's invariants across the services and Temporal.
 
-After every saga has ended, for every order (see ARCHITECTURE.md, "Invariants"):
+After every saga has ended, for every order (docs/operations.md lists them too):
 
 - confirmed (workflow completed) ⇒ exactly its items reserved and not released, exactly its total
   charged and not refunded, one live shipment of its items, one confirmed record that names them;

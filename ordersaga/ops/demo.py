@@ -77,7 +77,7 @@ async def run_scenario(stack: Stack, scenario: Scenario, order_id: str) -> SagaS
         | {"payment": {"card_number": scenario.card, "exp_month": 12, "exp_year": 2030}}
     )
     assert isinstance(form.payment, CardDetails)
-    payment = await tokenize(stack.urls.payment, form.payment)
+    payment = await tokenize(stack.urls["payment"], form.payment)
     handle = await start_saga(stack.client, form.with_payment(payment), stack.task_queue)
     with contextlib.suppress(WorkflowFailureError):  # the status query tells how it ended
         await handle.result()
@@ -91,8 +91,8 @@ def print_table(rows: list[tuple[str, Scenario, SagaStatus]]) -> None:
         (
             order_id,
             scenario.shows,
-            status.state.value,
-            status.failed_step.value if status.failed_step else "-",
+            status.state,
+            status.failed_step or "-",
             " → ".join(status.compensations_run) or "-",
         )
         for order_id, scenario, status in rows
@@ -146,7 +146,9 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         print("Placing one more while Payment loses its answers (watch the retries)…")
         async with httpx.AsyncClient() as http:
             faults = {"error_rate": 0, "latency_ms": 0, "fail_next": 2, "fail_after_commit": True}
-            (await http.put(f"{stack.urls.payment}/admin/faults", json=faults)).raise_for_status()
+            (
+                await http.put(f"{stack.urls['payment']}/admin/faults", json=faults)
+            ).raise_for_status()
         flaky_id = f"demo-{run_id}-{FLAKY.name}"
         rows.append((flaky_id, FLAKY, await run_scenario(stack, FLAKY, flaky_id)))
 

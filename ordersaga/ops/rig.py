@@ -22,8 +22,7 @@ from temporalio.client import Client
 from ordersaga.devserver import DevServer, free_port
 from ordersaga.ops.stack import services_process, worker_process
 from ordersaga.temporal import connect
-
-SERVICES = ("inventory", "payment", "shipping", "orders")
+from ports import SERVICES
 
 
 @dataclass

@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ordersaga.models import OrderRequest, SagaState, workflow_id_for
+from ordersaga.models import OrderRequest, workflow_id_for
 from ordersaga.ops.load import Place, retry_transient
 from ordersaga.placing import DEMO_ORDER, start_saga
 from ordersaga.policy import SagaPolicy
@@ -130,10 +130,10 @@ async def final_states(client: Client, order_ids: list[str]) -> Counter[str]:
     """How many of these sagas ended in each state (`status` query: needs a worker)."""
     limit = asyncio.Semaphore(32)
 
-    async def state(order_id: str) -> SagaState:
+    async def state(order_id: str) -> str:
         handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
         async with limit:
             status = await retry_transient(lambda: handle.query(OrderSaga.status))
         return status.state
 
-    return Counter(state.value for state in await asyncio.gather(*map(state, order_ids)))
+    return Counter(await asyncio.gather(*map(state, order_ids)))

@@ -1,0 +1,43 @@
+"""The "Replacing the Payment service" recipe: the port's contract, run against our adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activities import ServiceClient, create_http_client
+from activities.payment import PaymentActivities
+from ports.payment import PaymentPort
+from tests.payment_contract import CONTRACT, Charges
+from tests.services_fixture import running_services
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    with running_services(tmp_path / "data") as url:
+        yield url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with create_http_client() as client:
+        yield client
+
+
+@pytest.mark.parametrize("rule", CONTRACT, ids=[rule.__name__ for rule in CONTRACT])
+async def test_the_stand_in_adapter_keeps_the_payment_contract(
+    rule: Callable[[PaymentPort, Charges], Awaitable[None]],
+    http: httpx.AsyncClient,
+    base_url: str,
+) -> None:
+    adapter = PaymentActivities(ServiceClient(http, f"{base_url}/payment"))
+
+    async def charges(order_id: str) -> int:
+        answer = await http.get(f"{base_url}/payment/charges", params={"order_id": order_id})
+        live = [c for c in answer.raise_for_status().json() if c["status"] == "charged"]
+        return len(live)
+
+    await rule(adapter, charges)

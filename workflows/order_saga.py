@@ -11,12 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    FailureError,
-    is_cancelled_exception,
-)
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -36,17 +31,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.order_steps import CONFIRMED, ORDER_STEPS, STEPS, WITHDRAWABLE, OrderStep
 
+from workflows.order_failures import (
+    CANCELLED,
+    DEADLINE_EXCEEDED,
+    ORDER_WITHDRAWN,
+    StepFailed,
+    describe,
+    saga_error,
+)
 from workflows.saga import CompensationFailure, Decision, Saga, shielded
 from workflows.telemetry import SagaTelemetry
-
-#: `ApplicationError.type` of an order the customer withdrew.
-ORDER_WITHDRAWN = "OrderWithdrawn"
-
-#: The failure type a saga reports when it was cancelled.
-CANCELLED = "Cancelled"
-
-#: `ApplicationError.type` of an order not confirmed within its policy's deadline.
-DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 #: Sagas started before the order deadline existed have no timer in their history; this patch
 #: keeps them replaying as they ran, while new sagas get the deadline.
@@ -54,15 +48,6 @@ DEADLINE_PATCH = "order-deadline"
 
 #: States in which the saga waits no more: what a withdrawal waits for.
 SETTLED = frozenset({SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION})
-
-
-class StepFailed(Exception):
-    """A forward step failed for good; carries what the saga reports about it."""
-
-    def __init__(self, step: str, failure_type: str, reason: str) -> None:
-        super().__init__(f"{step} failed: {failure_type}: {reason}")
-        self.step = step
-        self.failure_type = failure_type
 
 
 # A payload that does not validate as an `OrderRequest` fails the workflow at once (instead of
@@ -114,7 +99,7 @@ class OrderSaga:
                     "withdrawn by the customer" if withdrawn else "cancelled",
                 )
             await shielded(self._undo_all())
-            failure = self._saga_error(err)
+            failure = saga_error(err, self._status)
             if failure is err:
                 raise  # the workflow was cancelled: it ends as cancelled
             raise failure from err
@@ -198,8 +183,7 @@ class OrderSaga:
             self._telemetry.step_interrupted(step.name, started)
             if is_cancelled_exception(err):
                 raise  # cancelled mid-step: the step may have taken effect, and stays registered
-            cause = _cause(err)
-            raise self._fail(step.name, _failure_type(cause), _message(cause)) from err
+            raise self._fail(step.name, *describe(err)) from err
         self._status.steps_done.append(step.name)
         self._status.state = step.state_after
         self._telemetry.step_done(step, created.id, started)
@@ -227,10 +211,10 @@ class OrderSaga:
     async def _ask_operator(self, failure: CompensationFailure) -> Decision:
         """Wait, visibly, for an operator to retry or settle a compensation that keeps failing."""
         undo = STEPS[failure.step].undo
-        cause = _cause(failure.error)
+        failure_type, message = describe(failure.error)
         self._status.attention = Attention(
             compensation=undo,
-            reason=f"{_failure_type(cause)}: {_message(cause)}",
+            reason=f"{failure_type}: {message}",
             attempts=self._request.policy.compensations.max_attempts,
         )
         self._status.state = SagaState.NEEDS_ATTENTION.value
@@ -265,42 +249,3 @@ class OrderSaga:
         self._status.failure_reason = reason
         self._telemetry.step_failed()
         return StepFailed(step, failure_type, reason)
-
-    def _saga_error(self, err: BaseException) -> BaseException:
-        """What the workflow ends with, once the steps are undone: `err` itself if cancelled."""
-        undone = ", ".join(self._status.compensations_run) or "nothing"
-        state = self._status.state
-        order = f"Order {self._request.order_id} {state.lower()}"
-        details = {"state": state, "compensated": undone}
-        if isinstance(err, StepFailed):
-            return ApplicationError(
-                f"{order}: {err}; compensated: {undone}",
-                details | {"failed_step": err.step},
-                type=err.failure_type,
-                non_retryable=True,
-            )
-        if self._status.withdrawn:
-            return ApplicationError(
-                f"{order}: withdrawn by the customer; compensated: {undone}",
-                details,
-                type=ORDER_WITHDRAWN,
-                non_retryable=True,
-            )
-        return err
-
-
-def _cause(error: BaseException) -> BaseException:
-    """What an activity's failure was about, rather than the `ActivityError` wrapping it."""
-    if isinstance(error, ActivityError) and isinstance(error.cause, FailureError):
-        return error.cause
-    return error
-
-
-def _failure_type(failure: BaseException) -> str:
-    if isinstance(failure, ApplicationError) and failure.type:
-        return failure.type
-    return type(failure).__name__
-
-
-def _message(failure: BaseException) -> str:
-    return failure.message if isinstance(failure, FailureError) else str(failure)

@@ -1,0 +1,67 @@
+"""How an order saga fails: the failure types it reports, and the error it ends with."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+if TYPE_CHECKING:
+    from ordersaga.models import SagaStatus
+
+#: `ApplicationError.type` of an order the customer withdrew.
+ORDER_WITHDRAWN = "OrderWithdrawn"
+
+#: The failure type a saga reports when it was cancelled.
+CANCELLED = "Cancelled"
+
+#: `ApplicationError.type` of an order not confirmed within its policy's deadline.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+
+class StepFailed(Exception):
+    """A forward step failed for good; carries what the saga reports about it."""
+
+    def __init__(self, step: str, failure_type: str, reason: str) -> None:
+        super().__init__(f"{step} failed: {failure_type}: {reason}")
+        self.step = step
+        self.failure_type = failure_type
+        self.reason = reason
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    """What a failure was, as `(type, message)`: an `ActivityError`'s cause, not the wrapper."""
+    if isinstance(error, ActivityError) and isinstance(error.cause, FailureError):
+        error = error.cause
+    failure_type = (
+        error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
+    )
+    return failure_type, error.message if isinstance(error, FailureError) else str(error)
+
+
+def saga_error(err: BaseException, status: SagaStatus) -> BaseException:
+    """What the workflow ends with once its steps are undone: `err` itself if cancelled.
+
+    Args:
+        err: What ended the steps: a `StepFailed`, or the cancellation of a withdrawn or
+            cancelled saga.
+        status: The saga's status, after compensating.
+    """
+    undone = ", ".join(status.compensations_run) or "nothing"
+    order = f"Order {status.order_id} {status.state.lower()}"
+    details = {"state": status.state, "compensated": undone}
+    if isinstance(err, StepFailed):
+        return ApplicationError(
+            f"{order}: {err}; compensated: {undone}",
+            details | {"failed_step": err.step},
+            type=err.failure_type,
+            non_retryable=True,
+        )
+    if status.withdrawn:
+        return ApplicationError(
+            f"{order}: withdrawn by the customer; compensated: {undone}",
+            details,
+            type=ORDER_WITHDRAWN,
+            non_retryable=True,
+        )
+    return err

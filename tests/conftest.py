@@ -20,6 +20,7 @@ from ordersaga.ops.stack import services_process
 from ordersaga.settings import ServiceUrls
 from ordersaga.temporal import connect
 from tests.service_state import Services
+from tests.services_fixture import running_services
 from tests.starter_runner import StarterRunner
 from worker import create_worker
 
@@ -122,3 +123,17 @@ def starter(dev_server: DevServer, services_url: str, saga_task_queue: str) -> S
             "TASK_QUEUE": saga_task_queue,
         }
     )
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    """The services, fresh for one test (their own databases): the base URL of their app."""
+    with running_services(tmp_path / "data") as url:
+        yield url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client as a worker makes it."""
+    async with create_http_client() as client:
+        yield client

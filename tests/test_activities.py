@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,7 +30,6 @@ from ports.orders import ConfirmOrderInput
 from ports.payment import ChargePaymentInput
 from ports.shipping import ScheduleShipmentInput
 from tests.orders import COMPENSATIONS, STEPS
-from tests.services_fixture import running_services
 
 ORDER_ID = "o-1"
 WORKFLOW_ID = workflow_id_for(ORDER_ID)
@@ -42,18 +40,6 @@ ADDRESS = Address(
     postal_code="SW1Y 4JH",
     country="GB",
 )
-
-
-@pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
-    with running_services(tmp_path / "data") as url:
-        yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with create_http_client() as client:
-        yield client
 
 
 @pytest.fixture

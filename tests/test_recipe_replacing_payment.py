@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
-from activities import ServiceClient, create_http_client
+from activities import ServiceClient
 from activities.payment import PaymentActivities
 from ports.payment import PaymentPort
 from tests.payment_contract import CONTRACT, Charges
-from tests.services_fixture import running_services
-
-
-@pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
-    with running_services(tmp_path / "data") as url:
-        yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with create_http_client() as client:
-        yield client
 
 
 @pytest.mark.parametrize("rule", CONTRACT, ids=[rule.__name__ for rule in CONTRACT])

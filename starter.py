@@ -26,12 +26,14 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.models import (
     CardDetails,
     OperatorAction,
@@ -42,8 +44,10 @@ from ordersaga.models import (
     SagaStatus,
     Withdrawal,
     describe_errors,
+    order_id_of,
     workflow_id_for,
 )
+from ordersaga.money import MoneyError, both_units, is_major_units, minor_units
 from ordersaga.placing import (
     DEMO_ORDER,
     InputError,
@@ -60,10 +64,10 @@ from ordersaga.search_attributes import (
 )
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect, exit_process, ui_link
+from ordersaga.temporal import connect, exit_process, temporal_unreachable, ui_link
 from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
-from workflows.order_steps import STATES
+from workflows.order_steps import CONFIRMED, STATES
 
 Update = TypeVar("Update", Withdrawal, Resolution)
 
@@ -73,10 +77,11 @@ def order_form(args: argparse.Namespace) -> OrderForm:
     if args.file:
         data = read_order_file(args.file)
     else:
-        data = {**DEMO_ORDER, "order_id": args.order_id, "items": parse_items(args.item)}
+        data = {**DEMO_ORDER, "order_id": args.order_id}
         for flag, field in (("customer", "customer_id"), ("currency", "currency")):
             if getattr(args, flag):
                 data[field] = getattr(args, flag)
+        data["items"] = parse_items(args.item, str(data["currency"]).strip().upper())
         if args.postal_code:
             data["shipping_address"] = {**data["shipping_address"], "postal_code": args.postal_code}
         data["payment"] = (
@@ -103,17 +108,29 @@ def policy_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     return policy
 
 
-def parse_items(specs: list[str] | None) -> list[dict[str, Any]]:
+def parse_items(specs: list[str] | None, currency: str) -> list[dict[str, Any]]:
     """`SKU:QUANTITY:UNIT_PRICE` flags as order items, as typed.
 
-    The order's validation checks each part, so that all the order's problems are reported at
-    once, each naming its item (`items.1.quantity: ...`).
+    UNIT_PRICE is minor units (`1500`), or major units with the order's currency (`15.00USD`),
+    converted here. The order's validation checks each part, so that all the order's problems
+    are reported at once, each naming its item (`items.1.quantity: ...`).
+
+    Raises:
+        InputError: A price in major units that cannot be converted.
     """
-    items = []
-    for spec in specs or []:
+    items, problems = [], []
+    for index, spec in enumerate(specs or []):
         sku, _, rest = spec.partition(":")
         quantity, _, unit_price = rest.partition(":")
-        items.append({"sku": sku, "quantity": quantity, "unit_price": unit_price})
+        price: str | int = unit_price
+        if is_major_units(unit_price):
+            try:
+                price = minor_units(unit_price, currency)
+            except MoneyError as err:
+                problems.append(f"items.{index}.unit_price: {err}")
+        items.append({"sku": sku, "quantity": quantity, "unit_price": price})
+    if problems:
+        raise InputError(problems)
     return items
 
 
@@ -127,10 +144,16 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     try:
         handle = await start_saga(client, request, args.settings.task_queue)
     except WorkflowAlreadyStartedError:
-        print(f"Order {request.order_id} already has a saga; no second one was started.")
-        print(f"  {link(args.settings, workflow_id)}")
-        return 0
-    print(f"Started saga {workflow_id} for {request.total} {request.currency} (minor units)")
+        existing = client.get_workflow_handle_for(OrderSaga.run, workflow_id)
+        outcome = (await existing.query(OrderSaga.status)).state
+        print(
+            f"error: order {request.order_id} already has a saga ({outcome}); "
+            "no second one was started: place it under a new order id",
+            file=sys.stderr,
+        )
+        print(f"  {link(args.settings, workflow_id)}", file=sys.stderr)
+        return 1
+    print(f"Started saga {workflow_id} for {both_units(request.total, request.currency)}")
     print(f"  {link(args.settings, workflow_id)}")
     if args.no_wait:
         return 0
@@ -217,17 +240,20 @@ async def attention(client: Client, args: argparse.Namespace) -> int:
 async def list_orders(client: Client, args: argparse.Namespace) -> int:
     """List order sagas by state and customer, as the Web UI filters them."""
     query = saga_query(args.status, args.customer)
-    count = 0
+    rows: list[tuple[str, ...]] = [
+        ("ORDER", "STATUS", "TOTAL (MINOR UNITS)", "CUSTOMER", "FAILED STEP")
+    ]
     async for execution in client.list_workflows(query):
         attributes = execution.typed_search_attributes
-        failed_step = attributes.get(FAILED_STEP)
+        found = (ORDER_STATUS, ORDER_TOTAL, CUSTOMER_ID, FAILED_STEP)
+        values = [attributes.get(key) for key in found]
+        rows.append((order_id_of(execution.id), *("-" if v is None else str(v) for v in values)))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
         print(
-            f"{execution.id.removeprefix('order-')}  {attributes.get(ORDER_STATUS)}  "
-            f"{attributes.get(ORDER_TOTAL)}  {attributes.get(CUSTOMER_ID)}"
-            + (f"  failed at {failed_step}" if failed_step else "")
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-        count += 1
-    print(f"{count} order(s) match {query}")
+    print(f"{len(rows) - 1} order(s) match {query}")
     return 0
 
 
@@ -254,8 +280,12 @@ def print_status(saga: SagaStatus) -> None:
     """The `status` query, one fact a line."""
     print(f"  state:        {saga.state}")
     print(f"  steps done:   {', '.join(saga.steps_done) or '-'}")
-    print(f"  to undo:      {', '.join(saga.compensations_recorded) or '-'}")
-    print(f"  undone:       {', '.join(saga.compensations_run) or '-'}")
+    if saga.state == CONFIRMED:
+        print("  undone:       - (confirmed: every step stands)")
+    else:
+        # What could be undone, recorded before each step ran, versus what was undone.
+        print(f"  undo on file: {', '.join(saga.compensations_recorded) or '-'}")
+        print(f"  undone:       {', '.join(saga.compensations_run) or '-'}")
     if saga.failed_step:
         print(f"  failed step:  {saga.failed_step} ({saga.failure_type}: {saga.failure_reason})")
     if saga.attention:
@@ -269,7 +299,7 @@ def print_status(saga: SagaStatus) -> None:
 
 def print_result(result: OrderResult) -> None:
     """A confirmed order's ids."""
-    print(f"Order {result.order_id} confirmed: {result.total} {result.currency} (minor units)")
+    print(f"Order {result.order_id} confirmed: {both_units(result.total, result.currency)}")
     ids = [f"{key.removesuffix('_id')} {value}" for key, value in result.ids.items()]
     print(f"  {', '.join(ids)}")
 
@@ -290,7 +320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--item",
         action="append",
         metavar="SKU:QTY:PRICE",
-        help="an item; PRICE in minor units (cents); repeatable",
+        help="an item; PRICE in minor units (1500) or with the currency (15.00USD); repeatable",
     )
     place_cmd.add_argument("--customer", help="customer id [default cust-demo]")
     place_cmd.add_argument("--currency", help="ISO 4217 code [default USD]")
@@ -343,6 +373,7 @@ async def run(args: argparse.Namespace) -> int:
     """Run one command; bad input is refused before anything is contacted or started."""
     form = order_form(args) if args.command == "place" else None
     client = await connect(settings=args.settings)
+    await check_codec_agrees(client, args.settings)
     if form:
         # The root of the order's trace: tokenizing the card, starting the saga, its outcome.
         with traced("place order", order_id=form.order_id):
@@ -374,6 +405,9 @@ def run_command(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    except CodecMismatch as err:
+        print(f"error: {err}; nothing was started", file=sys.stderr)
+        return 2
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             print(f"error: no saga for order {args.order_id}", file=sys.stderr)
@@ -383,8 +417,14 @@ def run_command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 1
-    except (RuntimeError, httpx.HTTPError) as err:
+    except WorkflowQueryFailedError as err:
+        print(f"error: the saga of order {args.order_id} did not answer: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
         # Client.connect raises RuntimeError when the server cannot be reached.
+        print(f"error: {temporal_unreachable(args.settings, err)}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

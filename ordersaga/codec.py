@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
@@ -23,6 +24,7 @@ from temporalio.converter import (
 )
 
 from ordersaga.keyring import Keyring, KeyringError
+from ordersaga.search_attributes import saga_query
 from ordersaga.settings import Settings
 
 ENCODING = b"binary/encrypted"
@@ -120,3 +122,41 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
         # error messages may quote order data.
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+class CodecMismatch(Exception):
+    """This process cannot encode or decode payloads as the namespace's sagas are written."""
+
+
+async def check_codec_agrees(client: Client, settings: Settings) -> None:
+    """Refuse to go on with a codec that does not read the namespace's newest saga.
+
+    The newest saga's input shows how the namespace's sagas are written. A process without its
+    key would start sagas in plain text (names, addresses, payment tokens stored readable) and
+    fail on every answer; one without the key id it names cannot read it.
+
+    Raises:
+        CodecMismatch: Saying which setting to fix.
+    """
+    newest = [run async for run in client.list_workflows(saga_query(), limit=1)]
+    if not newest:
+        return  # a namespace without sagas: nothing to agree with
+    handle = client.get_workflow_handle(newest[0].id, run_id=newest[0].run_id)
+    started = await anext(handle.fetch_history_events(page_size=1))
+    payloads = started.workflow_execution_started_event_attributes.input.payloads
+    metadata = payloads[0].metadata if payloads else {}
+    if metadata.get("encoding") != ENCODING:
+        return
+    namespace = settings.temporal_namespace
+    key_id = metadata.get(KEY_ID, b"").decode(errors="replace")
+    keyring = Keyring.from_settings(settings)
+    if keyring is None:
+        raise CodecMismatch(
+            f"the sagas in namespace {namespace} are encrypted (key {key_id!r}) and no key is "
+            "set: set CODEC_KEY_FILE (the demo's is data/codec-keys)"
+        )
+    if key_id not in keyring.keys:
+        raise CodecMismatch(
+            f"the sagas in namespace {namespace} are encrypted with key {key_id!r}, which "
+            "CODEC_KEY_FILE / CODEC_KEYS do not hold"
+        )

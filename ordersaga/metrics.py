@@ -7,7 +7,8 @@ its client is connected with the runtime `metrics_runtime` returns.
 
 Names as Prometheus shows them (no prefix, no `_total` suffix; durations in seconds):
 
-- counters `saga_started`, `saga_completed`, `saga_aborted` and `saga_failed` (both labelled
+- counters `saga_started`, `saga_refused` (an input the saga would not run, so never
+  started), `saga_completed`, `saga_aborted` and `saga_failed` (both labelled
   `failed_step`, `reason_type`), `saga_compensations` and `saga_compensations_failed` (label
   `compensation`), `saga_needs_attention`, `saga_attention_resolved` (label `action`),
   `saga_revenue` (label `currency`, minor units of confirmed orders);
@@ -28,6 +29,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 #: Counters the saga records, by their Prometheus name.
 SAGA_COUNTERS = (
     "saga_started",
+    "saga_refused",
     "saga_completed",
     "saga_aborted",
     "saga_failed",

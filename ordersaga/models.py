@@ -9,6 +9,7 @@ Money is always an integer number of minor units (cents) plus an ISO 4217 curren
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -31,13 +33,8 @@ from pydantic_core import PydanticCustomError
 from pydantic_extra_types.payment import PaymentCardNumber
 
 from ordersaga.events import SagaEvent
+from ordersaga.money import SUPPORTED_CURRENCIES
 from ordersaga.policy import SagaPolicy
-
-#: Currencies the shop accepts. A real shop would list the ones its payment provider settles in.
-SUPPORTED_CURRENCIES = frozenset(
-    {"AUD", "BRL", "CAD", "CHF", "CNY", "DKK", "EUR", "GBP", "INR", "JPY", "MXN", "NOK", "NZD"}
-    | {"PLN", "SEK", "SGD", "USD", "ZAR"}
-)
 
 #: ISO 3166-1 alpha-2 country codes, from pycountry's list. Read here, once, at import: pycountry
 #: loads its data file on first use, and validation also runs inside the workflow sandbox, which
@@ -80,6 +77,22 @@ def _one_of(codes: frozenset[str]) -> AfterValidator:
     return AfterValidator(validate)
 
 
+def _whole_number(value: Any) -> Any:
+    """Refuse what only looks like a whole number: `15.00`, `1e3`, `true`.
+
+    Pydantic's lax mode would take the float 1000.0 (JSON's `1e3`) or the text "15.00" as an
+    int; for money and counts a typed decimal point is a sign of a misunderstanding.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PydanticCustomError("int_type", "not a whole number")
+    if isinstance(value, str) and not value.strip().isdecimal():
+        raise PydanticCustomError("int_parsing", "not a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
 Identifier = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
@@ -120,7 +133,7 @@ class OrderItem(_Model):
 
     sku: Identifier
     quantity: Annotated[
-        int,
+        WholeNumber,
         Field(ge=1, le=MAX_QUANTITY_PER_ITEM),
         _worded(
             f"must be a whole number from 1 to {MAX_QUANTITY_PER_ITEM}",
@@ -129,10 +142,10 @@ class OrderItem(_Model):
         ),
     ]
     unit_price: Annotated[
-        int,
+        WholeNumber,
         Field(ge=1, le=MAX_UNIT_PRICE, description="Price of one unit, minor units."),
         _worded(
-            "must be a positive whole number of minor units (cents)",
+            "must be a positive whole number of minor units (cents), such as 1500 for 15.00",
             less_than_equal=f"must be at most {MAX_UNIT_PRICE} minor units (cents)",
         ),
     ]
@@ -174,11 +187,17 @@ class PaymentMethod(_Model):
     ]
 
 
+def _digits_only(card_number: Any) -> Any:
+    # As printed on the card: groups of digits separated by spaces or dashes.
+    return re.sub(r"[ -]", "", card_number) if isinstance(card_number, str) else card_number
+
+
 class CardDetails(_Model):
     """A card as the customer typed it. Only the starter and the Payment service see it."""
 
     card_number: Annotated[
         PaymentCardNumber,
+        BeforeValidator(_digits_only),
         _worded(
             "must be a card number of 12 to 19 digits",
             payment_card_number_luhn="is not a valid card number (wrong check digit: mistyped?)",
@@ -321,9 +340,42 @@ def describe_errors(error: ValidationError) -> list[str]:
     return lines
 
 
+#: The workflow id of an order's saga is this prefix and the order id.
+WORKFLOW_ID_PREFIX = "order-"
+
+
 def workflow_id_for(order_id: str) -> str:
     """The workflow id of an order's saga: one saga per order id, ever."""
-    return f"order-{order_id}"
+    return f"{WORKFLOW_ID_PREFIX}{order_id}"
+
+
+def order_id_of(workflow_id: str) -> str:
+    """The order id of the saga `workflow_id`."""
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+
+
+class RefusedOrder(BaseModel):
+    """A saga's input that is not a valid `OrderRequest`, with one line per problem.
+
+    The saga's input type is `OrderInput`, so a payload that `OrderRequest` refuses (one given
+    to `temporal workflow start --input`, say) reaches the saga as a `RefusedOrder`, which it
+    refuses in its own words and states, instead of failing before any of its code runs.
+    """
+
+    problems: list[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _problems_of(cls, data: Any) -> dict[str, list[str]]:
+        try:
+            OrderRequest.model_validate(data)
+        except ValidationError as err:
+            return {"problems": describe_errors(err)}
+        return {"problems": []}
+
+
+#: The input of the `OrderSaga` workflow: an order, or what was given instead of one.
+OrderInput = Annotated[OrderRequest | RefusedOrder, Field(union_mode="left_to_right")]
 
 
 class SagaState(StrEnum):
@@ -335,6 +387,8 @@ class SagaState(StrEnum):
     """
 
     STARTED = "Started"
+    REFUSED = "Refused"
+    """Its input was not an order it may run: nothing was done."""
     FAILED = "Failed"
     COMPENSATING = "Compensating"
     NEEDS_ATTENTION = "NeedsAttention"

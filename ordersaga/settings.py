@@ -5,7 +5,9 @@ flag is its name in kebab case (`--task-queue`); some keep a shorter flag from b
 (`--address`). The Temporal connection settings use the names Temporal's own tools use
 (`TEMPORAL_ADDRESS`, `TEMPORAL_TLS_CLIENT_CERT_PATH`, ...), and Temporal's client config file
 (`TEMPORAL_CONFIG_FILE`, profile `TEMPORAL_PROFILE`) is read beneath them: a value in the
-profile is used unless an environment variable or a flag says otherwise.
+profile is used unless an environment variable or a flag says otherwise. Between the two sits
+the settings file `data/order-saga.env` (`ORDER_SAGA_ENV_FILE`), which the demo writes while
+it runs, so that commands beside it agree with it on keys and addresses.
 
 `ordersaga.settings_cli` turns the model into each command's flags.
 """
@@ -13,6 +15,7 @@ profile is used unless an environment variable or a flag says otherwise.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +25,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -36,6 +40,21 @@ DEFAULT_UI_URL = "http://localhost:8233"
 DEFAULT_SERVICES_PORT = 8300
 DEFAULT_SERVICES_URL = f"http://127.0.0.1:{DEFAULT_SERVICES_PORT}"
 DEFAULT_CODEC_SERVER_PORT = 8234
+
+#: The file of settings that `order-saga demo` writes while it runs, so that every command run
+#: beside it (starter, worker, audit, ...) uses its keys and addresses without being told.
+DEFAULT_ENV_FILE = Path("data/order-saga.env")
+
+#: The environment variable that names another settings file, or turns it off when empty.
+ENV_FILE_VARIABLE = "ORDER_SAGA_ENV_FILE"
+
+
+def env_file() -> Path | None:
+    """The settings file every command reads beneath the environment, if it names one."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named is None:
+        return DEFAULT_ENV_FILE
+    return Path(named) if named.strip() else None
 
 
 class Group(StrEnum):
@@ -242,8 +261,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (passed as arguments), then the environment, then Temporal's config profile."""
-        return init_settings, env_settings, TemporalProfileSource(settings_cls)
+        """Flags (passed as arguments), the environment, the settings file, Temporal's profile."""
+        settings_file = DotEnvSettingsSource(settings_cls, env_file=env_file())
+        return init_settings, env_settings, settings_file, TemporalProfileSource(settings_cls)
 
     @field_validator("service_url_overrides")
     @classmethod

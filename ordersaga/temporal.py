@@ -91,3 +91,20 @@ def exit_process(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def temporal_unreachable(settings: Settings, error: BaseException) -> str:
+    """One line for a Temporal server that cannot be reached, instead of the transport's error.
+
+    Args:
+        settings: Where it was looked for.
+        error: What `Client.connect` raised; its first line is kept as the cause if it is not
+            the Rust transport's `tonic::...` debug text.
+    """
+    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "tonic::" in cause or "Transport" in cause:
+        cause = "connection refused or timed out"
+    return (
+        f"cannot reach Temporal at {settings.temporal_address} ({cause}): start it "
+        "(order-saga demo) or set TEMPORAL_ADDRESS"
+    )

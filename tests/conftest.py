@@ -17,7 +17,7 @@ from ordersaga.devserver import DevServer, free_port, installed_binary
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.keyring import ensure_key_file
 from ordersaga.ops.stack import services_process
-from ordersaga.settings import ServiceUrls
+from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
 from ordersaga.temporal import connect
 from tests.service_state import Services
 from tests.services_fixture import running_services
@@ -34,6 +34,8 @@ def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     keys = ensure_key_file(tmp_path_factory.mktemp("keys") / "codec-keys", "test-k1")
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("CODEC_KEY_FILE", str(keys))
+        # A demo running beside the tests must not lend them its settings file.
+        environment.setenv(ENV_FILE_VARIABLE, "")
         yield keys
 
 

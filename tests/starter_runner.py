@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-STARTER = str(Path(__file__).parent.parent / "starter.py")
+ROOT = Path(__file__).parent.parent
+STARTER = str(ROOT / "starter.py")
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,19 @@ class StarterRunner:
         self.env = env
 
     async def __call__(self, *args: str) -> Run:
-        # Asynchronous, so that the worker in this process keeps working meanwhile.
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, STARTER, *args, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await process.communicate()
-        assert process.returncode is not None
-        return Run(process.returncode, out.decode(), err.decode())
+        return await run_python(self.env, STARTER, *args)
+
+
+async def run_python(env: Mapping[str, str], *args: str) -> Run:
+    """Run this interpreter with `args` in a process of its own; its exit code and output."""
+    # Asynchronous, so that the worker in this process keeps working meanwhile.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, env=dict(env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
 
 
 def new_order_id() -> str:

@@ -32,9 +32,41 @@ async def test_place_twice_says_so_and_starts_no_second_saga(
     first = await starter("place", "--order-id", order_id, "--item", "SKU-MUG:1:899")
     second = await starter("place", "--order-id", order_id, "--item", "SKU-MUG:1:899")
 
-    assert first.code == 0 and second.code == 0
-    assert "already has a saga" in second.out
+    assert (first.code, second.code) == (0, 1)
+    assert f"error: order {order_id} already has a saga (OrderConfirmed)" in second.err
     assert len((await services.effects(order_id)).charges) == 1
+
+
+async def test_reusing_an_aborted_order_id_says_how_it_ended(starter: StarterRunner) -> None:
+    order_id = new_order_id()
+    declined = ("--item", "SKU-BOOK:1:1500", "--card", "4000000000000002")
+    await starter("place", "--order-id", order_id, *declined)
+    again = await starter("place", "--order-id", order_id, "--item", "SKU-BOOK:1:1500")
+
+    assert again.code == 1
+    assert f"error: order {order_id} already has a saga (Aborted)" in again.err
+
+
+async def test_a_price_with_its_currency_is_taken_in_major_units(
+    starter: StarterRunner, services: Services
+) -> None:
+    order_id = new_order_id()
+    run = await starter("place", "--order-id", order_id, "--item", "SKU-BOOK:2:15.00USD")
+
+    assert run.code == 0, run.err
+    assert "3000 minor units = 30.00 USD" in run.out
+    [charge] = (await services.effects(order_id)).charges
+    assert charge["amount"] == 3000
+
+
+async def test_a_card_number_with_spaces_and_dashes_is_accepted(starter: StarterRunner) -> None:
+    run = await starter(
+        "place", "--order-id", new_order_id(), "--item", "SKU-MUG:1:899",
+        "--card", "4242 4242-4242 4242",
+    )  # fmt: skip
+
+    assert run.code == 0, run.err
+    assert "confirmed: 899 minor units = 8.99 USD" in run.out
 
 
 async def test_declined_card_exits_non_zero_with_the_reason(starter: StarterRunner) -> None:

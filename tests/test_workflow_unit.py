@@ -207,7 +207,7 @@ async def test_cancelling_mid_step_undoes_what_may_have_happened(
     assert status.compensations_run == ALL_UNDONE_AFTER["confirm_order"]
 
 
-async def test_a_payload_that_is_not_an_order_fails_at_once(
+async def test_a_payload_that_is_not_an_order_is_refused_at_once(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
@@ -218,12 +218,32 @@ async def test_a_payload_that_is_not_an_order_fails_at_once(
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
+        status = await handle.query(OrderSaga.status)
 
     assert stand_ins.calls == []
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "ValidationError"
-    assert "items" in cause.message
+    assert cause.type == "OrderRefused"
+    assert "items: must list at least one item" in cause.message
+    assert status.state == SagaState.REFUSED
+
+
+async def test_an_order_id_that_is_not_its_workflow_id_is_refused(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns()
+    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
+        handle = await time_skipping_env.client.start_workflow(
+            OrderSaga.run, make_order(), id=f"order-other-{uuid.uuid4()}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+
+    assert stand_ins.calls == []
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "OrderRefused"
+    assert cause.message.startswith(f"Order {handle.id.removeprefix('order-')} refused: order_id:")
 
 
 # --- Compensations that need an operator, and withdrawals -----------------------------------

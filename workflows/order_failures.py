@@ -9,6 +9,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 if TYPE_CHECKING:
     from ordersaga.models import SagaStatus
 
+#: `ApplicationError.type` of a saga whose input is not an order it may run.
+ORDER_REFUSED = "OrderRefused"
+
 #: `ApplicationError.type` of an order the customer withdrew.
 ORDER_WITHDRAWN = "OrderWithdrawn"
 
@@ -37,6 +40,16 @@ def describe(error: BaseException) -> tuple[str, str]:
         error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
     )
     return failure_type, error.message if isinstance(error, FailureError) else str(error)
+
+
+def order_refused(status: SagaStatus) -> ApplicationError:
+    """The one line a saga ends with when it refuses its input (`status.failure_reason`)."""
+    return ApplicationError(
+        f"Order {status.order_id} refused: {status.failure_reason}; nothing was done",
+        {"state": status.state},
+        type=ORDER_REFUSED,
+        non_retryable=True,
+    )
 
 
 def saga_error(err: BaseException, status: SagaStatus) -> BaseException:

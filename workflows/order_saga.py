@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -20,23 +20,28 @@ with workflow.unsafe.imports_passed_through():
         Attention,
         CompensationInput,
         OperatorAction,
+        OrderInput,
         OrderRequest,
         OrderResult,
+        RefusedOrder,
         Resolution,
         SagaState,
         SagaStatus,
         StepResult,
         Withdrawal,
         idempotency_key,
+        order_id_of,
     )
     from workflows.order_steps import CONFIRMED, ORDER_STEPS, STEPS, WITHDRAWABLE, OrderStep
 
 from workflows.order_failures import (
     CANCELLED,
     DEADLINE_EXCEEDED,
+    ORDER_REFUSED,
     ORDER_WITHDRAWN,
     StepFailed,
     describe,
+    order_refused,
     saga_error,
 )
 from workflows.saga import CompensationFailure, Decision, Saga, shielded
@@ -46,21 +51,26 @@ from workflows.telemetry import SagaTelemetry
 #: keeps them replaying as they ran, while new sagas get the deadline.
 DEADLINE_PATCH = "order-deadline"
 
+#: Sagas recorded before the order id had to match the workflow id ran with any order id; the
+#: patch (asked only on a mismatch, so matching sagas carry no marker) keeps them replaying.
+ORDER_ID_PATCH = "order-id-matches-workflow-id"
+
 #: States in which the saga waits no more: what a withdrawal waits for.
 SETTLED = frozenset({SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION})
 
 
-# A payload that does not validate as an `OrderRequest` fails the workflow at once (instead of
-# retrying the workflow task forever); `hide_input_in_errors` keeps its values out of the message.
+# A payload that is not an order reaches `run` as a `RefusedOrder`; one that is not even JSON
+# fails the workflow at once (instead of retrying the workflow task forever).
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
 class OrderSaga:
     """Places one order: every step succeeds, or every step already taken is undone."""
 
     @workflow.init
-    def __init__(self, request: OrderRequest) -> None:
-        self._request = request
-        self._status = SagaStatus(order_id=request.order_id, state=SagaState.STARTED.value)
-        self._telemetry = SagaTelemetry(request, self._status)
+    def __init__(self, request: OrderInput) -> None:
+        self._request: OrderRequest  # once `run` has accepted it
+        order_id = order_id_of(workflow.info().workflow_id)
+        self._status = SagaStatus(order_id=order_id, state=SagaState.STARTED.value)
+        self._telemetry = SagaTelemetry(self._status)
         self._saga = Saga(on_failure=self._ask_operator, on_compensated=self._compensated)
         self._forward: asyncio.Task[OrderResult] | None = None
         self._resolution: Resolution | None = None
@@ -72,9 +82,16 @@ class OrderSaga:
         return self._status.model_copy(update={"compensations_recorded": recorded})
 
     @workflow.run
-    async def run(self, request: OrderRequest) -> OrderResult:
+    async def run(self, request: OrderInput) -> OrderResult:
         """Run the saga to the end: a confirmed order, or a failure after compensating."""
-        self._telemetry.started()
+        if isinstance(request, RefusedOrder):
+            raise self._refuse(request.problems)
+        if request.order_id != self._status.order_id and workflow.patched(ORDER_ID_PATCH):
+            raise self._refuse(
+                [f"order_id: must be {self._status.order_id}, as its workflow id says"]
+            )
+        self._request = request
+        self._telemetry.started(request)
         # The steps run as a task of their own, so a withdrawal can interrupt them.
         self._forward = forward = asyncio.create_task(self._place_order(request))
         if self._status.withdrawn:
@@ -113,7 +130,7 @@ class OrderSaga:
 
         Returns the saga's status once it has ended (or needs attention).
         """
-        workflow.logger.info("Order withdrawn", extra={"order_id": self._request.order_id})
+        workflow.logger.info("Order withdrawn", extra={"order_id": self._status.order_id})
         self._status.withdrawn = True
         if self._forward:
             self._forward.cancel()
@@ -123,10 +140,10 @@ class OrderSaga:
     @withdraw.validator
     def _accept_withdrawal(self, withdrawal: Withdrawal) -> None:
         if self._status.withdrawn:
-            raise ValueError(f"order {self._request.order_id} is already withdrawn")
+            raise ValueError(f"order {self._status.order_id} is already withdrawn")
         if self._status.state not in WITHDRAWABLE:
             raise ValueError(
-                f"order {self._request.order_id} can no longer be withdrawn: "
+                f"order {self._status.order_id} can no longer be withdrawn: "
                 f"its saga is {self._status.state}"
             )
 
@@ -145,7 +162,7 @@ class OrderSaga:
     def _accept_resolution(self, resolution: Resolution) -> None:
         if self._status.state != SagaState.NEEDS_ATTENTION or self._resolution:
             raise ValueError(
-                f"order {self._request.order_id} is {self._status.state}; "
+                f"order {self._status.order_id} is {self._status.state}; "
                 "there is no compensation waiting for an operator"
             )
 
@@ -175,7 +192,7 @@ class OrderSaga:
                 ),
                 compensation=lambda: self._telemetry.execute(
                     step.compensation,
-                    CompensationInput(order_id=self._request.order_id, effect_key=key),
+                    CompensationInput(order_id=self._status.order_id, effect_key=key),
                     policy.compensations,
                 ),
             )
@@ -242,6 +259,14 @@ class OrderSaga:
     def _step_in_flight(self) -> str:
         registered = self._saga.registered
         return registered[-1] if registered else ORDER_STEPS[0].name
+
+    def _refuse(self, problems: list[str]) -> ApplicationError:
+        """End the saga before any step: its input is not an order it may run."""
+        self._status.state = SagaState.REFUSED.value
+        self._status.failure_type = ORDER_REFUSED
+        self._status.failure_reason = "; ".join(problems)
+        self._telemetry.refused()
+        return order_refused(self._status)
 
     def _fail(self, step: str, failure_type: str, reason: str) -> StepFailed:
         self._status.failed_step = step

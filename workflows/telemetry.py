@@ -50,10 +50,10 @@ class SagaTelemetry:
     It reads the saga's `status` (which the workflow keeps) rather than being told it again.
     """
 
-    def __init__(self, request: OrderRequest, status: SagaStatus) -> None:
-        self._request = request
+    def __init__(self, status: SagaStatus) -> None:
+        self._request: OrderRequest  # from `started`, which comes before every other fact
         self._status = status
-        self._log_context = {"order_id": request.order_id}
+        self._log_context = {"order_id": status.order_id}
         self._sequence = 0
         self._unpublished: list[SagaEvent] = []
         self._counters: dict[str, MetricCounter] = {}
@@ -67,12 +67,20 @@ class SagaTelemetry:
 
     # --- The facts of a saga's life ----------------------------------------------------------
 
-    def started(self) -> None:
+    def refused(self) -> None:
+        """The saga's input was refused (`status.failure_reason` says why); nothing was done."""
+        workflow.logger.warning(
+            "Order refused", extra=self._log_context | {"reason": self._status.failure_reason}
+        )
+        self._count("saga_refused")
+        self.state_changed()
+
+    def started(self, request: OrderRequest) -> None:
         """The saga began; decides, at the same point of every run, whether it publishes events."""
+        self._request = request
         workflow.logger.info("Order saga started", extra=self._log_context)
         self._publishes_events = workflow.patched(EVENTS_PATCH)
         self._count("saga_started")
-        request = self._request
         self._emit(
             SagaEventType.ORDER_SAGA_STARTED,
             customer_id=request.customer_id,
@@ -204,7 +212,7 @@ class SagaTelemetry:
             events = list(self._unpublished)
             await workflow.execute_activity(
                 publish_events,
-                PublishEventsInput(order_id=self._request.order_id, events=events),
+                PublishEventsInput(order_id=self._status.order_id, events=events),
                 start_to_close_timeout=PUBLISH_POLICY.timeout,
                 retry_policy=PUBLISH_POLICY.retry_policy(),
             )
@@ -215,7 +223,7 @@ class SagaTelemetry:
         self._unpublished.append(
             SagaEvent(
                 event_id=f"{workflow.info().workflow_id}:{self._sequence}",
-                order_id=self._request.order_id,
+                order_id=self._status.order_id,
                 sequence=self._sequence,
                 type=event_type,
                 occurred_at=workflow.now(),

@@ -14,6 +14,7 @@ from ordersaga.logs import configure_logging
 from ordersaga.ops import dashboard
 from ordersaga.ops.commands import COMMANDS as OPS_COMMANDS
 from ordersaga.ops.demo import demo as run_demo
+from ordersaga.ops.demo import ensure_ports_free
 from ordersaga.settings import Group
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import exit_process
@@ -78,12 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     settings = load_settings(args, "order-saga demo")
-    # The demo talks to the terminal; its parts log to files in the data folder.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(json=True, stream=(settings.data_dir / "worker.log").open("a"))
     try:
+        ensure_ports_free(settings)
+        # The demo talks to the terminal; its parts log to files in the data folder.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        configure_logging(json=True, stream=(settings.data_dir / "worker.log").open("a"))
         asyncio.run(run_demo(settings, stay=not args.exit))
     except PortInUseError as err:
         print(f"error: {err}", file=sys.stderr)
-        exit_process(1)
+        exit_process(2)
     exit_process(0)

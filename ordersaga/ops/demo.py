@@ -7,6 +7,7 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,12 +20,19 @@ from ordersaga.codec_server import create_codec_app, ensure_token_file, serving
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
+from ordersaga.devserver import ensure_free
 from ordersaga.keyring import Keyring, ensure_key_file
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.dashboard import frame
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
-from ordersaga.settings import DEFAULT_NAMESPACE, DEFAULT_UI_URL, Settings
+from ordersaga.settings import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_UI_URL,
+    ENV_FILE_VARIABLE,
+    Settings,
+    env_file,
+)
 from ordersaga.temporal import ui_link
 from workflows import OrderSaga
 
@@ -103,6 +111,24 @@ def print_table(rows: list[tuple[str, Scenario, SagaStatus]]) -> None:
         print("  ".join(cells).rstrip())
 
 
+def ensure_ports_free(settings: Settings) -> None:
+    """Refuse to start beside another stack: every port the demo serves on must be free.
+
+    Checked before the demo opens its logs, so that a second demo writes nothing into the
+    files of the one already running.
+
+    Raises:
+        PortInUseError: Naming the port, what it is for and its setting.
+    """
+    for port, what in (
+        (settings.temporal_port, "Temporal frontend, TEMPORAL_PORT"),
+        (settings.ui_port, "Temporal Web UI, UI_PORT"),
+        (settings.services_port, "stand-in services, SERVICES_PORT"),
+        (settings.codec_server_port, "codec server, CODEC_SERVER_PORT"),
+    ):
+        ensure_free("127.0.0.1", port, f"{what}; is another order-saga demo running?")
+
+
 async def demo(settings: Settings, *, stay: bool) -> None:
     """Start the stack, run every scenario, print the outcomes, then wait for Ctrl-C.
 
@@ -171,13 +197,47 @@ async def demo(settings: Settings, *, stay: bool) -> None:
             f"through {codec_url} (bearer token in {data_dir / 'codec-token'})."
         )
         if stay:
+            shared = data_dir / SETTINGS_FILE_NAME
+            write_settings_file(shared, settings, stack.services_url, codec_url, token)
             print("Everything keeps running: try `python starter.py place …`. Ctrl-C stops it.")
-            print(f"  (give it the keys: export CODEC_KEY_FILE={settings.codec_key_file})")
+            print(f"  Commands run here read the demo's keys and addresses from {shared};")
+            if shared.resolve() != (env_file() or shared).resolve():
+                print(f"  elsewhere, export {ENV_FILE_VARIABLE}={shared.resolve()}")
+            print(f"  the temporal CLI decodes payloads once you run: set -a; . {shared}; set +a")
             print(f"Live figures: order-saga dashboard --data-dir {data_dir}")
-            await wait_for_interrupt()
+            try:
+                await wait_for_interrupt()
+            finally:
+                shared.unlink(missing_ok=True)
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await following
+
+
+#: The settings file the demo writes in its data folder while it runs.
+SETTINGS_FILE_NAME = "order-saga.env"
+
+
+def write_settings_file(
+    path: Path, settings: Settings, services_url: str, codec_url: str, token: SecretStr
+) -> None:
+    """The demo's keys and addresses, as `KEY=value` lines that our commands and a shell read.
+
+    `TEMPORAL_CODEC_*` are the `temporal` CLI's own variables: with them in the environment,
+    `temporal workflow show`, `query` and `result` print payloads decoded.
+    """
+    assert settings.codec_key_file is not None  # the demo always encrypts
+    lines = {
+        "TEMPORAL_ADDRESS": f"localhost:{settings.temporal_port}",
+        "SERVICES_URL": services_url,
+        "CODEC_KEY_FILE": str(settings.codec_key_file.resolve()),
+        "TEMPORAL_CODEC_ENDPOINT": codec_url,
+        "TEMPORAL_CODEC_AUTH": f"Bearer {token.get_secret_value()}",
+    }
+    text = "# Written by `order-saga demo` while it runs; removed when it stops.\n"
+    text += "".join(f'{name}="{value}"\n' for name, value in lines.items())
+    path.touch(mode=0o600)
+    path.write_text(text)
 
 
 async def wait_for_interrupt() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import NoReturn
 
@@ -101,8 +102,11 @@ def temporal_unreachable(settings: Settings, error: BaseException) -> str:
         error: What `Client.connect` raised; its first line is kept as the cause if it is not
             the Rust transport's `tonic::...` debug text.
     """
-    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if "tonic::" in cause or "Transport" in cause:
+    text = str(error)
+    cause = text.splitlines()[0] if text else type(error).__name__
+    if re.search(r"(?i)certificate|UnknownIssuer|invalid peer", text):
+        cause = "its TLS certificate is not trusted: check TEMPORAL_TLS_SERVER_CA_CERT_PATH"
+    elif "tonic::" in cause or "Transport" in cause:
         cause = "connection refused or timed out"
     return (
         f"cannot reach Temporal at {settings.temporal_address} ({cause}): start it "

@@ -93,7 +93,8 @@ async def test_starter_reports_a_wrong_ca_in_one_line(proxy: Proxy) -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await process.communicate()
-    assert process.returncode == 1
+    assert process.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach Temporal"), lines
+    assert "TLS certificate is not trusted" in lines[0]
     print("starter:", lines[0])

@@ -103,6 +103,7 @@ async def test_every_saga_counter_is_exposed_by_name(metrics: list[Sample]) -> N
         "saga_compensations_failed",
         "saga_needs_attention",
         "saga_attention_resolved",
+        "saga_refused",
     }
     assert incremented <= names
 

@@ -373,7 +373,7 @@ async def run(args: argparse.Namespace) -> int:
     """Run one command; bad input is refused before anything is contacted or started."""
     form = order_form(args) if args.command == "place" else None
     client = await connect(settings=args.settings)
-    await check_codec_agrees(client, args.settings)
+    await check_codec_agrees(client)
     if form:
         # The root of the order's trace: tokenizing the card, starting the saga, its outcome.
         with traced("place order", order_id=form.order_id):

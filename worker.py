@@ -118,7 +118,7 @@ async def run(settings: Settings) -> None:
     except RuntimeError as err:
         raise StartFailure(temporal_unreachable(settings, err)) from err
     try:
-        await check_codec_agrees(client, settings)
+        await check_codec_agrees(client)
     except CodecMismatch as err:
         raise StartFailure(f"{err}; the worker did not start") from err
     await ensure_registered(client)

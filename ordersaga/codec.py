@@ -67,6 +67,10 @@ class EncryptionCodec(PayloadCodec):
         """Decrypt each encrypted payload; pass the others through."""
         return [self.decrypt(payload) for payload in payloads]
 
+    def holds(self, key_id: str) -> bool:
+        """Whether the keyring has the key `key_id`, so payloads under it decrypt."""
+        return key_id in self._ciphers
+
     def encrypt(self, payload: Payload) -> Payload:
         """One payload, encrypted with the active key."""
         # AES-GCM is fast enough per payload (microseconds) that a thread pool would cost more.
@@ -128,7 +132,7 @@ class CodecMismatch(Exception):
     """This process cannot encode or decode payloads as the namespace's sagas are written."""
 
 
-async def check_codec_agrees(client: Client, settings: Settings) -> None:
+async def check_codec_agrees(client: Client) -> None:
     """Refuse to go on with a codec that does not read the namespace's newest saga.
 
     The newest saga's input shows how the namespace's sagas are written. A process without its
@@ -147,15 +151,16 @@ async def check_codec_agrees(client: Client, settings: Settings) -> None:
     metadata = payloads[0].metadata if payloads else {}
     if metadata.get("encoding") != ENCODING:
         return
-    namespace = settings.temporal_namespace
+    namespace = client.namespace
     key_id = metadata.get(KEY_ID, b"").decode(errors="replace")
-    keyring = Keyring.from_settings(settings)
-    if keyring is None:
+    # The codec the client was connected with: the keys it holds were read once, by `connect`.
+    codec = client.data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
         raise CodecMismatch(
             f"the sagas in namespace {namespace} are encrypted (key {key_id!r}) and no key is "
             "set: set CODEC_KEY_FILE (the demo's is data/codec-keys)"
         )
-    if key_id not in keyring.keys:
+    if not codec.holds(key_id):
         raise CodecMismatch(
             f"the sagas in namespace {namespace} are encrypted with key {key_id!r}, which "
             "CODEC_KEY_FILE / CODEC_KEYS do not hold"

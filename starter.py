@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from ordersaga.codec import CodecMismatch, check_codec_agrees
+from ordersaga.exits import run_to_exit
 from ordersaga.models import (
     CardDetails,
     OperatorAction,
@@ -64,7 +65,7 @@ from ordersaga.search_attributes import (
 )
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect, exit_process, temporal_unreachable, ui_link
+from ordersaga.temporal import connect, ui_link
 from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
 from workflows.order_steps import CONFIRMED, STATES
@@ -394,11 +395,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of `order-saga-starter`."""
     args = parse_args(argv)
     configure_tracing("order-saga-starter", otlp_endpoint=args.settings.otel_exporter_otlp_endpoint)
-    exit_process(run_command(args))
+    run_to_exit(lambda: run_command(args))
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the command; report errors in one line each and return the exit code."""
+    """Run the command; report errors in one line each and return the exit code.
+
+    Raises:
+        StartFailure: Temporal cannot be reached (`run_to_exit` reports it).
+    """
     try:
         return asyncio.run(run(args))
     except InputError as err:
@@ -420,10 +425,6 @@ def run_command(args: argparse.Namespace) -> int:
     except WorkflowQueryFailedError as err:
         print(f"error: the saga of order {args.order_id} did not answer: {err}", file=sys.stderr)
         return 1
-    except RuntimeError as err:
-        # Client.connect raises RuntimeError when the server cannot be reached.
-        print(f"error: {temporal_unreachable(args.settings, err)}", file=sys.stderr)
-        return 2
     except httpx.HTTPError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,13 +19,14 @@ from activities import build_activities, create_http_client
 from activities.events import EventPublishingInterceptor, publish_events
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.eventbus import EventBus, open_event_bus
+from ordersaga.exits import StartFailure, run_to_exit
 from ordersaga.log_context import ActivityLogContext
 from ordersaga.logs import configure_logging
-from ordersaga.metrics import metrics_runtime
+from ordersaga.runtime import worker_runtime
 from ordersaga.search_attributes import ensure_registered
 from ordersaga.settings import Group, ServiceUrls, Settings
 from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect, exit_process, temporal_unreachable
+from ordersaga.temporal import connect
 from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
 
@@ -92,10 +92,6 @@ WORKER_SETTINGS = (
 )
 
 
-class StartFailure(Exception):
-    """The worker cannot start; the message says what failed and what to do."""
-
-
 def parse_args(argv: list[str] | None = None) -> Settings:
     """Flags override environment variables, which override Temporal's profile and defaults."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -107,16 +103,13 @@ async def run(settings: Settings) -> None:
     """Poll the task queue until SIGINT or SIGTERM, then finish in-flight work and stop."""
     # The runtime serves the worker's metrics (the SDK's and the saga's) if an address is set.
     try:
-        runtime = metrics_runtime(settings.metrics_address)
+        runtime = worker_runtime(settings.metrics_address)
     except ValueError as err:  # the Prometheus exporter could not bind
         raise StartFailure(
             f"cannot serve metrics on METRICS_ADDRESS {settings.metrics_address} ({err}): "
             "choose a free port, or leave it unset"
         ) from err
-    try:
-        client = await connect(settings=settings, runtime=runtime)
-    except RuntimeError as err:
-        raise StartFailure(temporal_unreachable(settings, err)) from err
+    client = await connect(settings=settings, runtime=runtime)
     try:
         await check_codec_agrees(client)
     except CodecMismatch as err:
@@ -128,6 +121,7 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     urls = settings.service_urls
     bus = open_event_bus(settings.event_bus_url)
+    await bus.check()
     async with (
         create_http_client() as http,
         create_worker(client, settings.task_queue, http, urls, bus),
@@ -145,12 +139,7 @@ def main() -> None:
     settings = parse_args()
     configure_logging(settings.logging_level, json=settings.log_json)
     configure_tracing("order-saga-worker", otlp_endpoint=settings.otel_exporter_otlp_endpoint)
-    try:
-        asyncio.run(run(settings))
-    except StartFailure as err:
-        print(f"error: {err}", file=sys.stderr)
-        exit_process(2)
-    exit_process(0)
+    run_to_exit(lambda: asyncio.run(run(settings)))
 
 
 if __name__ == "__main__":

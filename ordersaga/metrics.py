@@ -3,7 +3,7 @@
 The saga records its figures from workflow code through `workflow.metric_meter()`, which skips
 recording while a history is replayed, so each saga is counted once however often it replays.
 That meter belongs to the Temporal runtime of the worker's client: a worker serves metrics when
-its client is connected with the runtime `metrics_runtime` returns.
+its client is connected with the runtime `ordersaga.runtime.worker_runtime` returns.
 
 Names as Prometheus shows them (no prefix, no `_total` suffix; durations in seconds):
 
@@ -23,8 +23,6 @@ carries `namespace`, `task_queue` and `workflow_type`. The SDK's own metrics are
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 #: Counters the saga records, by their Prometheus name.
 SAGA_COUNTERS = (
@@ -54,34 +52,6 @@ SAGA_DURATION_BUCKETS_S: Sequence[float] = (
 STEP_DURATION_BUCKETS_S: Sequence[float] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 )  # fmt: skip
-
-
-def metrics_runtime(bind_address: str | None) -> Runtime | None:
-    """A Temporal runtime serving Prometheus metrics on `bind_address`; None if it is empty.
-
-    Pass it to `Client.connect(runtime=...)`; a worker built on that client records its own
-    metrics and the saga's into it.
-
-    Args:
-        bind_address: `host:port` to serve `/metrics` on, such as `127.0.0.1:9464` (or
-            `0.0.0.0:9464` in a container); None or empty for no metrics.
-    """
-    if not bind_address:
-        return None
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=bind_address,
-                # Seconds, the Prometheus convention, so that one PromQL threshold reads the
-                # same for the saga's histograms, the SDK's and the Temporal server's.
-                durations_as_seconds=True,
-                histogram_bucket_overrides={
-                    "saga_duration": SAGA_DURATION_BUCKETS_S,
-                    "saga_step_duration": STEP_DURATION_BUCKETS_S,
-                },
-            )
-        )
-    )
 
 
 def exposed_names(metric: str) -> tuple[str, ...]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from ordersaga.codec import codec_from_settings, data_converter
+from ordersaga.exits import StartFailure
+from ordersaga.runtime import default_runtime
 from ordersaga.settings import Settings
-from ordersaga.tracing import flush_tracing, tracing_interceptors
+from ordersaga.tracing import tracing_interceptors
 
 
 async def connect(
@@ -31,20 +30,28 @@ async def connect(
         address: The frontend host:port, instead of the settings' one.
         namespace: The namespace, instead of the settings' one.
         settings: The settings; by default read from the environment (and Temporal's profile).
-        runtime: The Temporal runtime, such as `ordersaga.metrics.metrics_runtime`'s (a
-            worker's metrics are recorded in its client's runtime); the SDK's default if None.
+        runtime: The Temporal runtime, such as `ordersaga.runtime.worker_runtime`'s (a
+            worker's metrics are recorded in its client's runtime); if None, the process's
+            `ordersaga.runtime.default_runtime()`, which logs through Python's logging.
+
+    Raises:
+        TemporalUnreachable: No server answers at the address, in one line saying what to do.
     """
     settings = settings or Settings()
-    return await Client.connect(
-        address or settings.temporal_address,
-        namespace=namespace or settings.temporal_namespace,
-        data_converter=data_converter(codec_from_settings(settings)),
-        tls=tls_config(settings),
-        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
-        # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
-        interceptors=tracing_interceptors(),
-        runtime=runtime,
-    )
+    address = address or settings.temporal_address
+    try:
+        return await Client.connect(
+            address,
+            namespace=namespace or settings.temporal_namespace,
+            data_converter=data_converter(codec_from_settings(settings)),
+            tls=tls_config(settings),
+            api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
+            # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
+            interceptors=tracing_interceptors(),
+            runtime=runtime or default_runtime(),
+        )
+    except RuntimeError as err:  # what the SDK raises for a server it cannot reach
+        raise TemporalUnreachable(unreachable_line(address, err)) from err
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -81,24 +88,15 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str) -> str:
     return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
-def exit_process(code: int) -> NoReturn:
-    """End a process that used a Temporal client, skipping interpreter finalization.
-
-    The SDK's Rust runtime keeps threads that can touch the GIL while CPython finalizes, which
-    aborts the process now and then (temporalio/sdk-python#300). Everything the process had to
-    do is done by now, so flush the output and leave at once.
-    """
-    flush_tracing()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+class TemporalUnreachable(StartFailure):
+    """The Temporal server cannot be reached; the message says where it was looked for."""
 
 
-def temporal_unreachable(settings: Settings, error: BaseException) -> str:
+def unreachable_line(address: str, error: BaseException) -> str:
     """One line for a Temporal server that cannot be reached, instead of the transport's error.
 
     Args:
-        settings: Where it was looked for.
+        address: Where it was looked for.
         error: What `Client.connect` raised; its first line is kept as the cause if it is not
             the Rust transport's `tonic::...` debug text.
     """
@@ -109,6 +107,6 @@ def temporal_unreachable(settings: Settings, error: BaseException) -> str:
     elif "tonic::" in cause or "Transport" in cause:
         cause = "connection refused or timed out"
     return (
-        f"cannot reach Temporal at {settings.temporal_address} ({cause}): start it "
+        f"cannot reach Temporal at {address} ({cause}): start it "
         "(order-saga demo) or set TEMPORAL_ADDRESS"
     )

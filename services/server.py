@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
+from ordersaga.exits import run_to_exit
 from ordersaga.logs import configure_logging
 from ordersaga.settings import DEFAULT_SERVICES_PORT, Group
 from ordersaga.settings_cli import add_settings, load_settings
+from ordersaga.sockets import listening_socket
 from ordersaga.tracing import configure_tracing
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = Path("data")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on `host:port` (port 0: any free port).
-
-    Binding before uvicorn starts turns a taken port into one clear sentence instead of a log
-    line from deep inside uvicorn's startup.
-
-    Raises:
-        SystemExit: The port is taken or the address cannot be bound, with a one-line message.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only
-    # when it sees a TCP socket, and without it every keep-alive request waits 40 ms for the
-    # client's delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise SystemExit(
-                f"error: port {port} on {host} is already in use"
-                " (is another `order-saga services` running?)"
-            ) from None
-        raise SystemExit(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    return sock
 
 
 def run(
@@ -68,9 +39,9 @@ def run(
         log_level: uvicorn's own log level.
 
     Raises:
-        SystemExit: The port is taken, with a one-line message.
+        PortInUseError: The port is taken.
     """
-    sock = bind_socket(host, port)
+    sock = listening_socket(host, port, "stand-in services, SERVICES_PORT")
     # No access log: the services log each effect themselves, and at saga throughput a line per
     # request is mostly noise.
     config = uvicorn.Config(
@@ -112,4 +83,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Run the stand-in Inventory, Payment, Shipping and Order services.",
     )
     add_arguments(parser)
-    run_from_args(parser, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    run_to_exit(lambda: run_from_args(parser, args))

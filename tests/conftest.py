@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import create_http_client
-from ordersaga.devserver import DevServer, free_port, installed_binary
+from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.keyring import ensure_key_file
 from ordersaga.ops.stack import services_process
 from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
+from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.service_state import Services
 from tests.services_fixture import running_services
@@ -37,6 +39,15 @@ def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # A demo running beside the tests must not lend them its settings file.
         environment.setenv(ENV_FILE_VARIABLE, "")
         yield keys
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something listens on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ordersaga.devserver import free_port
+from ordersaga.sockets import free_port
 from tests.tls_certs import Issued
 
 CONFIG = """

@@ -20,10 +20,10 @@ from unittest import mock
 
 from temporalio.client import Client, WorkflowFailureError
 
-from ordersaga.devserver import free_port
 from ordersaga.models import OrderRequest
 from ordersaga.ops.stack import services_process, worker_process
 from ordersaga.placing import start_saga
+from ordersaga.sockets import free_port
 from tests.orders import DECLINED_TOKEN, SOLD_OUT_SKU, UNSERVED_POSTAL_CODE, make_order
 from tests.starter_runner import STARTER, new_order_id
 

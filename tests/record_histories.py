@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from ordersaga.devserver import free_port
 from ordersaga.models import (
     OperatorAction,
     OrderRequest,
@@ -29,6 +28,7 @@ from ordersaga.models import (
 )
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import start_saga
+from ordersaga.sockets import free_port
 from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from ordersaga.sockets import listening_socket
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings
-from services.server import bind_socket
 
 
 @contextmanager
@@ -25,7 +25,7 @@ def running_services(
     The server runs on a background thread and is stopped (in-flight requests finished) when
     the block ends. The URL is yielded only once `GET /healthz` answers.
     """
-    sock = bind_socket("127.0.0.1", 0)
+    sock = listening_socket("127.0.0.1", 0, "stand-in services")
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = uvicorn.Config(create_app(data_dir, faults), log_level="warning", access_log=False)
     server = uvicorn.Server(config)

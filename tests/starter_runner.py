@@ -45,6 +45,22 @@ async def run_python(env: Mapping[str, str], *args: str) -> Run:
     return Run(process.returncode, out.decode(), err.decode())
 
 
+def one_line(run: Run) -> str:
+    """The single line a failed command printed on stderr, checked to be the only one."""
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1, run.err
+    assert "Traceback" not in run.err
+    return lines[0]
+
+
+def failure_line(run: Run) -> str:
+    """The one `error:` line of a command that reports its progress on stderr too: the last."""
+    lines = run.err.strip().splitlines()
+    assert "Traceback" not in run.err
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], run.err
+    return lines[-1]
+
+
 def new_order_id() -> str:
     return f"cli-{uuid.uuid4().hex[:10]}"
 

@@ -253,8 +253,8 @@ def test_the_commands_run_the_consumers_and_print_a_frame(
     running = Saga("D1", start=datetime.now(UTC) - timedelta(seconds=30)).started(4500)
     asyncio.run(bus.publish(running.events))
     asyncio.run(bus.close())
-    cli.main(["consumers", "--data-dir", str(tmp_path), "--once"])
-    cli.main(["dashboard", "--data-dir", str(tmp_path), "--once"])
+    cli.run(["consumers", "--data-dir", str(tmp_path), "--once"])
+    cli.run(["dashboard", "--data-dir", str(tmp_path), "--once"])
     screen = capsys.readouterr().out
     assert "Active sagas (1)" in screen
     assert "D1" in screen

@@ -25,11 +25,12 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.devserver import DevServer, free_port
+from ordersaga.devserver import DevServer
 from ordersaga.models import OrderRequest, OrderResult, SagaState
 from ordersaga.ops.stack import worker_identity, worker_process
 from ordersaga.placing import start_saga
 from ordersaga.policy import SagaPolicy
+from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.orders import BLOCKED_CUSTOMER, FAST_POLICY, STEPS, make_order
 from tests.saga_checks import (

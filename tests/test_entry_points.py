@@ -7,9 +7,7 @@ in one line, with exit code 2 where nothing was done, and nothing is started.
 
 from __future__ import annotations
 
-import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,26 +19,16 @@ from ordersaga.keyring import new_key_entry
 from ordersaga.search_attributes import ORDER_STATUS
 from tests.orders import order_data
 from tests.service_state import Services
-from tests.starter_runner import ROOT, Run, StarterRunner, new_order_id, run_python, saga_exists
+from tests.starter_runner import (
+    ROOT,
+    StarterRunner,
+    new_order_id,
+    one_line,
+    run_python,
+    saga_exists,
+)
 
 ITEM = ("--item", "SKU-MUG:1:899")
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A port something listens on."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield int(holder.getsockname()[1])
-
-
-def one_line(run: Run) -> str:
-    """The single line a failed command printed on stderr, checked to be the only one."""
-    lines = run.err.strip().splitlines()
-    assert len(lines) == 1, run.err
-    assert "Traceback" not in run.err
-    return lines[0]
 
 
 def without_keys(runner: StarterRunner, **env: str) -> StarterRunner:

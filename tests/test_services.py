@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +13,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.faults import FaultSettings
-from services.server import bind_socket
 from tests.services_fixture import running_services
 
 ADDRESS = {
@@ -482,26 +479,3 @@ def test_faults_given_at_start(data_dir: Path) -> None:
     ):
         assert post(client, "/orders/confirmations", confirm_body(), "k1").status_code == 503
         assert post(client, "/orders/confirmations", confirm_body(), "k1").status_code == 201
-
-
-# --- Running it ----------------------------------------------------------------------------
-
-
-def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
-    taken = bind_socket("127.0.0.1", 0)
-    try:
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "services", "--port", str(port), "--data-dir", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=Path(__file__).parent.parent,
-        )
-    finally:
-        taken.close()
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is already in use"
-        " (is another `order-saga services` running?)"
-    ]

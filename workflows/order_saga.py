@@ -209,7 +209,8 @@ class OrderSaga:
     async def _before_deadline(self, forward: asyncio.Task[OrderResult], seconds: float) -> None:
         """Wait for the steps to finish; past the deadline, fail the step in flight."""
         try:
-            await workflow.wait_condition(forward.done, timeout=seconds)
+            summary = f"order deadline: confirmed within {seconds:g} s or undone"
+            await workflow.wait_condition(forward.done, timeout=seconds, timeout_summary=summary)
         except TimeoutError:
             reason = f"order not confirmed within {seconds:g} s"
             raise self._fail(self._step_in_flight(), DEADLINE_EXCEEDED, reason) from None

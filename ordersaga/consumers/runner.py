@@ -59,6 +59,12 @@ async def consume(event_bus_url: str, data_dir: Path, *, once: bool) -> dict[str
     """Open the bus at `event_bus_url` and run the consumers with stores in `data_dir`."""
     bus = open_event_bus(event_bus_url)
     try:
+        await bus.check()
+        log.info(
+            "consuming saga events",
+            event_bus=_without_password(event_bus_url),
+            data_dir=str(data_dir),
+        )
         return await run_consumers(bus, open_consumers(data_dir), once=once)
     finally:
         await bus.close()
@@ -81,12 +87,8 @@ def run_from_args(args: argparse.Namespace) -> None:
     """Run the consumers until Ctrl-C (or, with `--once`, until caught up)."""
     settings = load_settings(args, "order-saga consumers")
     configure_logging(settings.logging_level, json=settings.log_json)
-    url = settings.event_bus_url
-    log.info(
-        "consuming saga events", event_bus=_without_password(url), data_dir=str(settings.data_dir)
-    )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: positions are saved per event
-        handled = asyncio.run(consume(url, settings.data_dir, once=args.once))
+        handled = asyncio.run(consume(settings.event_bus_url, settings.data_dir, once=args.once))
         log.info("caught up", handled=handled)
 
 

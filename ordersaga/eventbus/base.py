@@ -6,9 +6,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ordersaga.events import SagaEvent
+from ordersaga.exits import StartFailure
 
 #: Handles one event; an exception leaves the event (and those after it) to be redelivered.
 EventHandler = Callable[[SagaEvent], Awaitable[None]]
+
+
+class EventBusUnreachable(StartFailure):
+    """The event bus cannot be reached; the message says where it was looked for."""
 
 
 class EventBus(Protocol):
@@ -33,6 +38,14 @@ class EventBus(Protocol):
 
         Returns:
             How many events were handled.
+        """
+        ...
+
+    async def check(self) -> None:
+        """Return if the bus can be used now; a process checks it once, as it starts.
+
+        Raises:
+            EventBusUnreachable: It cannot, in one line saying what to do.
         """
         ...
 

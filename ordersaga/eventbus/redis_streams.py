@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-from ordersaga.eventbus.base import EventHandler
+from ordersaga.eventbus.base import EventBusUnreachable, EventHandler
 from ordersaga.events import SagaEvent
 
 DEFAULT_STREAM = "saga-events"
@@ -129,6 +129,21 @@ class RedisStreamsBus:
                 handled += await self._handle(consumer, handler, entries)
             elif stop_when_idle:
                 return handled
+
+    async def check(self) -> None:
+        """Ping Redis.
+
+        Raises:
+            EventBusUnreachable: It does not answer.
+        """
+        try:
+            await self.client.ping()
+        except RedisError as err:
+            where = self.client.connection_pool.connection_kwargs
+            raise EventBusUnreachable(
+                f"cannot reach the Redis event bus at {where.get('host')}:{where.get('port')} "
+                f"({err}): start Redis or set EVENT_BUS"
+            ) from None
 
     async def close(self) -> None:
         """Close the Redis client's connections."""

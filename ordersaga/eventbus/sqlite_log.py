@@ -109,6 +109,9 @@ class SqliteEventLog:
                 position = event_position
                 handled += 1
 
+    async def check(self) -> None:
+        """Nothing to check: the file was opened (and its schema applied) when the log was made."""
+
     async def close(self) -> None:
         """Nothing to release: every operation opens and closes its own connection."""
 

@@ -24,6 +24,7 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
 
+from ordersaga.exits import StartFailure
 from ordersaga.models import OrderRequest
 from ordersaga.search_attributes import ORDER_STATUS
 
@@ -147,7 +148,7 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
     """Read the four services' databases in `data_dir` (or its `services` folder), read-only.
 
     Raises:
-        FileNotFoundError: A database is missing.
+        MissingDatabase: A database is missing.
     """
     folder = services_dir(data_dir)
     records = ServiceRecords()
@@ -213,8 +214,12 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
     return {saga.order_id: saga for saga in sagas}
 
 
-class EncryptedPayloadsError(RuntimeError):
+class EncryptedPayloadsError(StartFailure):
     """The sagas' inputs are encrypted and this process has no key for them."""
+
+
+class MissingDatabase(StartFailure):
+    """A service's database is not where the audit looked."""
 
 
 async def _saga_input(client: Client, workflow_id: str, run_id: str) -> OrderRequest:
@@ -242,7 +247,10 @@ async def _saga_input(client: Client, workflow_id: str, run_id: str) -> OrderReq
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """One read transaction on a database file that this process never writes to."""
     if not path.exists():
-        raise FileNotFoundError(f"no database at {path}")
+        raise MissingDatabase(
+            f"no database at {path}: pass --data-dir, the folder the services keep their "
+            "databases in (the demo's data folder)"
+        )
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
         db.row_factory = sqlite3.Row
         db.execute("BEGIN")  # every query of this database sees the same committed state

@@ -15,8 +15,9 @@ from typing import Any
 
 from temporalio import activity
 
+from ordersaga.exits import run_to_exit
 from ordersaga.settings import DEFAULT_TASK_QUEUE
-from ordersaga.temporal import connect, exit_process
+from ordersaga.temporal import connect
 from worker import tuned_worker
 from workflows.baseline import NOOP_ACTIVITIES, BaselineWorkflow
 
@@ -50,5 +51,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
-    exit_process(0)
+    run_to_exit(lambda: asyncio.run(run()))

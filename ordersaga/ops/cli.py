@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+from typing import NoReturn
 
 from ordersaga.codec_server import run_codec_server
 from ordersaga.consumers import runner as consumers_runner
-from ordersaga.devserver import PortInUseError
+from ordersaga.exits import run_to_exit
 from ordersaga.keyring import new_key_entry
 from ordersaga.logs import configure_logging
 from ordersaga.ops import dashboard
@@ -17,12 +17,20 @@ from ordersaga.ops.demo import demo as run_demo
 from ordersaga.ops.demo import ensure_ports_free
 from ordersaga.settings import Group
 from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import exit_process
 from services import server as services_server
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of `order-saga`."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of `order-saga`: run the command, then end the process with its exit code."""
+    run_to_exit(lambda: run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the `order-saga` command line `argv`; its exit code.
+
+    Raises:
+        StartFailure: The command could not start (`main` reports it in one line).
+    """
     parser = argparse.ArgumentParser(prog="order-saga", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -61,31 +69,22 @@ def main(argv: list[str] | None = None) -> None:
         add_command(commands)
     args = parser.parse_args(argv)
     if args.command in OPS_COMMANDS:
-        exit_process(asyncio.run(OPS_COMMANDS[args.command][1](args)))
+        return asyncio.run(OPS_COMMANDS[args.command][1](args))
     if args.command == "services":
         services_server.run_from_args(services, args)
-        return
-    if args.command == "codec-server":
+    elif args.command == "codec-server":
         run_codec_server(load_settings(args, "order-saga codec-server"))
-        return
-    if args.command == "codec-key":
+    elif args.command == "codec-key":
         print(new_key_entry(args.key_id))
-        return
-    if args.command == "consumers":
+    elif args.command == "consumers":
         consumers_runner.run_from_args(args)
-        return
-    if args.command == "dashboard":
+    elif args.command == "dashboard":
         dashboard.run_from_args(args)
-        return
-
-    settings = load_settings(args, "order-saga demo")
-    try:
+    else:
+        settings = load_settings(args, "order-saga demo")
         ensure_ports_free(settings)
         # The demo talks to the terminal; its parts log to files in the data folder.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         configure_logging(json=True, stream=(settings.data_dir / "worker.log").open("a"))
         asyncio.run(run_demo(settings, stay=not args.exit))
-    except PortInUseError as err:
-        print(f"error: {err}", file=sys.stderr)
-        exit_process(2)
-    exit_process(0)
+    return 0

@@ -18,7 +18,8 @@ from rich.text import Text
 
 from ordersaga.consumers.figures import Figures, figures
 from ordersaga.consumers.money import format_money
-from ordersaga.consumers.monitoring import MonitoringStore, SagaRecord
+from ordersaga.consumers.monitoring import MONITORING_FILE, MonitoringStore, SagaRecord
+from ordersaga.exits import StartFailure
 from ordersaga.settings import Group as SettingsGroup
 from ordersaga.settings_cli import add_settings, load_settings
 
@@ -92,8 +93,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> None:
-    """Show the dashboard for the data folder of `args`."""
+    """Show the dashboard for the data folder of `args`.
+
+    Raises:
+        StartFailure: The folder has no monitoring store yet.
+    """
     settings = load_settings(args, "order-saga dashboard")
+    if not (settings.data_dir / MONITORING_FILE).exists():
+        raise StartFailure(
+            f"no monitoring store in {settings.data_dir} ({MONITORING_FILE}): run "
+            "`order-saga demo` or `order-saga consumers` on that folder, or pass --data-dir"
+        )
     store = MonitoringStore.in_folder(settings.data_dir)
     window = timedelta(minutes=args.window)
     if args.once:

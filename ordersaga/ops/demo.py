@@ -20,7 +20,6 @@ from ordersaga.codec_server import create_codec_app, ensure_token_file, serving
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
-from ordersaga.devserver import ensure_free
 from ordersaga.keyring import Keyring, ensure_key_file
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.dashboard import frame
@@ -33,6 +32,7 @@ from ordersaga.settings import (
     Settings,
     env_file,
 )
+from ordersaga.sockets import ensure_free
 from ordersaga.temporal import ui_link
 from workflows import OrderSaga
 

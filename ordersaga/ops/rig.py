@@ -19,8 +19,9 @@ from typing import IO
 import httpx
 from temporalio.client import Client
 
-from ordersaga.devserver import DevServer, free_port
+from ordersaga.devserver import DevServer
 from ordersaga.ops.stack import services_process, worker_process
+from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from ports import SERVICES
 

@@ -20,18 +20,29 @@ from temporalio.client import Client
 
 import worker
 from activities import create_http_client
-from ordersaga.devserver import DevServer, ensure_free
+from ordersaga.devserver import DevServer
 from ordersaga.eventbus import open_event_bus
+from ordersaga.exits import StartFailure, see_log
 from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls, Settings
+from ordersaga.sockets import ensure_free
 from ordersaga.temporal import connect
 from worker import create_worker
 
 
 @asynccontextmanager
 async def services_process(
-    port: int, data_dir: Path, log: IO[bytes] | int, host: str = "127.0.0.1"
+    port: int,
+    data_dir: Path,
+    log: IO[bytes] | int,
+    host: str = "127.0.0.1",
+    ready_within: float = 60.0,
 ) -> AsyncIterator[str]:
-    """Run the four stand-in services in a process of their own; yields their base URL."""
+    """Run the stand-in services in a process of their own; yields their base URL.
+
+    Raises:
+        PortInUseError: `port` is taken.
+        StartFailure: They exited, or did not answer within `ready_within` seconds.
+    """
     ensure_free(host, port, "stand-in services")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services", "--host", host, "--port", str(port),
@@ -39,8 +50,14 @@ async def services_process(
     )  # fmt: skip
     base_url = f"http://{host}:{port}"
     try:
-        async with asyncio.timeout(30):
-            await _wait_healthy(base_url, process)
+        try:
+            async with asyncio.timeout(ready_within):
+                await _wait_healthy(base_url, process, log)
+        except TimeoutError:
+            raise StartFailure(
+                f"the stand-in services on port {port} did not answer within "
+                f"{ready_within:.0f} s; {see_log(log)}"
+            ) from None
         yield base_url
     finally:
         if process.returncode is None:
@@ -48,11 +65,16 @@ async def services_process(
             await process.wait()
 
 
-async def _wait_healthy(base_url: str, process: asyncio.subprocess.Process) -> None:
+async def _wait_healthy(
+    base_url: str, process: asyncio.subprocess.Process, log: IO[bytes] | int
+) -> None:
     async with httpx.AsyncClient() as http:
         while True:
             if process.returncode is not None:
-                raise RuntimeError(f"the services exited with {process.returncode}; see their log")
+                raise StartFailure(
+                    f"the stand-in services exited with code {process.returncode} at start; "
+                    f"{see_log(log)}"
+                )
             try:
                 if (await http.get(f"{base_url}/healthz")).is_success:
                     return
@@ -171,8 +193,8 @@ async def worker_process(
             worker, `python -m ordersaga.ops.baseline`); `python worker.py` by default.
 
     Raises:
-        RuntimeError: The worker exited before it polled.
-        TimeoutError: It did not poll within `ready_within` seconds.
+        StartFailure: The worker exited before it polled, or did not poll within
+            `ready_within` seconds; the message names its log.
     """
     worker_env = {
         **os.environ,
@@ -186,11 +208,23 @@ async def worker_process(
     process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, env=worker_env)
     try:
         client = await connect(address, namespace)
-        async with asyncio.timeout(ready_within):
-            await wait_for_pollers(client, task_queue, worker_identity(process.pid), process)
+        try:
+            async with asyncio.timeout(ready_within):
+                await wait_for_pollers(client, task_queue, worker_identity(process.pid), process)
+        except WorkerExited as exited:
+            raise StartFailure(f"{exited} before it polled {task_queue}; {see_log(log)}") from None
+        except TimeoutError:
+            raise StartFailure(
+                f"a worker (pid {process.pid}) did not poll {task_queue} within "
+                f"{ready_within:.0f} s; {see_log(log)}"
+            ) from None
         yield process
     finally:
         await stop_process(process, stop_within)
+
+
+class WorkerExited(Exception):
+    """A worker process ended while it was awaited."""
 
 
 def worker_identity(pid: int) -> str:
@@ -210,12 +244,15 @@ async def wait_for_pollers(
 ) -> None:
     """Return once a worker with `identity` polls both kinds of task of `task_queue`.
 
-    Bound it with `asyncio.timeout`. If `process` is given and exits first, raise RuntimeError.
+    Bound it with `asyncio.timeout`.
+
+    Raises:
+        WorkerExited: `process` was given and ended first.
     """
     kinds = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
     while True:
         if process is not None and process.returncode is not None:
-            raise RuntimeError(f"the worker exited with {process.returncode}; see its log")
+            raise WorkerExited(f"a worker exited with code {process.returncode}")
         polling = 0
         for kind in kinds:
             described = await client.workflow_service.describe_task_queue(

@@ -168,6 +168,46 @@ async def test_a_missing_refund_is_found(clean_run: CleanRun, tmp_path: Path) ->
     assert kinds_for(report, None) == {"money-conservation"}
 
 
+async def test_a_partial_refund_is_found(clean_run: CleanRun, tmp_path: Path) -> None:
+    order_id = clean_run.order_of[Kind.UNSERVED]
+
+    def plant(folder: Path) -> None:
+        execute(
+            folder / "payment.db",
+            (
+                "UPDATE refunds SET amount = amount - 1 WHERE charge_id IN"
+                " (SELECT charge_id FROM charges WHERE order_id = ?)",
+                (order_id,),
+            ),
+        )
+
+    report = planted(clean_run, tmp_path, plant)
+    assert kinds_for(report, order_id) == {"refund-mismatch", "net-charge"}
+    assert kinds_for(report, None) == {"money-conservation"}
+
+
+async def test_a_record_naming_effects_the_saga_did_not_create_is_found(
+    clean_run: CleanRun, tmp_path: Path
+) -> None:
+    order_id = clean_run.order_of[Kind.HAPPY]
+
+    def plant(folder: Path) -> None:
+        # Shipping and the record agree with each other, not with what the saga created.
+        execute(
+            folder / "shipping.db",
+            ("UPDATE shipments SET shipment_id = 'shp_planted' WHERE order_id = ?", (order_id,)),
+        )
+        execute(
+            folder / "orders.db",
+            ("UPDATE orders SET shipment_id = 'shp_planted' WHERE order_id = ?", (order_id,)),
+        )
+
+    report = planted(clean_run, tmp_path, plant)
+    assert kinds_for(report, order_id) == {"saga-result"}
+    [violation] = report.violations
+    assert "'shipment_id': 'shp_planted'" in violation.detail
+
+
 async def test_a_saga_still_running_is_a_violation_unless_allowed(clean_run: CleanRun) -> None:
     records = read_service_records(clean_run.services_dir)
     order_id = clean_run.order_of[Kind.HAPPY]

@@ -3,7 +3,8 @@
 After every saga has ended, for every order (docs/operations.md lists them too):
 
 - confirmed (workflow completed) ⇒ exactly its items reserved and not released, exactly its total
-  charged and not refunded, one live shipment of its items, one confirmed record that names them;
+  charged and not refunded, one live shipment of its items, one confirmed record that names them
+  and names the ids the saga returned;
 - failed, aborted or cancelled ⇒ no live reservation, net charge zero, no live shipment, no
   confirmed record;
 - no order charged twice; no saga still running (unless allowed); no effect without a saga;
@@ -29,6 +30,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from ordersaga.ops.audit_data import (
+    RECORD_IDS,
     Saga,
     ServiceRecords,
     read_sagas,
@@ -192,7 +194,11 @@ def _live(records: ServiceRecords, order_id: str) -> list[tuple[str, str]]:
 
 
 def _check_confirmed(records: ServiceRecords, order_id: str, saga: Saga) -> list[tuple[str, str]]:
-    """A confirmed order holds exactly its items and total, once, and its record names them."""
+    """A confirmed order holds exactly its items and total, once, and its record names them.
+
+    The record's ids must be those the services hold and those the saga returned: a record that
+    names another order's effects, or effects the saga did not create, is found.
+    """
     request = saga.request
     assert request is not None  # read for every completed saga
     items = Counter({item.sku: item.quantity for item in request.items})
@@ -216,11 +222,15 @@ def _check_confirmed(records: ServiceRecords, order_id: str, saga: Saga) -> list
     if len(confirmed) != 1 or confirmed[0].amount != request.total:
         kept = [(r.status, r.amount) for r in records.records.get(order_id, [])]
         found.append(("record", f"want one confirmed record of {request.total}, found {kept}"))
-    elif reservations and charges and live:
-        named = (confirmed[0].reservation_id, confirmed[0].charge_id, confirmed[0].shipment_id)
-        held = (reservations[0].reservation_id, charges[0].charge_id, live[0].shipment_id)
-        if named != held:
-            found.append(("record", f"the record names {named}, the services hold {held}"))
+    else:
+        named = {key: getattr(confirmed[0], key) for key in RECORD_IDS}
+        if reservations and charges and live:
+            held = (reservations[0].reservation_id, charges[0].charge_id, live[0].shipment_id)
+            if tuple(named.values()) != held:
+                found.append(("record", f"the record names {named}, the services hold {held}"))
+        returned = {key: saga.result.ids.get(key) for key in RECORD_IDS} if saga.result else {}
+        if named != returned:
+            found.append(("saga-result", f"the record names {named}, the saga returned {returned}"))
     return found
 
 

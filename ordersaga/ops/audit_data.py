@@ -3,9 +3,9 @@
 The databases are opened read-only, straight from their files (one read transaction each), so
 the audit needs no service to be up and cannot change what it checks. The sagas come from
 Temporal's visibility store; a saga visibility still lists as running is looked up again by
-`describe` (visibility is updated a moment after the workflow closes), and the input of every
-completed saga is read from the first event of its history, since the invariants of a confirmed
-order are about exactly its items and total.
+`describe` (visibility is updated a moment after the workflow closes), and the input and result
+of every completed saga are read from its history, since the invariants of a confirmed order are
+about exactly its items and total, and the ids of what it created.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
 
 from ordersaga.exits import StartFailure
-from ordersaga.models import OrderRequest
+from ordersaga.models import OrderRequest, OrderResult
 from ordersaga.search_attributes import ORDER_STATUS
 
 #: The visibility query of every saga in a namespace.
@@ -82,6 +82,10 @@ class Shipment:
         return self.status == "scheduled"
 
 
+#: The ids a confirmed order record names, as the saga's result names them too.
+RECORD_IDS = ("reservation_id", "charge_id", "shipment_id")
+
+
 @dataclass(frozen=True)
 class OrderRecord:
     """An order record, as the Order database holds it."""
@@ -128,12 +132,14 @@ class Saga:
         status: The workflow's execution status.
         state: Its `OrderStatus` search attribute (a `SagaState` value), if it keeps one.
         request: The saga's input; read for completed sagas only.
+        result: What the saga returned; read for completed sagas only.
     """
 
     order_id: str
     status: WorkflowExecutionStatus
     state: str | None = None
     request: OrderRequest | None = None
+    result: OrderResult | None = None
 
 
 def services_dir(data_dir: Path) -> Path:
@@ -190,7 +196,7 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
 
 
 async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]:
-    """Every saga `query` lists, by order id, with the input of each completed one."""
+    """Every saga `query` lists, by order id, with the input and result of each completed one."""
     listed = [execution async for execution in client.list_workflows(query)]
     limit = asyncio.Semaphore(_CONCURRENT_READS)
 
@@ -200,14 +206,19 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
             if status in (None, WorkflowExecutionStatus.RUNNING):
                 handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
                 status = (await handle.describe()).status
-            request = None
+            request = result = None
             if status is WorkflowExecutionStatus.COMPLETED:
                 request = await _saga_input(client, execution.id, execution.run_id)
+                handle = client.get_workflow_handle(
+                    execution.id, run_id=execution.run_id, result_type=OrderResult
+                )
+                result = await handle.result()
         return Saga(
             order_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
             status=status or WorkflowExecutionStatus.RUNNING,
             state=execution.typed_search_attributes.get(ORDER_STATUS),
             request=request,
+            result=result,
         )
 
     sagas = await asyncio.gather(*(read(execution) for execution in listed))

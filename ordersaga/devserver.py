@@ -125,6 +125,13 @@ class DevServer:
             except RuntimeError:
                 await asyncio.sleep(0.1)
 
+    async def kill(self) -> None:
+        """SIGKILL the server, as a power cut would; `start` brings it back on its SQLite file."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
     async def stop(self) -> None:
         """Stop the server (its SQLite file, if any, keeps every workflow)."""
         process, self._process = self._process, None

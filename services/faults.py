@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class FaultSettings(BaseModel):
@@ -16,12 +16,24 @@ class FaultSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Chance a call fails.")
+    lost_answer_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Chance a call's effect commits and its answer is lost (a 5xx after commit).",
+    )
     latency_ms: int = Field(default=0, ge=0, le=60_000, description="Added to every call.")
     fail_next: int = Field(default=0, ge=0, description="Fail this many calls, then go on.")
     fail_after_commit: bool = Field(
         default=False,
-        description="Fail after the effect committed (the answer is lost) instead of before.",
+        description="Calls that fail (error_rate, fail_next) do so after the effect committed.",
     )
+
+    @model_validator(mode="after")
+    def _one_fate_per_call(self) -> FaultSettings:
+        if self.error_rate + self.lost_answer_rate > 1:
+            raise ValueError("error_rate + lost_answer_rate must be at most 1")
+        return self
 
 
 #: A service that does not misbehave.
@@ -64,12 +76,15 @@ class FaultInjector:
         """Decide the fate of the next call, counting it against `fail_next`."""
         with self._lock:
             settings = self._settings
+            after_commit = settings.fail_after_commit
             if settings.fail_next > 0:
                 self._settings = settings.model_copy(update={"fail_next": settings.fail_next - 1})
                 fail = True
             else:
-                fail = self._random.random() < settings.error_rate
-        return FaultPlan(settings.latency_ms / 1000, fail, settings.fail_after_commit)
+                draw = self._random.random()
+                fail = draw < settings.error_rate + settings.lost_answer_rate
+                after_commit = after_commit or draw >= settings.error_rate
+        return FaultPlan(settings.latency_ms / 1000, fail, after_commit)
 
 
 def faults_router(injector: FaultInjector) -> APIRouter:

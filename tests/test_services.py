@@ -460,6 +460,25 @@ def test_error_rate_one_fails_every_mutating_call_but_not_reads(client: httpx.Cl
     assert client.get("/payment/charges").json() == []
 
 
+def test_lost_answer_rate_one_commits_every_mutating_call_and_loses_its_answer(
+    client: httpx.Client,
+) -> None:
+    set_faults(client, "payment", lost_answer_rate=1.0)
+    for n in range(3):
+        assert_refused(
+            post(client, "/payment/charges", charge_body(), f"k{n}"), 503, "InjectedFault"
+        )
+    assert len(client.get("/payment/charges").json()) == 3
+
+
+def test_an_error_and_a_lost_answer_rate_cannot_add_up_to_more_than_every_call(
+    client: httpx.Client,
+) -> None:
+    response = client.put("/orders/admin/faults", json={"error_rate": 0.6, "lost_answer_rate": 0.5})
+    assert_refused(response, 422, "InvalidRequest")
+    assert "at most 1" in response.text
+
+
 def test_latency_is_added_to_mutating_calls(client: httpx.Client) -> None:
     set_faults(client, "shipping", latency_ms=300)
     started = time.monotonic()

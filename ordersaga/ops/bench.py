@@ -30,11 +30,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from ordersaga.exits import StartFailure
 from ordersaga.ops import baseline
 from ordersaga.ops.load import Place, Sample, run_load
 from ordersaga.ops.options import add_temporal_options, fraction
 from ordersaga.ops.report import run_figures, table, write_chart
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, remote_rig
+from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
 from ordersaga.ops.workload import (
     Kind,
     Mix,
@@ -44,6 +45,7 @@ from ordersaga.ops.workload import (
     saga_place,
 )
 from ordersaga.policy import SagaPolicy
+from services.faults import FaultSettings
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ async def bench_rig(
         yield await remote_rig(address, services_url, data_dir or Path(tempfile.mkdtemp()))
         return
     if address or services_url:
-        raise ValueError("give both --address and --services-url, or neither")
+        raise StartFailure("give both --address and --services-url, or neither")
     async with embedded_rig_in(data_dir, "bench") as rig:
         yield rig
 
@@ -101,7 +103,7 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
     """Run the baseline (if asked) and the saga on `rig`; return the results, JSON-ready."""
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
     runs: dict[str, dict[str, Any]] = {}
-    await rig.set_faults(config.fault_rate, config.latency_ms)
+    await rig.set_faults(FaultSettings(error_rate=config.fault_rate, latency_ms=config.latency_ms))
     try:
         if config.baseline:
             queue = f"bench-baseline-{run_id}"
@@ -216,6 +218,7 @@ async def run_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print("Starting the stack…" if not args.address else "Using the running stack…")
     async with bench_rig(args.data_dir, args.address, args.services_url) as rig:
+        log_into(rig.log_dir)
         results = await bench(rig, config, console)
     print(table(results["runs"]))
     for name, ratio in results["ratios"].items():

@@ -1,34 +1,51 @@
-"""`order-saga chaos`: a bench run with faults, then the audit. Nothing may be lost.
+"""`order-saga chaos`: orders run while every part of the stack is broken; then the audit.
 
-On its own embedded stack (the dev server must be restartable), while N orders run:
+On its own embedded stack, while N orders run, at random moments (counted in sagas ended, so
+that each falls while sagas are in flight):
 
-- the worker is SIGKILLed K times at random moments, a new one starting each time;
-- the dev server is stopped and started again once, on its database;
-- the services fail a share of their mutating calls with transient 5xx and add latency.
+- a worker is SIGKILLed, a new one starting at once (`--kills`);
+- the services' process is SIGKILLed and started again on its databases after a random pause
+  (`--service-kills`), and so is the Temporal dev server (`--server-kills`); the server is also
+  stopped gracefully and started again (`--server-restarts`);
+- the faults flip to new random levels (`--flips`): the services fail a share of their mutating
+  calls with a 5xx before the effect (`--fault-rate`), lose the answer of a share after the
+  effect committed (`--lost-answers`), and add latency (`--latency-ms`).
 
-Then it waits for every saga to end and audits the services' databases against Temporal.
-The orders use a short policy (2 s activity timeout, retries from 0.2 s, many attempts), so a
-killed worker's activities are retried within seconds instead of the default 10 s.
+Once every order is placed and every scheduled break has happened, the faults stop and the sagas
+that wait for an operator (a compensation that ran out of attempts) are retried, as an operator
+would. Then every saga has ended, and the audit checks the services' databases against Temporal.
+The orders use a short policy (2 s activity timeout, retries from 0.2 s, many attempts), so the
+work of a killed worker is retried within seconds instead of the default 10 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import random
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from rich.console import Console
 from rich.progress import Progress
+from temporalio.client import WorkflowUpdateFailedError
 
+from ordersaga.models import OperatorAction, Resolution, SagaState
 from ordersaga.ops.audit import AuditReport, audit
 from ordersaga.ops.bench import add_load_options
-from ordersaga.ops.load import Sample, run_load
+from ordersaga.ops.load import Sample, retry_transient, run_load
 from ordersaga.ops.options import fraction
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in
+from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
 from ordersaga.ops.workload import Mix, final_states, make_order, saga_place
 from ordersaga.policy import ActivityPolicy, SagaPolicy
+from ordersaga.search_attributes import saga_query
+from services.faults import FaultSettings
+from workflows import OrderSaga
 
 #: Short timeouts so the chaos heals fast; attempts enough that 10 % faults never exhaust them.
 CHAOS_POLICY = SagaPolicy(
@@ -40,6 +57,22 @@ CHAOS_POLICY = SagaPolicy(
     ),
 )
 
+#: Starts a part again and returns once it answers.
+Starter = Callable[[], Awaitable[None]]
+
+#: How long a SIGKILLed part stays down before it is started again, in seconds.
+DOWNTIME_S = (0.5, 3.0)
+
+
+class Break(StrEnum):
+    """A kind of harm chaos does."""
+
+    WORKER_KILL = "worker SIGKILL"
+    SERVICES_KILL = "services SIGKILL"
+    SERVER_KILL = "server SIGKILL"
+    SERVER_RESTART = "server restart"
+    FLIP = "faults flipped"
+
 
 @dataclass(frozen=True)
 class ChaosConfig:
@@ -48,45 +81,98 @@ class ChaosConfig:
     Attributes:
         orders: Orders placed.
         concurrency: Orders in flight.
-        kills: Worker SIGKILLs, at random moments.
-        restart_server: Restart the dev server once, at a random moment.
-        fault_rate: Share of the services' mutating calls that fail with a transient 5xx.
+        breaks: How many times each kind of harm is done.
+        fault_rate: Share of the services' mutating calls that fail with a 5xx before the effect.
+        lost_answers: Share of them whose effect commits and whose answer is lost.
         latency_ms: Added to each of the services' mutating calls.
         workers: Worker processes.
         mix: Shares of orders refused at each step (so compensations run under chaos too).
-        seed: Seed of the order mix and of the moments of the kills and the restart.
+        seed: Seed of the order mix, of the moments and pauses of the breaks, and of the flips.
     """
 
     orders: int = 200
     concurrency: int = 20
-    kills: int = 3
-    restart_server: bool = True
+    breaks: dict[Break, int] = field(
+        default_factory=lambda: {
+            Break.WORKER_KILL: 3,
+            Break.SERVICES_KILL: 1,
+            Break.SERVER_KILL: 1,
+            Break.SERVER_RESTART: 1,
+            Break.FLIP: 2,
+        }
+    )
     fault_rate: float = 0.1
+    lost_answers: float = 0.05
     latency_ms: int = 20
     workers: int = 1
     mix: Mix = field(default_factory=lambda: Mix(declined=0.1, out_of_stock=0.05, unserved=0.1))
     seed: int = 1
 
+    @property
+    def faults(self) -> FaultSettings:
+        """The faults the run starts with."""
+        return FaultSettings(
+            error_rate=self.fault_rate,
+            lost_answer_rate=self.lost_answers,
+            latency_ms=self.latency_ms,
+        )
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """One break, as it happened.
+
+    Attributes:
+        at_s: Seconds since the load began.
+        ended: Sagas ended by then.
+        what: The kind of harm.
+        detail: Its particulars: how long a part was down, the faults flipped to.
+    """
+
+    at_s: float
+    ended: int
+    what: Break
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.at_s:7.1f} s  {self.ended:5d} ended  {self.what}  {self.detail}".rstrip()
+
 
 @dataclass
 class ChaosResult:
-    """What happened, and what the audit found."""
+    """What happened, and what the audit found.
+
+    Attributes:
+        placed: Orders placed.
+        states: Sagas per final state.
+        schedule: Every break, in order.
+        retried: Sagas an operator's retry had to unblock once the faults stopped.
+        audit: The audit of the run.
+    """
 
     placed: int
     states: Counter[str]
-    kills: int
-    restarts: int
+    schedule: list[Scheduled]
+    retried: int
     audit: AuditReport
 
+    @property
+    def survived(self) -> Counter[Break]:
+        """How many breaks of each kind the run survived."""
+        return Counter(scheduled.what for scheduled in self.schedule)
+
     def summary(self) -> str:
-        """Orders, outcomes, faults survived and violations, a line each."""
+        """Orders, outcomes, breaks survived, the schedule and the audit."""
         states = ", ".join(f"{n} {state}" for state, n in sorted(self.states.items()))
+        survived = ", ".join(f"{what}: {n}" for what, n in self.survived.items()) or "nothing"
         return "\n".join(
             [
                 f"orders placed: {self.placed}",
                 f"ended: {states}",
-                f"worker kills survived: {self.kills}",
-                f"server restarts survived: {self.restarts}",
+                f"survived: {survived}",
+                f"sagas retried by the operator step once the faults stopped: {self.retried}",
+                "schedule:",
+                *(f"  {scheduled}" for scheduled in self.schedule),
                 "audit:",
                 *(f"  {line}" for line in self.audit.summary().splitlines()),
             ]
@@ -94,20 +180,32 @@ class ChaosResult:
 
 
 async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -> ChaosResult:
-    """Run the orders on `rig` while breaking things; wait for every saga; audit."""
-    assert rig.server is not None and rig.services_dir is not None, "chaos needs its own stack"
+    """Run the orders on `rig` while breaking things; end every saga; audit."""
+    assert rig.server and rig.services and rig.services_dir, "chaos needs its own stack"
+    server, services = rig.server, rig.services
     rng = random.Random(config.seed)
     kinds = config.mix.kinds(config.orders, rng)
     orders = [make_order(f"chaos-{rng.getrandbits(48):012x}", k, CHAOS_POLICY) for k in kinds]
-    # Moments as numbers of sagas ended: the faults fall while sagas are in flight.
-    kill_at = sorted(
-        rng.randrange(config.orders // 10, config.orders * 8 // 10) for _ in range(config.kills)
+    moments = sorted(
+        (rng.randrange(config.orders // 10, config.orders * 8 // 10), what)
+        for what, count in config.breaks.items()
+        for _ in range(count)
     )
-    restart_at = rng.randrange(config.orders // 5, config.orders * 7 // 10)
-    restarts = 0
     pool = WorkerPool(rig, f"chaos-{rng.getrandbits(32):08x}")
+    faults = config.faults
+    schedule: list[Scheduled] = []
+    began = time.monotonic()
     ended = asyncio.Event()
-    done = 0
+    all_placed = asyncio.Event()
+    done = placed = 0
+    place = saga_place(rig.client, pool.task_queue, orders)
+
+    async def counted_place(index: int) -> str:
+        nonlocal placed
+        placed += 1
+        if placed == config.orders:
+            all_placed.set()
+        return await place(index)
 
     def on_done(sample: Sample) -> None:
         nonlocal done
@@ -120,54 +218,137 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
             ended.clear()
             await ended.wait()
 
-    async def break_things() -> None:
-        nonlocal restarts
-        events = [(at, "kill") for at in kill_at] + [
-            (restart_at, "restart")
-        ] * config.restart_server
-        for at, what in sorted(events):
-            await reached(at)
-            if what == "kill":
-                await pool.kill_and_replace(rng)
-            else:
-                assert rig.server is not None
-                await rig.server.stop()
-                await rig.server.start()
-                restarts += 1
+    async def down_and_up(kill: Callable[[], Awaitable[None]], start: Starter) -> str:
+        pause = rng.uniform(*DOWNTIME_S)
+        await kill()
+        await asyncio.sleep(pause)  # the part stays down: this is the harm, not a wait for it
+        await start()
+        return f"down {pause:.1f} s"
 
-    await rig.set_faults(config.fault_rate, config.latency_ms)
+    async def do(what: Break) -> str:
+        nonlocal faults
+        if what is Break.WORKER_KILL:
+            await pool.kill_and_replace(rng)
+            return ""
+        if what is Break.SERVICES_KILL:
+            detail = await down_and_up(services.kill, services.start)
+            await rig.set_faults(faults)  # a new process starts well-behaved
+            return detail
+        if what is Break.SERVER_KILL:
+            return await down_and_up(server.kill, server.start)
+        if what is Break.SERVER_RESTART:
+            await server.stop()
+            await server.start()
+            return ""
+        faults = flipped(config, rng)
+        await rig.set_faults(faults)
+        return (
+            f"to {faults.error_rate:.0%} errors, {faults.lost_answer_rate:.0%} lost answers, "
+            f"{faults.latency_ms} ms"
+        )
+
+    async def break_things() -> None:
+        for at, what in moments:
+            await reached(at)
+            when, ended_then = time.monotonic() - began, done
+            schedule.append(Scheduled(round(when, 1), ended_then, what, await do(what)))
+        await all_placed.wait()
+        await rig.set_faults()
+
+    await rig.set_faults(faults)
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task("chaos", total=config.orders)
         async with pool.running(config.workers):
             breaker = asyncio.create_task(break_things())
-            try:
-                samples = await run_load(
-                    saga_place(rig.client, pool.task_queue, orders),
-                    config.orders,
-                    concurrency=config.concurrency,
-                    on_done=on_done,
+            load = asyncio.create_task(
+                run_load(
+                    counted_place, config.orders, concurrency=config.concurrency, on_done=on_done
                 )
-            except BaseException:
-                breaker.cancel()  # the load failed: stop breaking things
-                raise
-            await breaker  # the last kill's replacement may still be starting
-            await rig.set_faults()
+            )
+            retried: set[str] = set()
+            try:
+                await breaker
+                while not load.done():
+                    retried |= await retry_waiting_sagas(rig, pool.task_queue)
+                    await asyncio.wait({load}, timeout=1.0)
+                samples = await load
+            finally:
+                breaker.cancel()
+                load.cancel()
             states = await final_states(rig.client, [orders[s.index].order_id for s in samples])
     report = await audit(rig.client, rig.services_dir)
-    return ChaosResult(len(samples), states, pool.kills, restarts, report)
+    return ChaosResult(len(samples), states, schedule, len(retried), report)
+
+
+def flipped(config: ChaosConfig, rng: random.Random) -> FaultSettings:
+    """New random fault levels, from none up to twice the configured ones."""
+    error_rate = rng.uniform(0, min(2 * config.fault_rate, 0.5))
+    return FaultSettings(
+        error_rate=error_rate,
+        lost_answer_rate=rng.uniform(0, min(2 * config.lost_answers, 1 - error_rate)),
+        latency_ms=rng.randint(0, 2 * config.latency_ms),
+    )
+
+
+async def retry_waiting_sagas(rig: Rig, task_queue: str) -> set[str]:
+    """Retry, as an operator would, the compensation each saga of `task_queue` waits on.
+
+    Returns:
+        The workflow ids of the sagas retried.
+    """
+    query = (
+        f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND TaskQueue = '{task_queue}' "
+        "AND ExecutionStatus = 'Running'"
+    )
+
+    async def waiting() -> list[str]:
+        return [execution.id async for execution in rig.client.list_workflows(query)]
+
+    retry = Resolution(action=OperatorAction.RETRY, reason="chaos: the faults stopped")
+    retried = set()
+    for workflow_id in await retry_transient(waiting):
+        handle = rig.client.get_workflow_handle_for(OrderSaga.run, workflow_id)
+        # No longer waiting (visibility lags a moment behind): nothing to retry.
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await retry_transient(
+                functools.partial(handle.execute_update, OrderSaga.resolve_compensation, retry)
+            )
+            retried.add(workflow_id)
+    return retried
+
+
+#: The command's option for each kind of harm, and its help.
+BREAK_FLAGS = {
+    Break.WORKER_KILL: ("--kills", "worker SIGKILLs"),
+    Break.SERVICES_KILL: ("--service-kills", "SIGKILLs of the services' process"),
+    Break.SERVER_KILL: ("--server-kills", "SIGKILLs of the Temporal server"),
+    Break.SERVER_RESTART: ("--server-restarts", "graceful restarts of the Temporal server"),
+    Break.FLIP: ("--flips", "changes of the fault levels"),
+}
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga chaos` and its options."""
     parser = commands.add_parser(
-        "chaos", help="run orders while killing workers and restarting Temporal; then audit"
+        "chaos", help="run orders while killing workers, services and Temporal; then audit"
     )
     add_load_options(parser, orders=200)
     parser.set_defaults(fault_rate=0.1, latency_ms=20)
     parser.add_argument("--concurrency", type=int, default=20, help="orders in flight")
-    parser.add_argument("--kills", type=int, default=3, help="worker SIGKILLs")
+    defaults = ChaosConfig().breaks
+    for what, (flag, help_text) in BREAK_FLAGS.items():
+        parser.add_argument(
+            flag,
+            dest=what.name.lower(),
+            type=int,
+            default=defaults[what],
+            help=f"{help_text} [{defaults[what]}]",
+        )
     parser.add_argument(
-        "--no-restart", dest="restart_server", action="store_false", help="keep the server up"
+        "--lost-answers",
+        type=fraction,
+        default=ChaosConfig.lost_answers,
+        help="share of calls whose effect commits and whose answer is lost",
     )
     parser.add_argument("--declined", type=fraction, default=0.1, help="share of declined cards")
 
@@ -177,9 +358,9 @@ async def run_command(args: argparse.Namespace) -> int:
     config = ChaosConfig(
         orders=args.orders,
         concurrency=args.concurrency,
-        kills=args.kills,
-        restart_server=args.restart_server,
+        breaks={what: getattr(args, what.name.lower()) for what in Break},
         fault_rate=args.fault_rate,
+        lost_answers=args.lost_answers,
         latency_ms=args.latency_ms,
         workers=args.workers,
         mix=Mix(declined=args.declined, out_of_stock=0.05, unserved=0.1),
@@ -188,6 +369,7 @@ async def run_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print("Starting the stack…")
     async with embedded_rig_in(args.data_dir, "chaos") as rig:
+        log_into(rig.log_dir)
         result = await chaos(rig, config, console)
     print(result.summary())
     return 0 if result.audit.ok else 1

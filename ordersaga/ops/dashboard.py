@@ -11,6 +11,7 @@ import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
+from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -34,31 +35,33 @@ def render(shown: Figures, active: list[SagaRecord]) -> RenderableType:
         ("Order sagas", "bold"),
         f"  last {minutes:g} min, as of {shown.now:%Y-%m-%d %H:%M:%S} UTC",
     )
-    revenue = ", ".join(
+    revenue = "\n".join(
         f"{format_money(amount, currency)}/h" for currency, amount in shown.revenue_per_hour.items()
     )
-    attention = (
-        f" ({shown.needs_attention} waiting for an operator)" if shown.needs_attention else ""
-    )
-    panels = Table.grid(padding=(0, 4))
-    panels.add_row(
-        _panel(
-            "Saga health",
-            ("Success rate", _percent(shown.success_rate)),
-            ("Avg duration", _seconds(shown.average_duration_s)),
-            ("Active sagas", f"{shown.active}{attention}"),
-        ),
-        _panel(
-            "Performance",
-            ("P95 latency", _seconds(shown.p95_latency_s)),
-            ("Error rate", _percent(shown.error_rate)),
-            ("Compensation rate", _percent(shown.compensation_rate)),
-        ),
-        _panel(
-            "Business",
-            ("Orders/min", f"{shown.orders_per_min:.2f}"),
-            ("Revenue/hour", revenue or "-"),
-        ),
+    # Side by side where the terminal is wide enough, else wrapped onto the next lines: a label
+    # is never cut, down to 80 columns.
+    panels = Columns(
+        [
+            _panel(
+                "Saga health",
+                ("Success rate", _percent(shown.success_rate)),
+                ("Avg duration", _seconds(shown.average_duration_s)),
+                ("Active sagas", str(shown.active)),
+                ("Waiting for an operator", str(shown.needs_attention)),
+            ),
+            _panel(
+                "Performance",
+                ("P95 latency", _seconds(shown.p95_latency_s)),
+                ("Error rate", _percent(shown.error_rate)),
+                ("Compensation rate", _percent(shown.compensation_rate)),
+            ),
+            _panel(
+                "Business",
+                ("Orders/min", f"{shown.orders_per_min:.2f}"),
+                ("Revenue/hour", revenue or "-"),
+            ),
+        ],
+        padding=(0, 2),
     )
     counts = Text(
         f"{shown.started} started, {shown.ended} ended: {shown.confirmed} confirmed, "
@@ -119,9 +122,9 @@ def frame(store: MonitoringStore, window: timedelta) -> RenderableType:
 
 
 def _panel(title: str, *rows: tuple[str, str]) -> Table:
-    table = Table(title=title, show_header=False, title_style="bold", min_width=30)
-    table.add_column("figure")
-    table.add_column("value", justify="right", style="bold cyan")
+    table = Table(title=title, show_header=False, title_style="bold")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right", style="bold cyan", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     return table
@@ -129,9 +132,10 @@ def _panel(title: str, *rows: tuple[str, str]) -> Table:
 
 def _active_table(now: datetime, active: list[SagaRecord]) -> Table:
     table = Table(title=f"Active sagas ({len(active)})", title_style="bold", title_justify="left")
-    for column in ("order", "last event", "running for", "total"):
-        table.add_column(column)
-    table.add_column("needs attention")
+    table.add_column("order", overflow="fold")  # an id folds onto a second line, whole
+    for column in ("last event", "running for", "total"):
+        table.add_column(column, overflow="fold")
+    table.add_column("operator?", no_wrap=True)
     for record in active[:MAX_ACTIVE_ROWS]:
         running = _seconds((now - record.started_at).total_seconds()) if record.started_at else "-"
         total = "-"

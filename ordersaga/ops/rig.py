@@ -20,10 +20,12 @@ import httpx
 from temporalio.client import Client
 
 from ordersaga.devserver import DevServer
-from ordersaga.ops.stack import services_process, worker_process
+from ordersaga.logs import configure_logging
+from ordersaga.ops.stack import ServicesProcess, worker_process
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from ports import SERVICES
+from services.faults import NO_FAULTS, FaultSettings
 
 
 @dataclass
@@ -35,23 +37,37 @@ class Rig:
         address: The server's host:port, for worker processes.
         services_url: Base URL of the stand-in services.
         log_dir: Where the logs of the processes started go.
-        services_dir: The services' databases, if this rig started them (for the audit).
-        server: The dev server, if this rig started it (chaos restarts it).
+        services: The services' process, if this rig started it (chaos kills it).
+        server: The dev server, if this rig started it (chaos kills and restarts it).
     """
 
     client: Client
     address: str
     services_url: str
     log_dir: Path
-    services_dir: Path | None = None
+    services: ServicesProcess | None = None
     server: DevServer | None = None
 
-    async def set_faults(self, error_rate: float = 0.0, latency_ms: int = 0) -> None:
-        """Make every service fail that share of its mutating calls (5xx) and add latency."""
-        faults = {"error_rate": error_rate, "latency_ms": latency_ms}
+    @property
+    def services_dir(self) -> Path | None:
+        """The services' databases, if this rig started them (for the audit)."""
+        return self.services.data_dir if self.services else None
+
+    async def set_faults(self, faults: FaultSettings = NO_FAULTS) -> None:
+        """Make every service misbehave as `faults` say (the defaults: not at all)."""
         async with httpx.AsyncClient(base_url=self.services_url) as http:
             for service in SERVICES:
-                (await http.put(f"/{service}/admin/faults", json=faults)).raise_for_status()
+                body = faults.model_dump()
+                (await http.put(f"/{service}/admin/faults", json=body)).raise_for_status()
+
+
+def log_into(log_dir: Path) -> None:
+    """Send this process's log lines to `log_dir/load.log`, off the terminal.
+
+    For the commands that drive load: while they break the server, the SDK logs each call it
+    retries, which would bury their progress and results.
+    """
+    configure_logging(json=True, stream=(log_dir / "load.log").open("a"))
 
 
 @asynccontextmanager
@@ -79,15 +95,15 @@ async def embedded_rig(data_dir: Path) -> AsyncIterator[Rig]:
         server = DevServer(port=free_port(), db_file=data_dir / "temporal.db", log=server_log)
         await server.start()
         stack.push_async_callback(server.stop)
-        services_url = await stack.enter_async_context(
-            services_process(free_port(), data_dir / "services", services_log)
-        )
+        services = ServicesProcess(free_port(), data_dir / "services", services_log)
+        await services.start()
+        stack.push_async_callback(services.stop)
         yield Rig(
             client=await connect(server.address),
             address=server.address,
-            services_url=services_url,
+            services_url=services.base_url,
             log_dir=data_dir,
-            services_dir=data_dir / "services",
+            services=services,
             server=server,
         )
 

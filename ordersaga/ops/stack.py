@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,58 +30,88 @@ from ordersaga.temporal import connect
 from worker import create_worker
 
 
-@asynccontextmanager
-async def services_process(
-    port: int,
-    data_dir: Path,
-    log: IO[bytes] | int,
-    host: str = "127.0.0.1",
-    ready_within: float = 60.0,
-) -> AsyncIterator[str]:
-    """Run the stand-in services in a process of their own; yields their base URL.
+@dataclass
+class ServicesProcess:
+    """The stand-in services (`python -m services`) in a process of their own, restartable.
 
-    Raises:
-        PortInUseError: `port` is taken.
-        StartFailure: They exited, or did not answer within `ready_within` seconds.
+    Attributes:
+        port: The port they serve on; the same after a restart, so their URL holds.
+        data_dir: Their databases' folder, which outlives the process.
+        log: Where their output goes.
+        host: The interface they listen on.
     """
-    ensure_free(host, port, "stand-in services")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services", "--host", host, "--port", str(port),
-        "--data-dir", str(data_dir), stdout=log, stderr=log,
-    )  # fmt: skip
-    base_url = f"http://{host}:{port}"
-    try:
+
+    port: int
+    data_dir: Path
+    log: IO[bytes] | int = subprocess.DEVNULL
+    host: str = "127.0.0.1"
+    _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """Where they answer."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self, ready_within: float = 60.0) -> None:
+        """Start them and return once they answer `/healthz`.
+
+        Raises:
+            PortInUseError: The port is taken.
+            StartFailure: They exited, or did not answer within `ready_within` seconds.
+        """
+        ensure_free(self.host, self.port, "stand-in services")
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services", "--host", self.host, "--port", str(self.port),
+            "--data-dir", str(self.data_dir), stdout=self.log, stderr=self.log,
+        )  # fmt: skip
         try:
             async with asyncio.timeout(ready_within):
-                await _wait_healthy(base_url, process, log)
+                await self._wait_healthy(self._process)
         except TimeoutError:
+            await self.stop()
             raise StartFailure(
-                f"the stand-in services on port {port} did not answer within "
-                f"{ready_within:.0f} s; {see_log(log)}"
+                f"the stand-in services on port {self.port} did not answer within "
+                f"{ready_within:.0f} s; {see_log(self.log)}"
             ) from None
-        yield base_url
+
+    async def kill(self) -> None:
+        """SIGKILL them, as a power cut would: no request finishes, no transaction commits."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+
+    async def stop(self) -> None:
+        """End them (SIGTERM: in-flight requests finish)."""
+        if self._process is not None:
+            await stop_process(self._process)
+
+    async def _wait_healthy(self, process: asyncio.subprocess.Process) -> None:
+        async with httpx.AsyncClient() as http:
+            while True:
+                if process.returncode is not None:
+                    raise StartFailure(
+                        f"the stand-in services exited with code {process.returncode} at "
+                        f"start; {see_log(self.log)}"
+                    )
+                try:
+                    if (await http.get(f"{self.base_url}/healthz")).is_success:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def services_process(
+    port: int, data_dir: Path, log: IO[bytes] | int, host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
+    """Run the stand-in services for the length of the context; yields their base URL."""
+    services = ServicesProcess(port, data_dir, log, host)
+    await services.start()
+    try:
+        yield services.base_url
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
-async def _wait_healthy(
-    base_url: str, process: asyncio.subprocess.Process, log: IO[bytes] | int
-) -> None:
-    async with httpx.AsyncClient() as http:
-        while True:
-            if process.returncode is not None:
-                raise StartFailure(
-                    f"the stand-in services exited with code {process.returncode} at start; "
-                    f"{see_log(log)}"
-                )
-            try:
-                if (await http.get(f"{base_url}/healthz")).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
+        await services.stop()
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,32 @@
-"""A short chaos run that breaks every part once or more; every saga ends, nothing is lost."""
+"""A short chaos run that breaks every part once or more; every saga ends, nothing is lost.
+
+And the operator step chaos ends with: a saga waiting on a compensation is retried and ends.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ordersaga.ops.chaos import Break, ChaosConfig, chaos
-from ordersaga.ops.rig import embedded_rig
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from ordersaga.devserver import DevServer
+from ordersaga.models import SagaState
+from ordersaga.ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
+from ordersaga.ops.rig import Rig, embedded_rig
+from ordersaga.placing import start_saga
+from ordersaga.policy import ActivityPolicy
+from tests.orders import DECLINED_TOKEN, FAST_POLICY, make_order
+from tests.record_histories import wait_for
+from tests.service_state import Services
+from workflows import OrderSaga
 
 ENDED = {"OrderConfirmed", "Aborted", "Failed"}
+
+#: Two attempts at a compensation, then the saga waits for an operator.
+STUCK_QUICKLY = FAST_POLICY.model_copy(
+    update={"compensations": ActivityPolicy(first_retry_s=0.1, max_attempts=2)}
+)
 
 
 async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violation(
@@ -40,3 +59,31 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     # The lost answers were retried onto effects that had committed: their idempotency held.
     faults = (tmp_path / "services.log").read_text().count("fault_after_commit")
     assert faults > 0
+
+
+async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
+    client: Client,
+    dev_server: DevServer,
+    services_url: str,
+    saga_task_queue: str,
+    services: Services,
+    tmp_path: Path,
+) -> None:
+    await services.set_faults("payment", latency_ms=500)
+    order = make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=STUCK_QUICKLY)
+    saga = await start_saga(client, order, saga_task_queue)
+    await wait_for(saga, "InventoryReserved")
+    await services.set_faults("inventory", fail_next=1000)
+    await wait_for(saga, SagaState.NEEDS_ATTENTION)
+    await services.reset_faults()
+
+    rig = Rig(client, dev_server.address, services_url, tmp_path)
+    retried: set[str] = set()
+    while saga.id not in retried:  # the visibility index lags a little behind the saga
+        retried |= await retry_waiting_sagas(rig, saga_task_queue)
+
+    with pytest.raises(WorkflowFailureError):
+        await saga.result()
+    status = await saga.query(OrderSaga.status)
+    assert status.state == SagaState.ABORTED
+    assert status.compensations_run == ["release_inventory"]

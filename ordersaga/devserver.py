@@ -12,7 +12,7 @@ from typing import IO
 from temporalio.client import Client
 
 from ordersaga import search_attributes
-from ordersaga.exits import StartFailure, see_log
+from ordersaga.exits import StartFailure, until_ready
 from ordersaga.runtime import default_runtime
 from ordersaga.sockets import ensure_free
 
@@ -103,27 +103,23 @@ class DevServer:
             *self.command(), stdout=self.log, stderr=self.log
         )
         try:
-            async with asyncio.timeout(ready_within):
-                await self._wait_ready(self._process)
-        except TimeoutError:
+            await until_ready(
+                self._process,
+                self._answers,
+                f"the Temporal dev server on {self.address}",
+                self.log,
+                ready_within,
+            )
+        except StartFailure:
             await self.stop()
-            raise StartFailure(
-                f"the Temporal dev server on {self.address} did not answer within "
-                f"{ready_within:.0f} s; {see_log(self.log)}"
-            ) from None
+            raise
 
-    async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
-        while True:
-            if process.returncode is not None:
-                raise StartFailure(
-                    f"the Temporal dev server exited with code {process.returncode} at start; "
-                    f"{see_log(self.log)}"
-                )
-            try:
-                await Client.connect(self.address, runtime=default_runtime())
-                return
-            except RuntimeError:
-                await asyncio.sleep(0.1)
+    async def _answers(self) -> bool:
+        try:
+            await Client.connect(self.address, runtime=default_runtime())
+        except RuntimeError:
+            return False
+        return True
 
     async def kill(self) -> None:
         """SIGKILL the server, as a power cut would; `start` brings it back on its SQLite file."""

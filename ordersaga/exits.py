@@ -7,10 +7,11 @@ part), 130 interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import IO, NoReturn
 
@@ -36,6 +37,32 @@ def see_log(log: IO[bytes] | int) -> str:
         if lines and lines[-1].startswith("error: "):
             return f"it said {textwrap.shorten(lines[-1], 160)!r}; see {name}"
     return f"see {name}"
+
+
+async def until_ready(
+    process: asyncio.subprocess.Process,
+    answers: Callable[[], Awaitable[bool]],
+    what: str,
+    log: IO[bytes] | int,
+    within_s: float,
+) -> None:
+    """Return once `answers()` says the server `process` runs is ready.
+
+    Raises:
+        StartFailure: `process` exited first, or `within_s` seconds passed; naming `what` and
+            its log.
+    """
+    try:
+        async with asyncio.timeout(within_s):
+            while process.returncode is None:
+                if await answers():
+                    return
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise StartFailure(
+            f"{what} did not answer within {within_s:.0f} s; {see_log(log)}"
+        ) from None
+    raise StartFailure(f"{what} exited with code {process.returncode} at start; {see_log(log)}")
 
 
 def run_to_exit(command: Callable[[], int | None]) -> NoReturn:

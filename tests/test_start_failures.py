@@ -107,7 +107,7 @@ async def test_a_dev_server_that_exits_at_start_is_named_with_its_log(tmp_path: 
         with pytest.raises(StartFailure) as failure:
             await server.start()
 
-    assert str(failure.value).startswith("the Temporal dev server exited with code ")
+    assert str(failure.value).startswith(f"the Temporal dev server on {server.address} exited ")
     assert str(failure.value).endswith(f"at start; see {log_path}")
 
 

@@ -23,7 +23,7 @@ import worker
 from activities import create_http_client
 from ordersaga.devserver import DevServer
 from ordersaga.eventbus import open_event_bus
-from ordersaga.exits import StartFailure, see_log
+from ordersaga.exits import StartFailure, see_log, until_ready
 from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls, Settings
 from ordersaga.sockets import ensure_free
 from ordersaga.temporal import connect
@@ -65,14 +65,16 @@ class ServicesProcess:
             "--data-dir", str(self.data_dir), stdout=self.log, stderr=self.log,
         )  # fmt: skip
         try:
-            async with asyncio.timeout(ready_within):
-                await self._wait_healthy(self._process)
-        except TimeoutError:
+            await until_ready(
+                self._process,
+                self._answers,
+                f"the stand-in services on port {self.port}",
+                self.log,
+                ready_within,
+            )
+        except StartFailure:
             await self.stop()
-            raise StartFailure(
-                f"the stand-in services on port {self.port} did not answer within "
-                f"{ready_within:.0f} s; {see_log(self.log)}"
-            ) from None
+            raise
 
     async def kill(self) -> None:
         """SIGKILL them, as a power cut would: no request finishes, no transaction commits."""
@@ -85,20 +87,12 @@ class ServicesProcess:
         if self._process is not None:
             await stop_process(self._process)
 
-    async def _wait_healthy(self, process: asyncio.subprocess.Process) -> None:
-        async with httpx.AsyncClient() as http:
-            while True:
-                if process.returncode is not None:
-                    raise StartFailure(
-                        f"the stand-in services exited with code {process.returncode} at "
-                        f"start; {see_log(self.log)}"
-                    )
-                try:
-                    if (await http.get(f"{self.base_url}/healthz")).is_success:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+    async def _answers(self) -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{self.base_url}/healthz")).is_success
+        except httpx.TransportError:
+            return False
 
 
 @asynccontextmanager

@@ -24,6 +24,11 @@ FAST_POLICY = SagaPolicy(
     compensations=ActivityPolicy(first_retry_s=0.1, max_retry_interval_s=1.0, max_attempts=10),
 )
 
+#: Two attempts at a compensation, then the saga waits for an operator.
+IMPATIENT = FAST_POLICY.model_copy(
+    update={"compensations": ActivityPolicy(first_retry_s=0.1, max_attempts=2)}
+)
+
 
 def order_data(**changes: Any) -> dict[str, Any]:
     """A valid order as JSON-like data, with a fresh id; `changes` replace top-level fields."""

@@ -15,18 +15,12 @@ from ordersaga.models import SagaState
 from ordersaga.ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
 from ordersaga.ops.rig import Rig, embedded_rig
 from ordersaga.placing import start_saga
-from ordersaga.policy import ActivityPolicy
-from tests.orders import DECLINED_TOKEN, FAST_POLICY, make_order
+from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order
 from tests.record_histories import wait_for
 from tests.service_state import Services
 from workflows import OrderSaga
 
 ENDED = {"OrderConfirmed", "Aborted", "Failed"}
-
-#: Two attempts at a compensation, then the saga waits for an operator.
-STUCK_QUICKLY = FAST_POLICY.model_copy(
-    update={"compensations": ActivityPolicy(first_retry_s=0.1, max_attempts=2)}
-)
 
 
 async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violation(
@@ -70,7 +64,7 @@ async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
     tmp_path: Path,
 ) -> None:
     await services.set_faults("payment", latency_ms=500)
-    order = make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=STUCK_QUICKLY)
+    order = make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=IMPATIENT)
     saga = await start_saga(client, order, saga_task_queue)
     await wait_for(saga, "InventoryReserved")
     await services.set_faults("inventory", fail_next=1000)

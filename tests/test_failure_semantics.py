@@ -15,18 +15,14 @@ from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.models import SagaState
 from ordersaga.placing import start_saga
 from ordersaga.policy import ActivityPolicy
-from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
+from tests.orders import DECLINED_TOKEN, FAST_POLICY, IMPATIENT, UNSERVED_POSTAL_CODE, make_order
 from tests.record_histories import wait_for
 from tests.service_state import Services
 from tests.starter_runner import StarterRunner
 from workflows import OrderSaga
 
+
 #: Compensations give up after two quick attempts, so a broken service needs attention at once.
-IMPATIENT = FAST_POLICY.model_copy(
-    update={"compensations": ActivityPolicy(first_retry_s=0.1, max_attempts=2)}
-)
-
-
 async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
     client: Client, saga_task_queue: str, services: Services, dev_server: DevServer
 ) -> None:

@@ -57,9 +57,6 @@ CHAOS_POLICY = SagaPolicy(
     ),
 )
 
-#: Starts a part again and returns once it answers.
-Starter = Callable[[], Awaitable[None]]
-
 #: How long a SIGKILLed part stays down before it is started again, in seconds.
 DOWNTIME_S = (0.5, 3.0)
 
@@ -218,7 +215,9 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
             ended.clear()
             await ended.wait()
 
-    async def down_and_up(kill: Callable[[], Awaitable[None]], start: Starter) -> str:
+    async def down_and_up(
+        kill: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]]
+    ) -> str:
         pause = rng.uniform(*DOWNTIME_S)
         await kill()
         await asyncio.sleep(pause)  # the part stays down: this is the harm, not a wait for it

@@ -55,9 +55,9 @@ class Rig:
 
     async def set_faults(self, faults: FaultSettings = NO_FAULTS) -> None:
         """Make every service misbehave as `faults` say (the defaults: not at all)."""
+        body = faults.model_dump()
         async with httpx.AsyncClient(base_url=self.services_url) as http:
             for service in SERVICES:
-                body = faults.model_dump()
                 (await http.put(f"/{service}/admin/faults", json=body)).raise_for_status()
 
 

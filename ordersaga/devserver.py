@@ -71,6 +71,11 @@ class DevServer:
         """The host:port clients and workers connect to."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process else None
+
     def command(self) -> list[str]:
         """The command line that starts this server."""
         args = [installed_binary("temporal"), "server", "start-dev", "--ip", self.host]

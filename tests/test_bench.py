@@ -35,6 +35,26 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     saga = results["runs"]["saga"]
     assert saga["outcomes"] == {"OrderConfirmed": 14, "Aborted": 4, "Failed": 2}
     assert saga["compensation_rate"] == 0.2
-    assert set(results["ratios"]) == {"throughput", "latency_p50", "latency_p95", "latency_p99"}
+    for run in results["runs"].values():
+        cpu = run["cpu_ms_per_order"]
+        assert set(cpu) == {"server", "workers", "services", "load"}
+        assert cpu["server"] > 0 and cpu["workers"] > 0 and cpu["load"] > 0
+    assert saga["cpu_ms_per_order"]["services"] > 0  # the baseline calls none
+    # One history per path the saga took; the ratio is a confirmed saga's over the baseline's.
+    assert set(saga["history_events"]) == set(saga["outcomes"])
+    assert all(events > 0 for events in saga["history_events"].values())
+    baseline_events = results["runs"]["baseline"]["history_events"]["confirmed"]
+    confirmed_events = saga["history_events"]["OrderConfirmed"]
+    assert results["ratios"]["history_events"] == round(confirmed_events / baseline_events, 3)
+    assert set(results["ratios"]) == {
+        "throughput",
+        "latency_p50",
+        "latency_p95",
+        "latency_p99",
+        "cpu_server",
+        "cpu_workers",
+        "history_events",
+    }
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "saga/baseline throughput" in finished.stdout
+    assert "CPU ms/order" in finished.stdout

@@ -20,6 +20,7 @@ import platform
 import random
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,21 +32,26 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ordersaga.exits import StartFailure
+from ordersaga.models import workflow_id_for
 from ordersaga.ops import baseline
+from ordersaga.ops.cpu import CpuReading, Group, Pids
 from ordersaga.ops.load import Place, Sample, run_load
 from ordersaga.ops.options import add_temporal_options, fraction
-from ordersaga.ops.report import run_figures, table, write_chart
+from ordersaga.ops.report import cost_table, run_figures, table, write_chart
 from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
 from ordersaga.ops.workload import (
     Kind,
     Mix,
+    baseline_id,
     baseline_place,
     final_states,
+    history_length,
     make_order,
     saga_place,
 )
 from ordersaga.policy import SagaPolicy
 from services.faults import FaultSettings
+from workflows.order_steps import CONFIRMED
 
 
 @dataclass(frozen=True)
@@ -108,20 +114,28 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
         if config.baseline:
             queue = f"bench-baseline-{run_id}"
             place = baseline_place(rig.client, queue, run_id)
-            async with WorkerPool(rig, queue, baseline.COMMAND).running(config.workers):
-                samples = await _measured(place, config, "baseline", console)
-            runs["baseline"] = run_figures(samples)
+            async with WorkerPool(rig, queue, baseline.COMMAND).running(config.workers) as pool:
+                samples, cpu = await _measured(place, config, "baseline", console, pool)
+            runs["baseline"] = run_figures(samples) | {
+                "cpu_ms_per_order": cpu,
+                "history_events": {
+                    "confirmed": await history_length(rig.client, baseline_id(run_id, 0))
+                },
+            }
         queue = f"bench-saga-{run_id}"
         kinds = Mix().kinds(config.warmup, random.Random()) + config.mix.kinds(
             config.orders, random.Random(config.seed)
         )
         orders = [make_order(f"b{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
-        async with WorkerPool(rig, queue).running(config.workers):
-            samples = await _measured(
-                saga_place(rig.client, queue, orders), config, "saga", console
-            )
+        async with WorkerPool(rig, queue).running(config.workers) as pool:
+            place = saga_place(rig.client, queue, orders)
+            samples, cpu = await _measured(place, config, "saga", console, pool)
             measured = [orders[config.warmup + s.index].order_id for s in samples]
-            runs["saga"] = run_figures(samples, await final_states(rig.client, measured))
+            ended = await final_states(rig.client, measured)
+        runs["saga"] = run_figures(samples, Counter(ended.values())) | {
+            "cpu_ms_per_order": cpu,
+            "history_events": await _history_per_path(rig, ended),
+        }
     finally:
         await rig.set_faults()
     return {
@@ -134,25 +148,57 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
 
 
 async def _measured(
-    place: Place, config: BenchConfig, label: str, console: Console | None
-) -> list[Sample]:
-    """Warm up, then the measured run (its items numbered from 0), with a progress bar."""
+    place: Place, config: BenchConfig, label: str, console: Console | None, pool: WorkerPool
+) -> tuple[list[Sample], dict[str, float]]:
+    """Warm up, then the measured run (its items numbered from 0), with a progress bar.
+
+    Returns the samples and the CPU each group of processes spent per item of the measured run.
+    """
     if config.warmup:
         await run_load(place, config.warmup, concurrency=min(config.warmup, 10))
 
     def shifted(index: int) -> Any:
         return place(config.warmup + index)
 
+    pids = _pids(pool)
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=config.orders)
         advance: Callable[[Sample], None] = lambda _: progress.advance(task)  # noqa: E731
-        return await run_load(
+        before = CpuReading.now(pids)
+        samples = await run_load(
             shifted,
             config.orders,
             concurrency=None if config.rate else config.concurrency,
             rate=config.rate,
             on_done=advance,
         )
+        cpu = CpuReading.now(pids).per_item_ms(before, len(samples))
+    return samples, cpu
+
+
+def _pids(pool: WorkerPool) -> Pids:
+    """Each group's processes; the server's and the services' only if the rig started them."""
+    rig = pool.rig
+    server = rig.server.pid if rig.server else None
+    services = rig.services.pid if rig.services else None
+    pids: dict[Group, Callable[[], list[int]]] = {
+        Group.WORKERS: lambda: pool.pids,
+        Group.LOAD: lambda: [os.getpid()],
+    }
+    if server:
+        pids[Group.SERVER] = lambda: [server]
+    if services:
+        pids[Group.SERVICES] = lambda: [services]
+    return pids
+
+
+async def _history_per_path(rig: Rig, ended: dict[str, str]) -> dict[str, int]:
+    """Events in the history of one saga per final state (its path)."""
+    first_of_state = {state: order_id for order_id, state in reversed(ended.items())}
+    return {
+        state: await history_length(rig.client, workflow_id_for(order_id))
+        for state, order_id in sorted(first_of_state.items())
+    }
 
 
 def _ratios(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
@@ -160,12 +206,23 @@ def _ratios(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     if "baseline" not in runs or "saga" not in runs:
         return {}
     saga, base = runs["saga"], runs["baseline"]
+    saga_events = saga["history_events"].get(CONFIRMED)
+    # The services and the load generator do next to nothing for the baseline: no ratio.
+    cpu = {
+        f"cpu_{group}": round(saga["cpu_ms_per_order"][group] / base["cpu_ms_per_order"][group], 3)
+        for group in (Group.SERVER, Group.WORKERS)
+        if base["cpu_ms_per_order"].get(group)
+    }
     return {
         "throughput": round(saga["orders_per_s"] / base["orders_per_s"], 3),
         **{
             f"latency_{key}": round(saga["latency_ms"][key] / base["latency_ms"][key], 3)
             for key in ("p50", "p95", "p99")
         },
+        **cpu,
+        "history_events": (
+            round(saga_events / base["history_events"]["confirmed"], 3) if saga_events else None
+        ),
     }
 
 
@@ -221,6 +278,8 @@ async def run_command(args: argparse.Namespace) -> int:
         log_into(rig.log_dir)
         results = await bench(rig, config, console)
     print(table(results["runs"]))
+    print()
+    print(cost_table(results["runs"]))
     for name, ratio in results["ratios"].items():
         print(f"saga/baseline {name}: {ratio}")
     if args.out:

@@ -274,7 +274,8 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
             finally:
                 breaker.cancel()
                 load.cancel()
-            states = await final_states(rig.client, [orders[s.index].order_id for s in samples])
+            final = await final_states(rig.client, [orders[s.index].order_id for s in samples])
+            states = Counter(final.values())
     report = await audit(rig.client, rig.services_dir)
     return ChaosResult(len(samples), states, schedule, len(retried), report)
 

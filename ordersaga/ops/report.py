@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ordersaga.ops.cpu import Group
 from ordersaga.ops.load import Sample
 
 
@@ -73,6 +74,19 @@ def table(runs: Mapping[str, Mapping[str, Any]]) -> str:
             f"{name:<10} {run['orders']:>6} {run['orders_per_s']:>9} {latency['p50']:>8} "
             f"{latency['p95']:>8} {latency['p99']:>8} {run['compensation_rate']:>11.1%}"
         )
+    return "\n".join(lines)
+
+
+def cost_table(runs: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per run: CPU milliseconds per order of each process group, history length."""
+    groups = [group.value for group in Group]
+    header = f"{'CPU ms/order':<12} " + " ".join(f"{group:>9}" for group in groups)
+    lines = [header + f" {'history events by path'}"]
+    for name, run in runs.items():
+        cpu = run["cpu_ms_per_order"]
+        spent = " ".join(f"{cpu[group]:>9}" if group in cpu else f"{'-':>9}" for group in groups)
+        paths = ", ".join(f"{path} {events}" for path, events in run["history_events"].items())
+        lines.append(f"{name:<12} {spent} {paths}")
     return "\n".join(lines)
 
 

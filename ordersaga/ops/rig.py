@@ -145,6 +145,11 @@ class WorkerPool:
                 for slot in self._slots:
                     await slot.aclose()
 
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the workers running now."""
+        return [process.pid for process in self._processes]
+
     async def kill_and_replace(self, rng: random.Random) -> None:
         """SIGKILL one worker chosen at random (it finishes nothing), then start a new one."""
         index = rng.randrange(len(self._slots))

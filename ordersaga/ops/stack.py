@@ -52,6 +52,11 @@ class ServicesProcess:
         """Where they answer."""
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """Their process id, once started."""
+        return self._process.pid if self._process else None
+
     async def start(self, ready_within: float = 60.0) -> None:
         """Start them and return once they answer `/healthz`.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -117,7 +116,7 @@ def baseline_place(client: Client, task_queue: str, run_id: str) -> Place:
         await client.execute_workflow(
             BaselineWorkflow.run,
             f"{run_id}-{index}",
-            id=f"baseline-{run_id}-{index}",
+            id=baseline_id(run_id, index),
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
@@ -126,8 +125,13 @@ def baseline_place(client: Client, task_queue: str, run_id: str) -> Place:
     return place
 
 
-async def final_states(client: Client, order_ids: list[str]) -> Counter[str]:
-    """How many of these sagas ended in each state (`status` query: needs a worker)."""
+def baseline_id(run_id: str, index: int) -> str:
+    """The workflow id of baseline workflow `index` of bench run `run_id`."""
+    return f"baseline-{run_id}-{index}"
+
+
+async def final_states(client: Client, order_ids: list[str]) -> dict[str, str]:
+    """The state each of these sagas ended in, by order id (`status` query: needs a worker)."""
     limit = asyncio.Semaphore(32)
 
     async def state(order_id: str) -> str:
@@ -136,4 +140,10 @@ async def final_states(client: Client, order_ids: list[str]) -> Counter[str]:
             status = await retry_transient(lambda: handle.query(OrderSaga.status))
         return status.state
 
-    return Counter(await asyncio.gather(*map(state, order_ids)))
+    return dict(zip(order_ids, await asyncio.gather(*map(state, order_ids)), strict=True))
+
+
+async def history_length(client: Client, workflow_id: str) -> int:
+    """How many events the history of `workflow_id` holds."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return len(history.events)

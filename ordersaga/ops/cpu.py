@@ -1,0 +1,60 @@
+"""CPU time spent by each group of processes of a load run, from the OS's accounting.
+
+A run's cost is read, not estimated: the user + system seconds the kernel charged to each
+process between two readings, through psutil.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import psutil
+
+
+class Group(StrEnum):
+    """The parts of a run whose CPU is counted apart."""
+
+    SERVER = "server"
+    WORKERS = "workers"
+    SERVICES = "services"
+    LOAD = "load"
+
+
+#: The pids of each group, asked again at each reading (workers come and go).
+Pids = Mapping[Group, Callable[[], Iterable[int]]]
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of these processes so far (not of their children).
+
+    A process that has ended counts nothing: read before stopping what you measure.
+    """
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds of each group at one moment."""
+
+    seconds: Mapping[Group, float]
+
+    @classmethod
+    def now(cls, pids: Pids) -> CpuReading:
+        """Read every group's processes."""
+        return cls({group: cpu_seconds(of()) for group, of in pids.items()})
+
+    def per_item_ms(self, since: CpuReading, items: int) -> dict[str, float]:
+        """Milliseconds of CPU per item, by group, spent between `since` and this reading."""
+        return {
+            group.value: round((seconds - since.seconds[group]) * 1000 / items, 2)
+            for group, seconds in self.seconds.items()
+        }

@@ -60,6 +60,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._settings = settings
         self._random = random.Random()
+        self._calls = 0
 
     @property
     def settings(self) -> FaultSettings:
@@ -72,9 +73,16 @@ class FaultInjector:
         with self._lock:
             self._settings = settings
 
+    @property
+    def calls(self) -> int:
+        """How many mutating calls have arrived so far (their fates drawn)."""
+        with self._lock:
+            return self._calls
+
     def plan(self) -> FaultPlan:
         """Decide the fate of the next call, counting it against `fail_next`."""
         with self._lock:
+            self._calls += 1
             settings = self._settings
             after_commit = settings.fail_after_commit
             if settings.fail_next > 0:
@@ -88,7 +96,11 @@ class FaultInjector:
 
 
 def faults_router(injector: FaultInjector) -> APIRouter:
-    """`GET` and `PUT /admin/faults`: read or replace a service's fault settings at run time."""
+    """`GET` and `PUT /admin/faults`: read or replace a service's fault settings at run time.
+
+    And `GET /admin/calls`: how many mutating calls have arrived, so a test can tell a call is
+    in flight (held by `latency_ms`) from outside.
+    """
     router = APIRouter(prefix="/admin", tags=["admin"])
 
     @router.get("/faults")
@@ -101,5 +113,10 @@ def faults_router(injector: FaultInjector) -> APIRouter:
         """Replace the fault settings; fields left out go back to their defaults."""
         injector.settings = settings
         return settings
+
+    @router.get("/calls")
+    def get_calls() -> dict[str, int]:
+        """How many mutating calls have arrived, whatever their fate."""
+        return {"calls": injector.calls}
 
     return router

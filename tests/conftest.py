@@ -61,6 +61,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+@pytest.fixture(params=[False, True], ids=["activities", "local-activities"])
+def local_activities(request: pytest.FixtureRequest) -> bool:
+    """Each saga path twice: steps as activities (the default), and as local activities."""
+    local: bool = request.param
+    return local
+
+
 @pytest.fixture(scope="session")
 async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """The Temporal CLI dev server on a SQLite file, tuned as the demo runs it."""

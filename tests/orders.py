@@ -30,6 +30,16 @@ IMPATIENT = FAST_POLICY.model_copy(
 )
 
 
+#: Steps back off 10 s after a failure: longer than a local activity may wait in its workflow
+#: task, and than a withdrawal takes to arrive.
+SLOW_RETRY = FAST_POLICY.model_copy(update={"steps": ActivityPolicy(first_retry_s=10.0)})
+
+
+def on_path(policy: SagaPolicy, local_activities: bool) -> SagaPolicy:
+    """`policy`, with its steps and compensations as local activities or not."""
+    return policy.model_copy(update={"local_activities": local_activities})
+
+
 def order_data(**changes: Any) -> dict[str, Any]:
     """A valid order as JSON-like data, with a fresh id; `changes` replace top-level fields."""
     order: dict[str, Any] = {

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -33,21 +33,27 @@ from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,
     FAST_POLICY,
+    SLOW_RETRY,
     SOLD_OUT_SKU,
     UNSERVED_POSTAL_CODE,
     make_order,
+    on_path,
 )
-from tests.service_state import Services
+from tests.service_state import SERVICES, Services
 from workflows import OrderSaga
 
 HISTORIES = Path(__file__).parent / "histories"
 
 #: v1: before the order deadline; v2: with it (patch "order-deadline"); v3: with saga events
-#: (patch "saga-events").
-CURRENT_VERSION = "v3"
+#: (patch "saga-events"); v4: lean sagas (patch "lean-saga"), each path also on the fast path
+#: (local activities, `fast_<path>`).
+CURRENT_VERSION = "v4"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
-Drive = Callable[[Saga, Services], Awaitable[None]]
+
+#: Drives a saga while it runs, given the services' call counts from before it started (so it
+#: can tell when a step's call has arrived: queries wait while a local activity runs).
+Drive = Callable[[Saga, Services, Mapping[str, int]], Awaitable[None]]
 
 
 async def wait_for(saga: Saga, state: str) -> SagaStatus:
@@ -57,25 +63,25 @@ async def wait_for(saga: Saga, state: str) -> SagaStatus:
     return status
 
 
-async def nothing(saga: Saga, services: Services) -> None:
+async def nothing(saga: Saga, services: Services, calls: Mapping[str, int]) -> None:
     """Let the saga run its course."""
 
 
-async def cancel_mid_shipment(saga: Saga, services: Services) -> None:
+async def cancel_mid_shipment(saga: Saga, services: Services, calls: Mapping[str, int]) -> None:
     """Cancel the workflow while Shipping is slow to answer."""
-    await wait_for(saga, "PaymentCharged")
+    await services.wait_for_call("shipping", after=calls["shipping"])
     await saga.cancel()
 
 
-async def withdraw_mid_shipment(saga: Saga, services: Services) -> None:
-    """The customer withdraws the order while Shipping is slow to answer."""
-    await wait_for(saga, "PaymentCharged")
+async def withdraw_mid_shipment(saga: Saga, services: Services, calls: Mapping[str, int]) -> None:
+    """The customer withdraws the order while the shipment's step backs off after a fault."""
+    await services.wait_for_call("shipping", after=calls["shipping"])
     await saga.execute_update(OrderSaga.withdraw, Withdrawal(reason="ordered twice by mistake"))
 
 
-async def operator_retries(saga: Saga, services: Services) -> None:
+async def operator_retries(saga: Saga, services: Services, calls: Mapping[str, int]) -> None:
     """Inventory breaks after reserving; once the release needs attention, mend it and retry."""
-    await wait_for(saga, "InventoryReserved")
+    await services.wait_for_call("payment", after=calls["payment"])
     await services.set_faults("inventory", fail_next=1000)
     await wait_for(saga, SagaState.NEEDS_ATTENTION)
     await services.reset_faults()
@@ -84,9 +90,9 @@ async def operator_retries(saga: Saga, services: Services) -> None:
     )
 
 
-async def operator_marks_done(saga: Saga, services: Services) -> None:
+async def operator_marks_done(saga: Saga, services: Services, calls: Mapping[str, int]) -> None:
     """Payment breaks after charging; once the refund needs attention, it is marked done."""
-    await wait_for(saga, "PaymentCharged")
+    await services.wait_for_call("shipping", after=calls["shipping"])
     await services.set_faults("payment", fail_next=1000)
     await wait_for(saga, SagaState.NEEDS_ATTENTION)
     await services.reset_faults()
@@ -128,7 +134,11 @@ SCENARIOS: dict[str, tuple[dict[str, dict[str, object]], Callable[[], OrderReque
         nothing,
     ),
     "cancelled": ({"shipping": {"latency_ms": 2000}}, make_order, cancel_mid_shipment),
-    "withdrawn": ({"shipping": {"latency_ms": 2000}}, make_order, withdraw_mid_shipment),
+    "withdrawn": (
+        {"shipping": {"fail_next": 1}},
+        lambda: make_order(policy=SLOW_RETRY),
+        withdraw_mid_shipment,
+    ),
     "needs_attention_retried": (
         {"payment": {"latency_ms": 1000}},
         lambda: make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=FAST_POLICY),
@@ -142,14 +152,26 @@ SCENARIOS: dict[str, tuple[dict[str, dict[str, object]], Callable[[], OrderReque
 }
 
 
+#: The prefix of a path's name on the fast path.
+FAST = "fast_"
+
+
+#: Every path, on both ways of calling the services.
+SAGA_PATHS = [*SCENARIOS, *(FAST + name for name in SCENARIOS)]
+
+
 async def record(stack: Stack, services: Services, name: str) -> Path:
     """Run one scenario to its end and write its history."""
-    faults, make, drive = SCENARIOS[name]
+    local_activities = name.startswith(FAST)
+    faults, make, drive = SCENARIOS[name.removeprefix(FAST)]
     await services.reset_faults()
     for service, settings in faults.items():
         await services.set_faults(service, **settings)
-    saga = await start_saga(stack.client, make(), stack.task_queue)
-    await drive(saga, services)
+    order = make()
+    order = order.model_copy(update={"policy": on_path(order.policy, local_activities)})
+    calls = {service: await services.calls(service) for service in SERVICES}
+    saga = await start_saga(stack.client, order, stack.task_queue)
+    await drive(saga, services, calls)
     with contextlib.suppress(WorkflowFailureError):
         await saga.result()
     await services.reset_faults()
@@ -173,7 +195,7 @@ async def main(names: list[str]) -> None:
             httpx.AsyncClient(base_url=stack.services_url) as http,
         ):
             services = Services(http)
-            for name in names or SCENARIOS:
+            for name in names or SAGA_PATHS:
                 print(f"recorded {await record(stack, services, name)}")
 
 

@@ -3,13 +3,13 @@ in its history."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from ordersaga.models import OrderRequest
@@ -30,25 +30,9 @@ def quantities(order: OrderRequest) -> Counter[str]:
     return Counter({item.sku: item.quantity for item in order.items})
 
 
-async def wait_for_started_activity(
-    handle: WorkflowHandle[Any, Any], activity_type: str, within_s: float = 20.0
-) -> None:
-    """Return once the saga's `activity_type` activity has been started by a worker."""
-    async with asyncio.timeout(within_s):
-        while True:
-            described = await handle.describe()
-            if any(
-                pending.activity_type.name == activity_type
-                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                for pending in described.raw_description.pending_activities
-            ):
-                return
-            await asyncio.sleep(0.02)
-
-
 @dataclass(frozen=True)
 class ActivityRun:
-    """One activity call of a saga, as its history tells it."""
+    """One activity call of a saga, as its history tells it (a local activity's too)."""
 
     activity_type: str
     completed: bool
@@ -56,11 +40,21 @@ class ActivityRun:
     completed_by: str | None
 
 
+#: The marker a local activity's outcome is recorded by.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
 async def activity_runs(handle: WorkflowHandle[Any, Any]) -> list[ActivityRun]:
-    """Every activity the saga scheduled, in the order it scheduled them."""
+    """Every activity the saga ran, in the order it scheduled them.
+
+    A local activity is known by its marker, which the worker that ran it records with the
+    workflow task it completes: `completed_by` is that worker.
+    """
     scheduled: dict[int, str] = {}
     attempts: dict[int, int] = {}
     completed_by: dict[int, str] = {}
+    local: dict[int, ActivityRun] = {}
+    task_completed_by = ""
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
@@ -71,15 +65,26 @@ async def activity_runs(handle: WorkflowHandle[Any, Any]) -> list[ActivityRun]:
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes
             completed_by[done.scheduled_event_id] = done.identity
-    return [
-        ActivityRun(
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            task_completed_by = event.workflow_task_completed_event_attributes.identity
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                data = json.loads(marker.details["data"].payloads[0].data)
+                succeeded = not marker.HasField("failure")
+                local[event.event_id] = ActivityRun(
+                    data["activity_type"], succeeded, data["attempt"], task_completed_by
+                )
+    runs = {
+        event_id: ActivityRun(
             activity_type=name,
             completed=event_id in completed_by,
             last_attempt=attempts.get(event_id, 0),
             completed_by=completed_by.get(event_id),
         )
-        for event_id, name in sorted(scheduled.items())
-    ]
+        for event_id, name in scheduled.items()
+    }
+    return [run for _, run in sorted((runs | local).items())]
 
 
 def assert_confirmed_once(effects: OrderEffects, order: OrderRequest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,20 @@ class Services:
             shipments=await self._get("/shipping/shipments", order_id=order_id),
             record=record.json() if record.status_code != 404 else None,
         )
+
+    async def calls(self, service: str) -> int:
+        """How many mutating calls `service` has had so far."""
+        calls: int = (await self._get(f"/{service}/admin/calls"))["calls"]
+        return calls
+
+    async def wait_for_call(self, service: str, after: int, within_s: float = 20.0) -> None:
+        """Return once `service` has had more than `after` mutating calls.
+
+        With a latency fault on `service`, the call is then in flight: the service holds it.
+        """
+        async with asyncio.timeout(within_s):
+            while await self.calls(service) <= after:
+                await asyncio.sleep(0.02)
 
     async def set_faults(self, service: str, **faults: Any) -> None:
         """Make `service` misbehave, e.g. `fail_next=2, fail_after_commit=True`."""

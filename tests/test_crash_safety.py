@@ -3,8 +3,9 @@
 Real parts only: the `temporal` dev server, the stand-in services in their own process, and
 workers that are processes of their own (`worker.py`), killed with SIGKILL. A step is made to be in
 flight at the moment of the kill by slowing its service down (a latency fault) and waiting until
-Temporal reports the step's activity as started. After the kill, that attempt is retried only once
-its start-to-close timeout has passed, so orders here use a 2 s timeout.
+the service has the call. After the kill, an activity's attempt is retried once its
+start-to-close timeout has passed, so orders here use a 2 s timeout; a local activity is run
+again by the worker that takes the workflow task over. Each test runs on both paths.
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ from ordersaga.placing import start_saga
 from ordersaga.policy import SagaPolicy
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
-from tests.orders import BLOCKED_CUSTOMER, FAST_POLICY, STEPS, make_order
+from tests.orders import BLOCKED_CUSTOMER, COMPENSATIONS, FAST_POLICY, STEPS, make_order, on_path
 from tests.saga_checks import (
     activity_runs,
     assert_confirmed_once,
     assert_fully_undone,
     new_skus,
     quantities,
-    wait_for_started_activity,
 )
 from tests.service_state import Services
 from workflows import OrderSaga
@@ -81,14 +81,17 @@ def worker_log(tmp_path: Path) -> Iterator[IO[bytes]]:
         yield log
 
 
-async def crash_order(services: Services, **changes: Any) -> OrderRequest:
+async def crash_order(
+    services: Services, local_activities: bool = False, **changes: Any
+) -> OrderRequest:
     """An order of SKUs only this test uses, with the 2 s timeout."""
     skus = await new_skus(services, 2, stock=100)
     items = [
         {"sku": skus[0], "quantity": 2, "unit_price": 1500},
         {"sku": skus[1], "quantity": 3, "unit_price": 899},
     ]
-    return make_order(items=items, policy=CRASH_POLICY, **changes)
+    policy = on_path(CRASH_POLICY, local_activities)
+    return make_order(items=items, policy=policy, **changes)
 
 
 async def stock_of(services: Services, order: OrderRequest) -> Counter[str]:
@@ -106,10 +109,16 @@ async def start_and_kill_worker_during(
     task_queue: str,
     worker_log: IO[bytes],
 ) -> WorkflowHandle[OrderSaga, OrderResult]:
-    """Start the saga on a worker process, SIGKILL it once `activity_type` runs, mend the faults."""
+    """Start the saga on a worker process, SIGKILL it while its service holds `activity_type`'s
+    call (slowed down by the caller), mend the faults."""
+    service = SERVICE_OF[activity_type]
     async with worker_process(dev_server.address, task_queue, services_url, worker_log) as first:
+        calls_before = await services.calls(service)
         handle = await start_saga(client, order, task_queue)
-        await wait_for_started_activity(handle, activity_type)
+        if activity_type in COMPENSATIONS:
+            # The step of the same service comes first; its undo is the next call there.
+            calls_before += 1
+        await services.wait_for_call(service, after=calls_before)
         first.kill()
         await first.wait()
     await services.reset_faults()
@@ -125,10 +134,12 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     task_queue: str,
     worker_log: IO[bytes],
     step: str,
+    local_activities: bool,
 ) -> None:
-    order = await crash_order(services)
+    order = await crash_order(services, local_activities)
     stock_before = await stock_of(services, order)
     await services.set_faults(SERVICE_OF[step], latency_ms=LATENCY_MS)
+    calls_before = await services.calls(SERVICE_OF[step])
 
     # The killed attempt's request may still be at the service and take effect; the retry must
     # find its stored answer rather than act again.
@@ -149,13 +160,13 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     assert_confirmed_once(effects, order)
     assert result.ids["charge_id"] == effects.charges[0]["charge_id"]
     assert stock_before - await stock_of(services, order) == quantities(order)
-    # The history shows the crash: the step was retried, and the new worker finished it.
+    # The step was called again (and answered from the service's idempotency record), and the
+    # history shows the new worker finished it.
+    assert await services.calls(SERVICE_OF[step]) - calls_before >= 2
     runs = await activity_runs(handle)
-    # The four steps, then the activity that publishes the saga's outcome event.
+    # The four steps, then the local activity that publishes the saga's outcome event.
     assert [run.activity_type for run in runs] == [*STEPS, "publish_events"]
-    crashed = runs[STEPS.index(step)]
-    assert crashed.last_attempt >= 2
-    assert crashed.completed_by == replacement
+    assert runs[STEPS.index(step)].completed_by == replacement
 
 
 @pytest.mark.parametrize("compensation", ["cancel_shipment", "refund_payment"], ids=str)
@@ -167,11 +178,13 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     task_queue: str,
     worker_log: IO[bytes],
     compensation: str,
+    local_activities: bool,
 ) -> None:
     # The Order service refuses this customer, so the saga unwinds shipping, payment, inventory.
-    order = await crash_order(services, customer_id=BLOCKED_CUSTOMER)
+    order = await crash_order(services, local_activities, customer_id=BLOCKED_CUSTOMER)
     stock_before = await stock_of(services, order)
     await services.set_faults(SERVICE_OF[compensation], latency_ms=LATENCY_MS)
+    calls_before = await services.calls(SERVICE_OF[compensation])
 
     handle = await start_and_kill_worker_during(
         compensation, client, order, dev_server, services_url, services, task_queue, worker_log
@@ -202,8 +215,9 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     assert [s["status"] for s in effects.shipments] == ["cancelled"]
     assert effects.record is None
     assert await stock_of(services, order) == stock_before
-    # Each compensation was called once (retried, not repeated), in reverse order of the steps,
-    # and the one in flight at the crash was finished by the new worker.
+    # Each compensation ran to success, in reverse order of the steps; the one in flight at the
+    # crash was called again (its undo took effect once) and finished by the new worker.
+    assert await services.calls(SERVICE_OF[compensation]) - calls_before >= 3
     runs = await activity_runs(handle)
     assert [run.activity_type for run in runs] == [
         *STEPS,
@@ -212,7 +226,6 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     ]
     assert all(run.completed for run in runs if run.activity_type in undone_in_reverse)
     crashed = next(run for run in runs if run.activity_type == compensation)
-    assert crashed.last_attempt >= 2
     assert crashed.completed_by == replacement
 
 
@@ -249,8 +262,9 @@ async def _restart_mid_saga(
         result_before = await finished.result()
 
         await services.set_faults("shipping", latency_ms=LATENCY_MS)
+        calls_before = await services.calls("shipping")
         handle = await start_saga(client, in_flight, task_queue)
-        await wait_for_started_activity(handle, "schedule_shipment")
+        await services.wait_for_call("shipping", after=calls_before)
         await server.stop()
         await services.reset_faults()
         await server.start()

@@ -14,23 +14,45 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.models import SagaState
 from ordersaga.placing import start_saga
-from ordersaga.policy import ActivityPolicy
-from tests.orders import DECLINED_TOKEN, FAST_POLICY, IMPATIENT, UNSERVED_POSTAL_CODE, make_order
+from ordersaga.policy import ActivityPolicy, SagaPolicy
+from tests.orders import (
+    DECLINED_TOKEN,
+    FAST_POLICY,
+    IMPATIENT,
+    SLOW_RETRY,
+    UNSERVED_POSTAL_CODE,
+    make_order,
+    on_path,
+)
 from tests.record_histories import wait_for
+from tests.saga_checks import assert_fully_undone
 from tests.service_state import Services
 from tests.starter_runner import StarterRunner
 from workflows import OrderSaga
 
 
-#: Compensations give up after two quick attempts, so a broken service needs attention at once.
+def fast_path_undoes(local_activities: bool) -> list[str]:
+    """What a saga interrupted on the fast path undoes beyond what the other path does.
+
+    Every step, since a step may have run in a workflow task that was never recorded; here only
+    the confirmation, which never ran, so its undo is a no-op.
+    """
+    return ["cancel_order"] if local_activities else []
+
+
 async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
-    client: Client, saga_task_queue: str, services: Services, dev_server: DevServer
+    client: Client,
+    saga_task_queue: str,
+    services: Services,
+    dev_server: DevServer,
+    local_activities: bool,
 ) -> None:
     await services.set_faults("shipping", latency_ms=1500)
-    order = make_order()
+    order = make_order(policy=on_path(SagaPolicy(), local_activities))
     stock_before = await services.stock()
+    shipping_calls = await services.calls("shipping")
     saga = await start_saga(client, order, saga_task_queue)
-    await wait_for(saga, "PaymentCharged")
+    await services.wait_for_call("shipping", after=shipping_calls)
 
     cancel = await asyncio.create_subprocess_exec(
         installed_binary("temporal"), "workflow", "cancel", "--address", dev_server.address,
@@ -44,6 +66,7 @@ async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
     assert (await saga.describe()).status is WorkflowExecutionStatus.CANCELED
     status = await saga.query(OrderSaga.status)
     assert status.compensations_run == [
+        *fast_path_undoes(local_activities),
         "cancel_shipment",
         "refund_payment",
         "release_inventory",
@@ -51,19 +74,27 @@ async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
     # The shipment was being scheduled when the cancel came: it is cancelled, not left live.
     effects = await services.effects(order.order_id)
     assert [s["status"] for s in effects.shipments] in ([], ["cancelled"])
-    assert effects.net_charged == 0
-    assert effects.live_reservations == []
+    assert_fully_undone(effects)
     assert await services.stock() == stock_before
 
 
 async def test_withdraw_before_confirmation_undoes_everything(
-    client: Client, saga_task_queue: str, services: Services, starter: StarterRunner
+    client: Client,
+    saga_task_queue: str,
+    services: Services,
+    starter: StarterRunner,
+    local_activities: bool,
 ) -> None:
-    await services.set_faults("shipping", latency_ms=1500)
-    order = make_order()
+    # Shipping fails once and the step backs off: a withdrawal reaches the saga between two
+    # workflow tasks, on either path (on the fast path, one that comes while a local activity
+    # runs waits for the task to end).
+    await services.set_faults("shipping", fail_next=1)
+    backing_off = on_path(SLOW_RETRY, local_activities)
+    order = make_order(policy=backing_off)
     stock_before = await services.stock()
+    shipping_calls = await services.calls("shipping")
     saga = await start_saga(client, order, saga_task_queue)
-    await wait_for(saga, "PaymentCharged")
+    await services.wait_for_call("shipping", after=shipping_calls)
 
     run = await starter("withdraw", order.order_id, "--reason", "ordered twice")
 
@@ -79,6 +110,13 @@ async def test_withdraw_before_confirmation_undoes_everything(
     assert effects.live_reservations == [] and effects.live_shipments == []
     assert effects.record is None
     assert await services.stock() == stock_before
+    status = await saga.query(OrderSaga.status)
+    assert status.compensations_run == [
+        *fast_path_undoes(local_activities),
+        "cancel_shipment",
+        "refund_payment",
+        "release_inventory",
+    ]
 
 
 async def test_withdraw_after_confirmation_is_refused_with_the_reason(
@@ -161,10 +199,11 @@ async def test_a_compensation_marked_done_by_hand_lets_the_rest_run(
 
 
 async def test_an_order_not_confirmed_by_its_deadline_is_undone(
-    client: Client, saga_task_queue: str, services: Services
+    client: Client, saga_task_queue: str, services: Services, local_activities: bool
 ) -> None:
     await services.set_faults("shipping", latency_ms=2500)
-    order = make_order(policy=FAST_POLICY.model_copy(update={"deadline_s": 1.0}))
+    policy = on_path(FAST_POLICY.model_copy(update={"deadline_s": 1.0}), local_activities)
+    order = make_order(policy=policy)
     stock_before = await services.stock()
 
     saga = await start_saga(client, order, saga_task_queue)
@@ -180,6 +219,12 @@ async def test_an_order_not_confirmed_by_its_deadline_is_undone(
     assert effects.net_charged == 0 and effects.live_shipments == []
     assert effects.live_reservations == [] and effects.record is None
     assert await services.stock() == stock_before
+    assert status.compensations_run == [
+        *fast_path_undoes(local_activities),
+        "cancel_shipment",
+        "refund_payment",
+        "release_inventory",
+    ]
 
 
 @pytest.mark.parametrize("attempts", [1, 4])

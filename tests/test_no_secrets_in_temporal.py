@@ -31,15 +31,19 @@ def payloads_in(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]
     """Every payload (a dict with `metadata`) in an exported history, with where it is.
 
     Left out: search attributes, which the server indexes, so they are never encoded (they hold
-    states and ids only), and the markers `workflow.patched` records, which the SDK's core
-    writes itself (they hold the patch id only).
+    states and ids only), and what the SDK's core writes itself: the markers `workflow.patched`
+    records (the patch id only) and a local activity marker's `data` (its sequence number,
+    attempt, type and times; its result is encoded like any payload).
     """
     if isinstance(node, dict):
         if isinstance(node.get("metadata"), dict) and "encoding" in node["metadata"]:
             yield path, node
         for key, value in node.items():
-            if key not in ("searchAttributes", "patch-data"):
-                yield from payloads_in(value, f"{path}/{key}")
+            if key in ("searchAttributes", "patch-data"):
+                continue
+            if node.get("markerName") == "core_local_activity" and key == "details":
+                value = {name: part for name, part in value.items() if name != "data"}
+            yield from payloads_in(value, f"{path}/{key}")
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from payloads_in(value, f"{path}[{index}]")

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.record_histories import CURRENT_VERSION, HISTORIES, SCENARIOS
+from tests.record_histories import CURRENT_VERSION, HISTORIES, SAGA_PATHS
 from workflows import OrderSaga
 
 RECORDED = sorted(HISTORIES.glob("*/*.json"))
@@ -25,7 +25,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_every_saga_path_has_a_recorded_history_of_the_current_version() -> None:
-    assert {path.stem for path in (HISTORIES / CURRENT_VERSION).glob("*.json")} >= set(SCENARIOS)
+    assert {path.stem for path in (HISTORIES / CURRENT_VERSION).glob("*.json")} >= set(SAGA_PATHS)
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[f"{p.parent.name}/{p.stem}" for p in RECORDED])

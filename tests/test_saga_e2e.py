@@ -15,15 +15,19 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from ordersaga.models import OrderRequest, SagaState, SagaStatus
 from ordersaga.placing import start_saga
+from ordersaga.policy import SagaPolicy
 from tests.orders import (
     BLOCKED_CUSTOMER,
     COMPENSATIONS,
     DECLINED_TOKEN,
+    FAST_POLICY,
     SOLD_OUT_SKU,
     UNSERVED_POSTAL_CODE,
     make_order,
+    on_path,
 )
-from tests.service_state import OrderEffects, Services
+from tests.saga_checks import assert_fully_undone, quantities
+from tests.service_state import Services
 from workflows import OrderSaga
 
 
@@ -39,17 +43,6 @@ async def place(
         assert isinstance(err.cause, ApplicationError)
         failure = err.cause
     return failure, await handle.query(OrderSaga.status)
-
-
-def quantities(order: OrderRequest) -> Counter[str]:
-    return Counter({item.sku: item.quantity for item in order.items})
-
-
-def assert_fully_undone(effects: OrderEffects) -> None:
-    assert effects.live_reservations == []
-    assert effects.net_charged == 0
-    assert effects.live_shipments == []
-    assert effects.record is None or effects.record["status"] != "confirmed"
 
 
 async def test_happy_path_confirms_with_one_effect_per_step(
@@ -169,10 +162,14 @@ async def test_rejected_confirmation_undoes_shipment_charge_and_reservation(
 
 @pytest.mark.parametrize("after_commit", [False, True], ids=["before-effect", "answer-lost"])
 async def test_transient_faults_are_retried_and_charge_once(
-    client: Client, saga_task_queue: str, services: Services, after_commit: bool
+    client: Client,
+    saga_task_queue: str,
+    services: Services,
+    after_commit: bool,
+    local_activities: bool,
 ) -> None:
     await services.set_faults("payment", fail_next=2, fail_after_commit=after_commit)
-    order = make_order()
+    order = make_order(policy=on_path(FAST_POLICY, local_activities))
 
     failure, status = await place(client, saga_task_queue, order)
 
@@ -183,9 +180,9 @@ async def test_transient_faults_are_retried_and_charge_once(
 
 
 async def test_placing_an_order_twice_runs_one_saga(
-    client: Client, saga_task_queue: str, services: Services
+    client: Client, saga_task_queue: str, services: Services, local_activities: bool
 ) -> None:
-    order = make_order()
+    order = make_order(policy=on_path(SagaPolicy(), local_activities))
     handle = await start_saga(client, order, saga_task_queue)
     with pytest.raises(WorkflowAlreadyStartedError):
         await start_saga(client, order, saga_task_queue)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutType,
+)
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
+)
 
 if TYPE_CHECKING:
     from ordersaga.models import SagaStatus
@@ -40,6 +48,13 @@ def describe(error: BaseException) -> tuple[str, str]:
         error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
     )
     return failure_type, error.message if isinstance(error, FailureError) else str(error)
+
+
+def is_schedule_to_close_timeout(error: BaseException) -> bool:
+    """True if an activity (or a local activity) ran out of the time all its attempts had."""
+    if isinstance(error, ActivityError):
+        error = error.cause or error
+    return isinstance(error, TemporalTimeoutError) and error.type == TimeoutType.SCHEDULE_TO_CLOSE
 
 
 def order_refused(status: SagaStatus) -> ApplicationError:

@@ -8,10 +8,11 @@ event history is the saga's persistence: the compensations registered are rebuil
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -41,10 +42,11 @@ from workflows.order_failures import (
     ORDER_WITHDRAWN,
     StepFailed,
     describe,
+    is_schedule_to_close_timeout,
     order_refused,
     saga_error,
 )
-from workflows.saga import CompensationFailure, Decision, Saga, shielded
+from workflows.saga import Compensation, CompensationFailure, Decision, Saga, shielded
 from workflows.telemetry import SagaTelemetry
 
 #: Sagas started before the order deadline existed have no timer in their history; this patch
@@ -54,6 +56,15 @@ DEADLINE_PATCH = "order-deadline"
 #: Sagas recorded before the order id had to match the workflow id ran with any order id; the
 #: patch (asked only on a mismatch, so matching sagas carry no marker) keeps them replaying.
 ORDER_ID_PATCH = "order-id-matches-workflow-id"
+
+#: Sagas started from here on ask this one patch instead of the deadline's and the events' (each
+#: patch costs a marker and a search attribute upsert). Under it the deadline bounds each step's
+#: activity instead of running a timer, `OrderStatus` changes only where people filter on it, and
+#: the last events go out by a local activity. Older sagas replay as they ran.
+LEAN_PATCH = "lean-saga"
+
+#: Failures that come from outside the steps, cutting them short wherever they are.
+INTERRUPTIONS = frozenset({CANCELLED, ORDER_WITHDRAWN, DEADLINE_EXCEEDED})
 
 #: States in which the saga waits no more: what a withdrawal waits for.
 SETTLED = frozenset({SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION})
@@ -74,6 +85,7 @@ class OrderSaga:
         self._saga = Saga(on_failure=self._ask_operator, on_compensated=self._compensated)
         self._forward: asyncio.Task[OrderResult] | None = None
         self._resolution: Resolution | None = None
+        self._deadline_at: datetime | None = None
 
     @workflow.query
     def status(self) -> SagaStatus:
@@ -91,14 +103,17 @@ class OrderSaga:
                 [f"order_id: must be {self._status.order_id}, as its workflow id says"]
             )
         self._request = request
-        self._telemetry.started(request)
+        lean = workflow.patched(LEAN_PATCH)
+        self._telemetry.started(request, lean=lean)
+        deadline = request.policy.deadline_s
+        if lean and deadline is not None:
+            self._deadline_at = workflow.info().start_time + timedelta(seconds=deadline)
         # The steps run as a task of their own, so a withdrawal can interrupt them.
         self._forward = forward = asyncio.create_task(self._place_order(request))
         if self._status.withdrawn:
             forward.cancel()
         try:
-            deadline = request.policy.deadline_s
-            if workflow.patched(DEADLINE_PATCH) and deadline is not None:
+            if not lean and workflow.patched(DEADLINE_PATCH) and deadline is not None:
                 await self._before_deadline(forward, deadline)
             result = await forward
             if self._status.withdrawn:
@@ -115,6 +130,12 @@ class OrderSaga:
                     ORDER_WITHDRAWN if withdrawn else CANCELLED,
                     "withdrawn by the customer" if withdrawn else "cancelled",
                 )
+            if request.policy.local_activities and self._status.failure_type in INTERRUPTIONS:
+                # On the fast path, steps may have taken effect in a workflow task that was never
+                # recorded: the server refuses to complete a task while a cancellation or an
+                # update waits, and the rerun stops at once. Undo every step (undoing one that
+                # never ran is a no-op).
+                self._register_every_step()
             await shielded(self._undo_all())
             failure = saga_error(err, self._status)
             if failure is err:
@@ -182,6 +203,9 @@ class OrderSaga:
         key = idempotency_key(workflow.info().workflow_id, step.name)
         policy = self._request.policy
         started = workflow.now()
+        time_left = self._time_left()
+        if time_left is not None and time_left <= timedelta(0):
+            raise self._past_deadline(step.name)
         try:
             created = await self._saga.step(
                 step.name,
@@ -189,31 +213,52 @@ class OrderSaga:
                     step.activity,
                     step.build_input(self._request, self._status.ids, key),
                     policy.for_step(step.name),
+                    within=time_left,
                 ),
-                compensation=lambda: self._telemetry.execute(
-                    step.compensation,
-                    CompensationInput(order_id=self._status.order_id, effect_key=key),
-                    policy.compensations,
-                ),
+                compensation=self._undo(step),
             )
-        except ActivityError as err:
+        except FailureError as err:
+            # An activity's failure arrives as an ActivityError; a local activity's as its cause.
             self._telemetry.step_interrupted(step.name, started)
             if is_cancelled_exception(err):
                 raise  # cancelled mid-step: the step may have taken effect, and stays registered
+            if is_schedule_to_close_timeout(err):  # only a deadline sets that timeout
+                raise self._past_deadline(step.name) from err
             raise self._fail(step.name, *describe(err)) from err
         self._status.steps_done.append(step.name)
         self._status.state = step.state_after
         self._telemetry.step_done(step, created.id, started)
         return created
 
+    def _undo(self, step: OrderStep[Any]) -> Compensation:
+        key = idempotency_key(workflow.info().workflow_id, step.name)
+        undo = CompensationInput(order_id=self._status.order_id, effect_key=key)
+        policy = self._request.policy.compensations
+        return lambda: self._telemetry.execute(step.compensation, undo, policy)
+
+    def _register_every_step(self) -> None:
+        for step in ORDER_STEPS:
+            if step.name not in self._saga.registered:
+                self._saga.add_compensation(step.name, self._undo(step))
+
+    def _time_left(self) -> timedelta | None:
+        """How long the steps may still take, if the order has a deadline."""
+        return self._deadline_at - workflow.now() if self._deadline_at else None
+
+    def _past_deadline(self, step: str) -> StepFailed:
+        reason = f"order not confirmed within {self._request.policy.deadline_s:g} s"
+        return self._fail(step, DEADLINE_EXCEEDED, reason)
+
     async def _before_deadline(self, forward: asyncio.Task[OrderResult], seconds: float) -> None:
-        """Wait for the steps to finish; past the deadline, fail the step in flight."""
+        """Wait for the steps to finish; past the deadline, fail the step in flight.
+
+        How sagas started before `LEAN_PATCH` keep their deadline: with a timer.
+        """
         try:
             summary = f"order deadline: confirmed within {seconds:g} s or undone"
             await workflow.wait_condition(forward.done, timeout=seconds, timeout_summary=summary)
         except TimeoutError:
-            reason = f"order not confirmed within {seconds:g} s"
-            raise self._fail(self._step_in_flight(), DEADLINE_EXCEEDED, reason) from None
+            raise self._past_deadline(self._step_in_flight()) from None
 
     async def _undo_all(self) -> None:
         """Undo every step that may have taken effect, and say how the saga ended."""

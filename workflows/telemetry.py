@@ -26,11 +26,12 @@ with workflow.unsafe.imports_passed_through():
         OperatorAction,
         OrderRequest,
         PublishEventsInput,
+        SagaState,
         SagaStatus,
     )
     from ordersaga.policy import ActivityPolicy
     from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
-    from workflows.order_steps import ORDER_STEPS, OrderStep
+    from workflows.order_steps import CONFIRMED, ORDER_STEPS, OrderStep
 
 #: Events of one saga are published with the activities that carry them; sagas started before
 #: events existed have no final publishing activity in their history, so this patch keeps them
@@ -39,6 +40,24 @@ EVENTS_PATCH = "saga-events"
 
 #: Publishing the saga's last events retries until the bus takes them, like a compensation.
 PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
+
+#: A local activity that backs off longer than this waits on a timer, outside the workflow task,
+#: so that queries, withdrawals and cancellations reach the saga while it waits (the SDK's
+#: default is a minute).
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=1)
+
+#: The states people filter sagas by (`OrderStatus`): a lean saga (see `LEAN_PATCH`) upserts
+#: only these, each in a workflow task of its own, since each follows an activity or an update.
+FILTERED_STATES = frozenset(
+    {
+        SagaState.COMPENSATING.value,
+        SagaState.NEEDS_ATTENTION.value,
+        CONFIRMED,
+        SagaState.ABORTED.value,
+        SagaState.FAILED.value,
+        SagaState.REFUSED.value,
+    }
+)
 
 Arg = TypeVar("Arg", bound=ActivityInput)
 Result = TypeVar("Result")
@@ -64,6 +83,7 @@ class SagaTelemetry:
             workflow.info().typed_search_attributes.get(ORDER_STATUS) is not None
         )
         self._publishes_events = False
+        self._lean = False
 
     # --- The facts of a saga's life ----------------------------------------------------------
 
@@ -75,11 +95,18 @@ class SagaTelemetry:
         self._count("saga_refused")
         self.state_changed()
 
-    def started(self, request: OrderRequest) -> None:
-        """The saga began; decides, at the same point of every run, whether it publishes events."""
+    def started(self, request: OrderRequest, *, lean: bool) -> None:
+        """The saga began; decides, at the same point of every run, whether it publishes events.
+
+        Args:
+            request: The order.
+            lean: The saga runs under `LEAN_PATCH`: it publishes events, upserts only
+                `FILTERED_STATES` and publishes its last events by a local activity.
+        """
         self._request = request
+        self._lean = lean
         workflow.logger.info("Order saga started", extra=self._log_context)
-        self._publishes_events = workflow.patched(EVENTS_PATCH)
+        self._publishes_events = lean or workflow.patched(EVENTS_PATCH)
         self._count("saga_started")
         self._emit(
             SagaEventType.ORDER_SAGA_STARTED,
@@ -121,6 +148,8 @@ class SagaTelemetry:
     def state_changed(self) -> None:
         """Keep the `OrderStatus` and `FailedStep` search attributes current."""
         if not self._keeps_search_attributes:
+            return
+        if self._lean and self._status.state not in FILTERED_STATES:
             return
         updates = [ORDER_STATUS.value_set(self._status.state)]
         if self._status.failed_step:
@@ -190,33 +219,66 @@ class SagaTelemetry:
         activity: Callable[[Any, Arg], Awaitable[Result]],
         arg: Arg,
         policy: ActivityPolicy,
+        *,
+        within: timedelta | None = None,
     ) -> Result:
         """Run an activity method, carrying the saga's unpublished events for its worker.
 
         Each activity carries all of them until one succeeds: a redelivered event is harmless
-        (same id), a lost one is not.
+        (same id), a lost one is not. It runs as a local activity if the order's policy says so.
+
+        Args:
+            activity: The activity method.
+            arg: Its input.
+            policy: Its timeout and retries.
+            within: The time all its attempts may take together (the order's deadline).
         """
         events = list(self._unpublished) if self._publishes_events else []
-        result = await workflow.execute_activity_method(
-            activity,
-            arg.model_copy(update={"events": events}),
-            start_to_close_timeout=policy.timeout,
-            retry_policy=policy.retry_policy(),
-        )
+        arg = arg.model_copy(update={"events": events})
+        if self._request.policy.local_activities:
+            result = await workflow.execute_local_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=policy.timeout,
+                schedule_to_close_timeout=within,
+                retry_policy=policy.retry_policy(),
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            )
+        else:
+            result = await workflow.execute_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=policy.timeout,
+                schedule_to_close_timeout=within,
+                retry_policy=policy.retry_policy(),
+            )
         del self._unpublished[: len(events)]
         return result
 
     async def publish_unpublished(self) -> None:
-        """Publish the events no step is left to carry (at most one activity per saga end)."""
-        if self._unpublished and self._publishes_events:
-            events = list(self._unpublished)
-            await workflow.execute_activity(
+        """Publish the events no step is left to carry (at most one activity per saga end).
+
+        A lean saga does it by a local activity: no round trip through the server's queue.
+        """
+        if not (self._unpublished and self._publishes_events):
+            return
+        events = list(self._unpublished)
+        input = PublishEventsInput(order_id=self._status.order_id, events=events)
+        if self._lean:
+            await workflow.execute_local_activity(
                 publish_events,
-                PublishEventsInput(order_id=self._status.order_id, events=events),
+                input,
                 start_to_close_timeout=PUBLISH_POLICY.timeout,
                 retry_policy=PUBLISH_POLICY.retry_policy(),
             )
-            del self._unpublished[: len(events)]
+        else:
+            await workflow.execute_activity(
+                publish_events,
+                input,
+                start_to_close_timeout=PUBLISH_POLICY.timeout,
+                retry_policy=PUBLISH_POLICY.retry_policy(),
+            )
+        del self._unpublished[: len(events)]
 
     def _emit(self, event_type: str, **data: str | int | bool) -> None:
         self._sequence += 1

@@ -240,6 +240,11 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         parser.add_argument(flag, type=fraction, default=0.0, help=f"share of {kind} orders")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted orders before each run")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument(
+        "--local-activities",
+        action="store_true",
+        help="the fast path: the saga's steps and compensations as local activities",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--chart", type=Path, help="write a PNG chart here")
     add_temporal_options(parser)
@@ -271,6 +276,7 @@ async def run_command(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         baseline=args.baseline,
         seed=args.seed,
+        policy=SagaPolicy(local_activities=args.local_activities),
     )
     console = Console(stderr=True)
     console.print("Starting the stack…" if not args.address else "Using the running stack…")

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
@@ -45,7 +45,7 @@ PURE_MODULES = ("ordersaga", "pydantic", "pydantic_core", "pydantic_extra_types"
 
 
 def create_worker(
-    client: Client, task_queue: str, http: httpx.AsyncClient, urls: ServiceUrls, bus: EventBus
+    client: Client, task_queue: str, http: aiohttp.ClientSession, urls: ServiceUrls, bus: EventBus
 ) -> Worker:
     """A worker for the `OrderSaga` workflow and its activities, sharing one HTTP pool.
 

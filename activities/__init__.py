@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from activities.http import ServiceClient, create_http_client
 from ordersaga.settings import ServiceUrls
@@ -22,7 +22,7 @@ from ordersaga.settings import ServiceUrls
 __all__ = ["ServiceClient", "build_activities", "create_http_client"]
 
 
-def build_activities(http: httpx.AsyncClient, urls: ServiceUrls) -> list[Callable[..., Any]]:
+def build_activities(http: aiohttp.ClientSession, urls: ServiceUrls) -> list[Callable[..., Any]]:
     """Every step's activity and compensation (`workflows.order_steps`), sharing `http`.
 
     Args:

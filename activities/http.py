@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import httpx
+import aiohttp
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
@@ -31,26 +32,27 @@ UNEXPECTED_RESPONSE = "UnexpectedResponse"
 _TRANSIENT_CLIENT_ERRORS = frozenset({408, 429})
 
 
-def create_http_client(*, timeout_s: float = 10.0, max_connections: int = 100) -> httpx.AsyncClient:
-    """The `httpx.AsyncClient` that all activities of a worker share: one connection pool.
+def create_http_client(
+    *, timeout_s: float = 10.0, max_connections: int = 100
+) -> aiohttp.ClientSession:
+    """The `aiohttp.ClientSession` that all activities of a worker share: one connection pool.
 
-    Use it as `async with create_http_client() as http:` so its connections are closed.
+    aiohttp rather than httpx: under a worker's load (20 calls in flight) it took a tenth of
+    httpx's CPU per call (see the docs' performance page). Use it as
+    `async with create_http_client() as http:` so its connections are closed; make it inside
+    the event loop it serves.
 
     Args:
-        timeout_s: Limit for each of connecting, sending, waiting for and reading an answer.
-            Keep it below the activities' start-to-close timeout, so a hung call becomes a
-            retryable error the activity reports, not an activity timeout.
+        timeout_s: Limit for a whole call, from connecting to reading the answer. Keep it below
+            the activities' start-to-close timeout, so a hung call becomes a retryable error
+            the activity reports, not an activity timeout.
         max_connections: Calls in flight at once; more wait for a free connection.
     """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            # Below uvicorn's 5 s keep-alive, so the client drops an idle connection before the
-            # server does, instead of sending a request down a connection being closed.
-            keepalive_expiry=4.0,
-        ),
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0)),
+        # Below uvicorn's 5 s keep-alive, so the client drops an idle connection before the
+        # server does, instead of sending a request down a connection being closed.
+        connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=4.0),
         headers={"User-Agent": "order-saga-activities"},
     )
 
@@ -58,7 +60,7 @@ def create_http_client(*, timeout_s: float = 10.0, max_connections: int = 100) -
 class ServiceClient:
     """Mutating calls to one service, with its answers mapped to results or `ApplicationError`s."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base_url: str) -> None:
         """Call the service at `base_url` (such as `http://127.0.0.1:8300/inventory`) via `http`."""
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -79,19 +81,17 @@ class ServiceClient:
                 retryable otherwise (see the module's docstring).
         """
         url = f"{self.base_url}{path}"
+        headers = {"Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
         try:
-            response = await self._http.post(
-                url,
-                content=body.model_dump_json(),
-                headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"},
-            )
-        except httpx.TimeoutException as exc:
+            async with self._http.post(url, data=body.model_dump_json(), headers=headers) as answer:
+                status, content = answer.status, await answer.read()
+        except TimeoutError as exc:
             raise ApplicationError(f"POST {url} timed out", type=SERVICE_UNAVAILABLE) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise ApplicationError(
                 f"POST {url} failed: {type(exc).__name__}", type=SERVICE_UNAVAILABLE
             ) from exc
-        return _answer(url, response)
+        return _answer(url, status, content)
 
     async def compensate(self, path: str, input: CompensationInput) -> None:
         """POST a compensation: the effect key in the body, effect key + ":undo" as the key."""
@@ -99,20 +99,19 @@ class ServiceClient:
         await self.post(path, undo, f"{input.effect_key}:undo")
 
 
-def _answer(url: str, response: httpx.Response) -> dict[str, Any]:
-    status = response.status_code
-    body = _json_object(response)
-    if response.is_success and body is not None:
+def _answer(url: str, status: int, content: bytes) -> dict[str, Any]:
+    body = _json_object(content)
+    if 200 <= status < 300 and body is not None:
         return body
     code = body.get("code") if body is not None else None
     details = {"status": status, "code": code}
-    if response.is_server_error or status in _TRANSIENT_CLIENT_ERRORS:
+    if status >= 500 or status in _TRANSIENT_CLIENT_ERRORS:
         raise ApplicationError(
             f"POST {url} answered {status} {code or ''}".rstrip(),
             details,
             type=SERVICE_UNAVAILABLE,
         )
-    if response.is_client_error and body is not None and isinstance(code, str):
+    if 400 <= status < 500 and body is not None and isinstance(code, str):
         # The service's message: written to name what was refused, never to echo card
         # numbers or addresses, so it is safe in workflow history.
         raise ApplicationError(
@@ -125,9 +124,9 @@ def _answer(url: str, response: httpx.Response) -> dict[str, Any]:
     )
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:  # not JSON at all: an HTML error page, an empty body
         return None
     return body if isinstance(body, dict) else None

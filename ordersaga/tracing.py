@@ -10,7 +10,7 @@ Every process calls `configure_tracing(<its name>)` once at start. Where the spa
 
 How the trace is carried: the Temporal clients and workers get `TracingInterceptor`
 (`tracing_interceptors()`, used by `ordersaga.temporal.connect`), which passes the context in
-workflow and activity headers; httpx is instrumented, so the activities' calls send a
+workflow and activity headers; the HTTP clients are instrumented, so the activities' calls send a
 `traceparent` header; FastAPI traces the services' requests itself (its native telemetry,
 on as soon as a tracer provider is set), so their handler spans join the trace.
 """
@@ -76,9 +76,12 @@ def configure_tracing(
         exporter = OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    # Every httpx client of the process: the activities' pool and the starter's tokenizing call.
+    # Every HTTP client of the process: the activities' pool (aiohttp) and the starter's
+    # tokenizing call (httpx).
+    AioHttpClientInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
     _enabled = True
     return True

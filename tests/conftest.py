@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 from temporalio.client import Client
@@ -153,7 +154,7 @@ def base_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client as a worker makes it."""
     async with create_http_client() as client:
         yield client

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -43,7 +43,7 @@ ADDRESS = Address(
 
 
 @pytest.fixture
-def acts(http: httpx.AsyncClient, base_url: str) -> dict[str, Callable[..., Any]]:
+def acts(http: aiohttp.ClientSession, base_url: str) -> dict[str, Callable[..., Any]]:
     """The activities by the name they are registered under."""
     built = build_activities(http, ServiceUrls.from_base(base_url))
     return {activity_name(fn): fn for fn in built}
@@ -110,10 +110,9 @@ def undo_input(step: str) -> CompensationInput:
     return CompensationInput(order_id=ORDER_ID, effect_key=key(step))
 
 
-async def get(http: httpx.AsyncClient, url: str) -> Any:
-    response = await http.get(url)
-    response.raise_for_status()
-    return response.json()
+async def get(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url, raise_for_status=True) as response:
+        return await response.json()
 
 
 def test_build_activities_registers_every_step_and_compensation(
@@ -123,7 +122,7 @@ def test_build_activities_registers_every_step_and_compensation(
 
 
 async def test_forward_steps_then_compensations(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     stock_before = (await get(http, f"{base_url}/inventory/stock"))["SKU-BOOK"]
 
@@ -178,7 +177,7 @@ async def test_refusals_are_non_retryable_and_typed(
 
 
 async def test_service_error_is_retryable_and_a_retry_succeeds(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     (await http.put(f"{base_url}/payment/admin/faults", json={"fail_next": 1})).raise_for_status()
 
@@ -194,7 +193,7 @@ async def test_service_error_is_retryable_and_a_retry_succeeds(
 
 
 async def test_lost_answer_then_retry_has_one_effect(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     faults = {"fail_next": 1, "fail_after_commit": True}
     (await http.put(f"{base_url}/inventory/admin/faults", json=faults)).raise_for_status()
@@ -211,7 +210,7 @@ async def test_lost_answer_then_retry_has_one_effect(
 
 
 async def test_same_key_twice_has_one_effect(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     first = await run(acts["charge_payment"], charge_input())
     second = await run(acts["charge_payment"], charge_input())
@@ -224,7 +223,7 @@ async def test_same_key_twice_has_one_effect(
 
 
 async def test_compensation_first_refuses_the_late_forward_call(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     assert await run(acts["cancel_shipment"], undo_input("schedule_shipment")) is None
 
@@ -236,7 +235,7 @@ async def test_compensation_first_refuses_the_late_forward_call(
 
 
 async def test_timeout_is_retryable_and_the_retry_has_one_effect(
-    acts: dict[str, Callable[..., Any]], http: httpx.AsyncClient, base_url: str
+    acts: dict[str, Callable[..., Any]], http: aiohttp.ClientSession, base_url: str
 ) -> None:
     faults = {"latency_ms": 500}
     (await http.put(f"{base_url}/orders/admin/faults", json=faults)).raise_for_status()
@@ -255,7 +254,7 @@ async def test_timeout_is_retryable_and_the_retry_has_one_effect(
     ]
 
 
-async def test_connection_refused_is_retryable(http: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_retryable(http: aiohttp.ClientSession) -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, so no one else takes the port, but not listening
     port = closed.getsockname()[1]
@@ -269,7 +268,7 @@ async def test_connection_refused_is_retryable(http: httpx.AsyncClient) -> None:
     assert not raised.value.non_retryable
 
 
-async def test_answer_without_code_is_retryable(http: httpx.AsyncClient, base_url: str) -> None:
+async def test_answer_without_code_is_retryable(http: aiohttp.ClientSession, base_url: str) -> None:
     client = ServiceClient(http, f"{base_url}/no-such-service")
     with pytest.raises(ApplicationError) as raised:
         await client.post("/charges", UndoRequest(effect_key="k0"), "k1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import httpx
+import aiohttp
 import pytest
 
 from activities import ServiceClient
@@ -16,14 +16,15 @@ from tests.payment_contract import CONTRACT, Charges
 @pytest.mark.parametrize("rule", CONTRACT, ids=[rule.__name__ for rule in CONTRACT])
 async def test_the_stand_in_adapter_keeps_the_payment_contract(
     rule: Callable[[PaymentPort, Charges], Awaitable[None]],
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     base_url: str,
 ) -> None:
     adapter = PaymentActivities(ServiceClient(http, f"{base_url}/payment"))
 
     async def charges(order_id: str) -> int:
-        answer = await http.get(f"{base_url}/payment/charges", params={"order_id": order_id})
-        live = [c for c in answer.raise_for_status().json() if c["status"] == "charged"]
+        url = f"{base_url}/payment/charges"
+        async with http.get(url, params={"order_id": order_id}, raise_for_status=True) as answer:
+            live = [c for c in await answer.json() if c["status"] == "charged"]
         return len(live)
 
     await rule(adapter, charges)

@@ -68,7 +68,7 @@ from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, ui_link
 from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
-from workflows.order_steps import CONFIRMED, STATES
+from workflows.order_steps import CONFIRMED, SEARCHABLE_STATES
 
 Update = TypeVar("Update", Withdrawal, Resolution)
 
@@ -362,7 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     commands.add_parser("attention", help="list the orders whose saga waits for an operator")
     list_cmd = commands.add_parser("list", help="list orders by saga state and customer")
-    list_cmd.add_argument("--status", choices=STATES, help="e.g. Aborted")
+    list_cmd.add_argument("--status", choices=SEARCHABLE_STATES, help="e.g. Aborted")
     list_cmd.add_argument("--customer", help="customer id")
     args = parser.parse_args(argv)
     # Bad settings end the process here, before any order is looked at.

@@ -81,6 +81,8 @@ async def observed_mix(client: Client, address: str, tmp: Path) -> AsyncIterator
             "METRICS_ADDRESS": metrics_address,
             "TRACES_FILE": str(files["worker_spans"]),
             "LOG_FORMAT": "json",
+            # Debug: each activity's own `activity done` line, whose ids and trace are checked.
+            "LOG_LEVEL": "debug",
             "DATA_DIR": str(tmp / "worker-data"),
         }
         await stack.enter_async_context(

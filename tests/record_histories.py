@@ -46,8 +46,9 @@ HISTORIES = Path(__file__).parent / "histories"
 
 #: v1: before the order deadline; v2: with it (patch "order-deadline"); v3: with saga events
 #: (patch "saga-events"); v4: lean sagas (patch "lean-saga"), each path also on the fast path
-#: (local activities, `fast_<path>`).
-CURRENT_VERSION = "v4"
+#: (local activities, `fast_<path>`); v5: no `Compensating` upsert on the fast path (patch
+#: "fast-path-one-status-per-task").
+CURRENT_VERSION = "v5"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 

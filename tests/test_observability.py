@@ -153,11 +153,12 @@ async def test_one_trace_runs_from_the_starter_to_the_service_handlers(mix: Mix)
             "/orders/confirmations",
         ]
     )
-    # The worker's log lines of its activities name the trace, so one leads to the other.
+    # The worker's log lines of its activities name the trace, so one leads to the other (the
+    # SDK's own "Starting activity" comes before the activity's span).
     activity_lines = [
         line
         for line in mix.worker_log()
-        if line.get("order_id") == mix.traced_order_id and "activity_type" in line
+        if line.get("order_id") == mix.traced_order_id and line["event"] == "activity done"
     ]
     assert activity_lines
     assert {line.get("trace_id") for line in activity_lines} == {trace_id.removeprefix("0x")}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
+from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from ordersaga.models import SagaState
 from ordersaga.placing import start_saga
-from ordersaga.search_attributes import saga_query
-from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
+from ordersaga.search_attributes import ORDER_STATUS, saga_query
+from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order, on_path
 from tests.starter_runner import StarterRunner
 
 
@@ -103,3 +107,46 @@ async def test_search_attributes_hold_no_card_data_or_address(
         "CustomerId": order.customer_id,
         "OrderTotal": order.total,
     }
+
+
+async def order_status_upserts(saga: WorkflowHandle[Any, Any]) -> list[tuple[int, str]]:
+    """Each `OrderStatus` the saga upserted, with the workflow task (its completed event) it
+    came in."""
+    upserts: list[tuple[int, str]] = []
+    task = 0
+    async for event in saga.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            task = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if ORDER_STATUS.name in fields.indexed_fields:
+                state = json.loads(fields.indexed_fields[ORDER_STATUS.name].data)
+                upserts.append((task, state))
+    return upserts
+
+
+@pytest.mark.parametrize(
+    ("payment", "states"),
+    [
+        ("tok_visa", ["OrderConfirmed"]),
+        (DECLINED_TOKEN, [SagaState.COMPENSATING.value, SagaState.ABORTED.value]),
+    ],
+    ids=["confirmed", "aborted"],
+)
+async def test_order_status_is_upserted_only_where_people_filter(
+    client: Client, saga_task_queue: str, payment: str, states: list[str], local_activities: bool
+) -> None:
+    if local_activities:
+        # The compensations run within the workflow task that ends the saga.
+        states = [state for state in states if state != SagaState.COMPENSATING]
+    order = make_order(
+        payment={"token": payment, "last4": "0002"}, policy=on_path(FAST_POLICY, local_activities)
+    )
+    saga = await start_saga(client, order, saga_task_queue)
+    with contextlib.suppress(WorkflowFailureError):
+        await saga.result()
+
+    upserts = await order_status_upserts(saga)
+
+    assert [state for _, state in upserts] == states
+    assert len({task for task, _ in upserts}) == len(upserts)  # at most one per workflow task

@@ -232,6 +232,18 @@ STATES = (
     *(state.value for state in SagaState if state is not SagaState.STARTED),
 )
 
+#: The states sagas can be found by (the `OrderStatus` search attribute): where people filter.
+#: The steps in between are in the `status` query only (see `workflows.telemetry`).
+SEARCHABLE_STATES = (
+    SagaState.STARTED.value,
+    SagaState.COMPENSATING.value,
+    SagaState.NEEDS_ATTENTION.value,
+    CONFIRMED,
+    SagaState.ABORTED.value,
+    SagaState.FAILED.value,
+    SagaState.REFUSED.value,
+)
+
 #: States in which a customer may still withdraw the order: any before the last step is done.
 WITHDRAWABLE = frozenset(STATES[: len(ORDER_STEPS)])
 

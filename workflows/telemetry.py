@@ -31,12 +31,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from ordersaga.policy import ActivityPolicy
     from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
-    from workflows.order_steps import CONFIRMED, ORDER_STEPS, OrderStep
+    from workflows.order_steps import ORDER_STEPS, SEARCHABLE_STATES, OrderStep
 
 #: Events of one saga are published with the activities that carry them; sagas started before
 #: events existed have no final publishing activity in their history, so this patch keeps them
 #: replaying as they ran.
 EVENTS_PATCH = "saga-events"
+
+#: Fast-path sagas recorded before this patch upserted `Compensating` too; asked only when a
+#: fast-path saga starts compensating, so other sagas carry no marker.
+FAST_PATH_STATUS_PATCH = "fast-path-one-status-per-task"
 
 #: Publishing the saga's last events retries until the bus takes them, like a compensation.
 PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
@@ -45,19 +49,6 @@ PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
 #: so that queries, withdrawals and cancellations reach the saga while it waits (the SDK's
 #: default is a minute).
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=1)
-
-#: The states people filter sagas by (`OrderStatus`): a lean saga (see `LEAN_PATCH`) upserts
-#: only these, each in a workflow task of its own, since each follows an activity or an update.
-FILTERED_STATES = frozenset(
-    {
-        SagaState.COMPENSATING.value,
-        SagaState.NEEDS_ATTENTION.value,
-        CONFIRMED,
-        SagaState.ABORTED.value,
-        SagaState.FAILED.value,
-        SagaState.REFUSED.value,
-    }
-)
 
 Arg = TypeVar("Arg", bound=ActivityInput)
 Result = TypeVar("Result")
@@ -101,7 +92,7 @@ class SagaTelemetry:
         Args:
             request: The order.
             lean: The saga runs under `LEAN_PATCH`: it publishes events, upserts only
-                `FILTERED_STATES` and publishes its last events by a local activity.
+                `SEARCHABLE_STATES` and publishes its last events by a local activity.
         """
         self._request = request
         self._lean = lean
@@ -149,7 +140,18 @@ class SagaTelemetry:
         """Keep the `OrderStatus` and `FailedStep` search attributes current."""
         if not self._keeps_search_attributes:
             return
-        if self._lean and self._status.state not in FILTERED_STATES:
+        # A lean saga (see `LEAN_PATCH`) upserts only the searchable states, each in a workflow
+        # task of its own: each follows an activity, an update or a wait for one. On the fast
+        # path compensations run within the task, so `Compensating` would share it with the end.
+        state = self._status.state
+        if self._lean and state not in SEARCHABLE_STATES:
+            return
+        if (
+            self._lean
+            and state == SagaState.COMPENSATING
+            and self._request.policy.local_activities
+            and workflow.patched(FAST_PATH_STATUS_PATCH)
+        ):
             return
         updates = [ORDER_STATUS.value_set(self._status.state)]
         if self._status.failed_step:

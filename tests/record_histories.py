@@ -47,8 +47,9 @@ HISTORIES = Path(__file__).parent / "histories"
 #: v1: before the order deadline; v2: with it (patch "order-deadline"); v3: with saga events
 #: (patch "saga-events"); v4: lean sagas (patch "lean-saga"), each path also on the fast path
 #: (local activities, `fast_<path>`); v5: no `Compensating` upsert on the fast path (patch
-#: "fast-path-one-status-per-task").
-CURRENT_VERSION = "v5"
+#: "fast-path-one-status-per-task"); v6: a local activity's attempt timed out by the deadline is
+#: the deadline (patch "local-activity-deadline").
+CURRENT_VERSION = "v6"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 

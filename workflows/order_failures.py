@@ -50,11 +50,11 @@ def describe(error: BaseException) -> tuple[str, str]:
     return failure_type, error.message if isinstance(error, FailureError) else str(error)
 
 
-def is_schedule_to_close_timeout(error: BaseException) -> bool:
-    """True if an activity (or a local activity) ran out of the time all its attempts had."""
+def timeout_type(error: BaseException) -> TimeoutType | None:
+    """Which timeout ended an activity (or a local activity), if one did."""
     if isinstance(error, ActivityError):
         error = error.cause or error
-    return isinstance(error, TemporalTimeoutError) and error.type == TimeoutType.SCHEDULE_TO_CLOSE
+    return error.type if isinstance(error, TemporalTimeoutError) else None
 
 
 def order_refused(status: SagaStatus) -> ApplicationError:

@@ -12,7 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
+from temporalio.exceptions import (
+    ApplicationError,
+    FailureError,
+    TimeoutType,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -42,9 +47,9 @@ from workflows.order_failures import (
     ORDER_WITHDRAWN,
     StepFailed,
     describe,
-    is_schedule_to_close_timeout,
     order_refused,
     saga_error,
+    timeout_type,
 )
 from workflows.saga import Compensation, CompensationFailure, Decision, Saga, shielded
 from workflows.telemetry import SagaTelemetry
@@ -62,6 +67,10 @@ ORDER_ID_PATCH = "order-id-matches-workflow-id"
 #: activity instead of running a timer, `OrderStatus` changes only where people filter on it, and
 #: the last events go out by a local activity. Older sagas replay as they ran.
 LEAN_PATCH = "lean-saga"
+
+#: Fast-path sagas recorded before this patch took a local activity's attempt timeout at the
+#: deadline for the step's own failure; asked only then.
+LOCAL_DEADLINE_PATCH = "local-activity-deadline"
 
 #: Failures that come from outside the steps, cutting them short wherever they are.
 INTERRUPTIONS = frozenset({CANCELLED, ORDER_WITHDRAWN, DEADLINE_EXCEEDED})
@@ -222,7 +231,7 @@ class OrderSaga:
             self._telemetry.step_interrupted(step.name, started)
             if is_cancelled_exception(err):
                 raise  # cancelled mid-step: the step may have taken effect, and stays registered
-            if is_schedule_to_close_timeout(err):  # only a deadline sets that timeout
+            if time_left is not None and self._deadline_timed_out(err, time_left, step.name):
                 raise self._past_deadline(step.name) from err
             raise self._fail(step.name, *describe(err)) from err
         self._status.steps_done.append(step.name)
@@ -244,6 +253,19 @@ class OrderSaga:
     def _time_left(self) -> timedelta | None:
         """How long the steps may still take, if the order has a deadline."""
         return self._deadline_at - workflow.now() if self._deadline_at else None
+
+    def _deadline_timed_out(self, err: FailureError, time_left: timedelta, step: str) -> bool:
+        """Whether the step timed out because of the order's deadline.
+
+        Either the time all its attempts had ran out, or (as a local activity may report it) an
+        attempt's, where the deadline was the tighter bound.
+        """
+        timeout = timeout_type(err)
+        return timeout == TimeoutType.SCHEDULE_TO_CLOSE or (
+            timeout == TimeoutType.START_TO_CLOSE
+            and time_left <= self._request.policy.for_step(step).timeout
+            and workflow.patched(LOCAL_DEADLINE_PATCH)
+        )
 
     def _past_deadline(self, step: str) -> StepFailed:
         reason = f"order not confirmed within {self._request.policy.deadline_s:g} s"

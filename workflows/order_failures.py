@@ -40,10 +40,19 @@ class StepFailed(Exception):
         self.reason = reason
 
 
+def _unwrapped(error: BaseException) -> BaseException:
+    """An `ActivityError`'s cause (what the activity raised), or `error` itself.
+
+    A local activity's failure may arrive either way.
+    """
+    if isinstance(error, ActivityError) and isinstance(error.cause, FailureError):
+        return error.cause
+    return error
+
+
 def describe(error: BaseException) -> tuple[str, str]:
     """What a failure was, as `(type, message)`: an `ActivityError`'s cause, not the wrapper."""
-    if isinstance(error, ActivityError) and isinstance(error.cause, FailureError):
-        error = error.cause
+    error = _unwrapped(error)
     failure_type = (
         error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
     )
@@ -52,8 +61,7 @@ def describe(error: BaseException) -> tuple[str, str]:
 
 def timeout_type(error: BaseException) -> TimeoutType | None:
     """Which timeout ended an activity (or a local activity), if one did."""
-    if isinstance(error, ActivityError):
-        error = error.cause or error
+    error = _unwrapped(error)
     return error.type if isinstance(error, TemporalTimeoutError) else None
 
 

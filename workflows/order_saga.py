@@ -209,7 +209,7 @@ class OrderSaga:
         )
 
     async def _run_step(self, step: OrderStep[Any]) -> StepResult:
-        key = idempotency_key(workflow.info().workflow_id, step.name)
+        key = self._key(step)
         policy = self._request.policy
         started = workflow.now()
         time_left = self._time_left()
@@ -239,11 +239,16 @@ class OrderSaga:
         self._telemetry.step_done(step, created.id, started)
         return created
 
+    def _key(self, step: OrderStep[Any]) -> str:
+        return idempotency_key(workflow.info().workflow_id, step.name)
+
     def _undo(self, step: OrderStep[Any]) -> Compensation:
-        key = idempotency_key(workflow.info().workflow_id, step.name)
-        undo = CompensationInput(order_id=self._status.order_id, effect_key=key)
-        policy = self._request.policy.compensations
-        return lambda: self._telemetry.execute(step.compensation, undo, policy)
+        # The input is made only if the step is undone: most sagas undo nothing.
+        return lambda: self._telemetry.execute(
+            step.compensation,
+            CompensationInput(order_id=self._status.order_id, effect_key=self._key(step)),
+            self._request.policy.compensations,
+        )
 
     def _register_every_step(self) -> None:
         for step in ORDER_STEPS:

@@ -45,7 +45,14 @@ def run(
     # No access log: the services log each effect themselves, and at saga throughput a line per
     # request is mostly noise.
     config = uvicorn.Config(
-        create_app(data_dir, faults), host=host, port=port, log_level=log_level, access_log=False
+        create_app(data_dir, faults),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        # Named rather than "auto", which falls back to h11 and asyncio's loop without a word.
+        http="httptools",
+        loop="uvloop",
     )
     uvicorn.Server(config).run(sockets=[sock])
 

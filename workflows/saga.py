@@ -27,7 +27,9 @@ The rules, each of which matters under failure:
   hand). Without a hook, `compensate()` raises `CompensationError`, after the others have run if
   `continue_with_error` is set.
 
-Like the workflow using it, this code is deterministic: it only awaits what it is given.
+Like the workflow using it, this code is deterministic: it only awaits what it is given, and
+imports nothing that reads a clock, randomness or the outside world. A worker can therefore
+pass it through the sandbox rather than import it afresh for every run (see `worker.py`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,23 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
         assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, re.MULTILINE)
+
+
+def test_the_image_holds_every_package_and_the_extras_its_commands_need() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    packages = [name.rstrip("*") for name in setuptools["packages"]["find"]["include"]]
+    modules = [f"{name}.py" for name in setuptools["py-modules"]]
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+
+    assert re.search(r"^COPY \. \.$", dockerfile, re.MULTILINE)
+    left_out = [name for name in [*packages, *modules] if name in ignored]
+    assert left_out == [], f".dockerignore leaves out {left_out}, which the image installs"
+    install = re.search(r"pip install '\.\[([\w,-]+)\]'", dockerfile)
+    assert install, "the Dockerfile installs no extras"
+    # The services and the codec server run as `order-saga ...`, whose command table imports rich.
+    assert {"services", "dashboard"} <= set(install.group(1).split(","))
 
 
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:

@@ -108,5 +108,5 @@ def unreachable_line(address: str, error: BaseException) -> str:
         cause = "connection refused or timed out"
     return (
         f"cannot reach Temporal at {address} ({cause}): start it "
-        "(order-saga demo) or set TEMPORAL_ADDRESS"
+        "(order-saga demo) or point --address or TEMPORAL_ADDRESS at it"
     )

@@ -29,6 +29,7 @@ from ordersaga.models import (
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import start_saga
 from ordersaga.sockets import free_port
+from ports import SERVICES
 from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,
@@ -39,7 +40,7 @@ from tests.orders import (
     make_order,
     on_path,
 )
-from tests.service_state import SERVICES, Services
+from tests.service_state import Services
 from workflows import OrderSaga
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-SERVICES = ("inventory", "payment", "shipping", "orders")
+from ports import SERVICES
 
 
 @dataclass(frozen=True)

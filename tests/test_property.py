@@ -32,6 +32,7 @@ from ordersaga.eventbus import EventBus
 from ordersaga.models import OrderRequest, SagaState, SagaStatus
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
+from ports import SERVICES
 from tests.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,
@@ -42,7 +43,7 @@ from tests.orders import (
     make_order,
 )
 from tests.saga_checks import assert_confirmed_once, assert_fully_undone, new_skus, quantities
-from tests.service_state import SERVICES, Services
+from tests.service_state import Services
 from worker import create_worker
 from workflows import OrderSaga
 

@@ -210,7 +210,7 @@ class OrderSaga:
 
     async def _run_step(self, step: OrderStep[Any]) -> StepResult:
         key = self._key(step)
-        policy = self._request.policy
+        policy = self._request.policy.for_step(step.name)
         started = workflow.now()
         time_left = self._time_left()
         if time_left is not None and time_left <= timedelta(0):
@@ -221,7 +221,7 @@ class OrderSaga:
                 lambda: self._telemetry.execute(
                     step.activity,
                     step.build_input(self._request, self._status.ids, key),
-                    policy.for_step(step.name),
+                    policy,
                     within=time_left,
                 ),
                 compensation=self._undo(step),
@@ -231,7 +231,7 @@ class OrderSaga:
             self._telemetry.step_interrupted(step.name, started)
             if is_cancelled_exception(err):
                 raise  # cancelled mid-step: the step may have taken effect, and stays registered
-            if time_left is not None and self._deadline_timed_out(err, time_left, step.name):
+            if time_left is not None and self._deadline_timed_out(err, time_left, policy.timeout):
                 raise self._past_deadline(step.name) from err
             raise self._fail(step.name, *describe(err)) from err
         self._status.steps_done.append(step.name)
@@ -259,7 +259,9 @@ class OrderSaga:
         """How long the steps may still take, if the order has a deadline."""
         return self._deadline_at - workflow.now() if self._deadline_at else None
 
-    def _deadline_timed_out(self, err: FailureError, time_left: timedelta, step: str) -> bool:
+    def _deadline_timed_out(
+        self, err: FailureError, time_left: timedelta, step_timeout: timedelta
+    ) -> bool:
         """Whether the step timed out because of the order's deadline.
 
         Either the time all its attempts had ran out, or (as a local activity may report it) an
@@ -268,7 +270,7 @@ class OrderSaga:
         timeout = timeout_type(err)
         return timeout == TimeoutType.SCHEDULE_TO_CLOSE or (
             timeout == TimeoutType.START_TO_CLOSE
-            and time_left <= self._request.policy.for_step(step).timeout
+            and time_left <= step_timeout
             and workflow.patched(LOCAL_DEADLINE_PATCH)
         )
 

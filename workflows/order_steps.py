@@ -233,15 +233,10 @@ STATES = (
 )
 
 #: The states sagas can be found by (the `OrderStatus` search attribute): where people filter.
-#: The steps in between are in the `status` query only (see `workflows.telemetry`).
-SEARCHABLE_STATES = (
-    SagaState.STARTED.value,
-    SagaState.COMPENSATING.value,
-    SagaState.NEEDS_ATTENTION.value,
-    CONFIRMED,
-    SagaState.ABORTED.value,
-    SagaState.FAILED.value,
-    SagaState.REFUSED.value,
+#: Every state but those between the steps, which are in the `status` query only (see
+#: `workflows.telemetry`).
+SEARCHABLE_STATES = tuple(
+    state for state in STATES if state not in {row.state_after for row in ORDER_STEPS[:-1]}
 )
 
 #: States in which a customer may still withdraw the order: any before the last step is done.

@@ -7,7 +7,7 @@ from typing import ClassVar
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, StepResult
+from ordersaga.models import ActivityInput, CompensationInput, StepResult
 from ports.orders import DOMAIN, ConfirmOrderInput, ConfirmRequest, OrderRecord
 
 
@@ -32,7 +32,8 @@ class OrderActivities:
                 `ServiceUnavailable`.
         """
         request = ConfirmRequest.model_validate(
-            input.model_dump(exclude={"idempotency_key", "events"})
+            # Everything but the key and what every activity input carries (the saga's events).
+            input.model_dump(exclude={"idempotency_key", *ActivityInput.model_fields})
         )
         answer = await self._client.post("/confirmations", request, input.idempotency_key)
         return StepResult(id=OrderRecord.model_validate(answer).confirmation_id)

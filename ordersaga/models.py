@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_extra_types.payment import PaymentCardNumber
 
-from ordersaga.events import SagaEvent
+from ordersaga.events import SagaEvent, StepAnnouncement
 from ordersaga.money import SUPPORTED_CURRENCIES
 from ordersaga.policy import SagaPolicy
 
@@ -408,11 +408,12 @@ def idempotency_key(workflow_id: str, step: str) -> str:
 class ActivityInput(_Model):
     """What every activity input has: the saga events that go out with it.
 
-    The worker's event interceptor publishes `events` before the activity runs (see
-    activities/events.py), so events cost no activity of their own.
+    The worker's event interceptor publishes `events` before the activity runs and `announces`
+    once it has succeeded (see activities/events.py), so events cost no activity of their own.
     """
 
     events: list[SagaEvent] = []
+    announces: StepAnnouncement | None = None
 
 
 class CompensationInput(ActivityInput):

@@ -49,8 +49,9 @@ HISTORIES = Path(__file__).parent / "histories"
 #: (patch "saga-events"); v4: lean sagas (patch "lean-saga"), each path also on the fast path
 #: (local activities, `fast_<path>`); v5: no `Compensating` upsert on the fast path (patch
 #: "fast-path-one-status-per-task"); v6: a local activity's attempt timed out by the deadline is
-#: the deadline (patch "local-activity-deadline").
-CURRENT_VERSION = "v6"
+#: the deadline (patch "local-activity-deadline"); v7: each step's activity publishes the step's
+#: event, so a confirmed saga runs no publishing activity (patch "steps-announce-their-events").
+CURRENT_VERSION = "v7"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 

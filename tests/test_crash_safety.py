@@ -164,8 +164,8 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
     # history shows the new worker finished it.
     assert await services.calls(SERVICE_OF[step]) - calls_before >= 2
     runs = await activity_runs(handle)
-    # The four steps, then the local activity that publishes the saga's outcome event.
-    assert [run.activity_type for run in runs] == [*STEPS, "publish_events"]
+    # The four steps and nothing else: each step's activity published the step's event.
+    assert [run.activity_type for run in runs] == STEPS
     assert runs[STEPS.index(step)].completed_by == replacement
 
 
@@ -279,7 +279,7 @@ async def _restart_mid_saga(
     assert_confirmed_once(await services.effects(in_flight.order_id), in_flight)
     assert stock_before - await stock_of(services, in_flight) == quantities(in_flight)
     runs = await activity_runs(handle)
-    assert [run.activity_type for run in runs] == [*STEPS, "publish_events"]
+    assert [run.activity_type for run in runs] == STEPS
     assert all(run.completed_by == identity for run in runs)
 
     # The saga that had ended before the restart is still there, with the same result.

@@ -466,3 +466,20 @@ async def test_every_event_of_a_saga_is_published_once_in_order(
         failed = stand_ins.events[expected.index(E.SAGA_FAILED)]
         assert failed.data["step"] in STEPS
         assert failed.data["reason_type"] in list(REFUSALS)
+
+
+async def test_a_step_failed_but_not_refused_leaves_its_event_number_unused(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # The charge may have gone through before its retries ran out, and so may its event.
+    stand_ins = StandIns({"charge_payment": [fault()] * 4})
+    await run_to_failure(time_skipping_env, stand_ins)
+
+    assert [(event.sequence, event.type) for event in stand_ins.events] == [
+        (1, E.ORDER_SAGA_STARTED),
+        (2, "InventoryReserved"),
+        (4, E.SAGA_FAILED),
+        (5, "PaymentRefunded"),
+        (6, "InventoryReleased"),
+        (7, E.SAGA_COMPENSATED),
+    ]

@@ -62,11 +62,16 @@ DEADLINE_PATCH = "order-deadline"
 #: patch (asked only on a mismatch, so matching sagas carry no marker) keeps them replaying.
 ORDER_ID_PATCH = "order-id-matches-workflow-id"
 
-#: Sagas started from here on ask this one patch instead of the deadline's and the events' (each
-#: patch costs a marker and a search attribute upsert). Under it the deadline bounds each step's
-#: activity instead of running a timer, `OrderStatus` changes only where people filter on it, and
-#: the last events go out by a local activity. Older sagas replay as they ran.
+#: Lean sagas ask this one patch instead of the deadline's and the events' (each patch costs a
+#: marker and a search attribute upsert). Under it the deadline bounds each step's activity
+#: instead of running a timer, `OrderStatus` changes only where people filter on it, and the last
+#: events go out by a local activity. Older sagas replay as they ran.
 LEAN_PATCH = "lean-saga"
+
+#: Sagas started from here on ask this one patch instead of `LEAN_PATCH`, which it implies: each
+#: step's activity also publishes the step's own event once it has succeeded, so a confirmed
+#: saga needs no activity to publish its last event. Older sagas replay as they ran.
+STEP_EVENTS_PATCH = "steps-announce-their-events"
 
 #: Fast-path sagas recorded before this patch took a local activity's attempt timeout at the
 #: deadline for the step's own failure; asked only then.
@@ -112,8 +117,10 @@ class OrderSaga:
                 [f"order_id: must be {self._status.order_id}, as its workflow id says"]
             )
         self._request = request
-        lean = workflow.patched(LEAN_PATCH)
-        self._telemetry.started(request, lean=lean)
+        # One patch (and so one marker) per saga: the newest, or failing that the one before.
+        steps_announce = workflow.patched(STEP_EVENTS_PATCH)
+        lean = steps_announce or workflow.patched(LEAN_PATCH)
+        self._telemetry.started(request, lean=lean, steps_announce=steps_announce)
         deadline = request.policy.deadline_s
         if lean and deadline is not None:
             self._deadline_at = workflow.info().start_time + timedelta(seconds=deadline)
@@ -223,6 +230,7 @@ class OrderSaga:
                     step.build_input(self._request, self._status.ids, key),
                     policy,
                     within=time_left,
+                    step=step,
                 ),
                 compensation=self._undo(step),
             )

@@ -19,7 +19,7 @@ from temporalio.common import MetricCounter, MetricHistogramTimedelta
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import publish_events
-    from ordersaga.events import SagaEvent, SagaEventType
+    from ordersaga.events import SagaEvent, SagaEventType, StepAnnouncement
     from ordersaga.models import (
         ActivityInput,
         Attention,
@@ -32,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from ordersaga.policy import ActivityPolicy
     from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
     from workflows.order_steps import ORDER_STEPS, SEARCHABLE_STATES, OrderStep
+
+from workflows.saga import is_refusal
 
 #: Events of one saga are published with the activities that carry them; sagas started before
 #: events existed have no final publishing activity in their history, so this patch keeps them
@@ -75,6 +77,7 @@ class SagaTelemetry:
         )
         self._publishes_events = False
         self._lean = False
+        self._steps_announce = False
 
     # --- The facts of a saga's life ----------------------------------------------------------
 
@@ -86,16 +89,19 @@ class SagaTelemetry:
         self._count("saga_refused")
         self.state_changed()
 
-    def started(self, request: OrderRequest, *, lean: bool) -> None:
+    def started(self, request: OrderRequest, *, lean: bool, steps_announce: bool) -> None:
         """The saga began; decides, at the same point of every run, whether it publishes events.
 
         Args:
             request: The order.
             lean: The saga runs under `LEAN_PATCH`: it publishes events, upserts only
                 `SEARCHABLE_STATES` and publishes its last events by a local activity.
+            steps_announce: Each step's activity publishes the step's own event once it has
+                succeeded (`StepAnnouncement`), instead of the next activity carrying it.
         """
         self._request = request
         self._lean = lean
+        self._steps_announce = steps_announce
         workflow.logger.info("Order saga started", extra=self._log_context)
         self._publishes_events = lean or workflow.patched(EVENTS_PATCH)
         self._count("saga_started")
@@ -109,12 +115,8 @@ class SagaTelemetry:
     def step_done(self, step: OrderStep[Any], created_id: str, since: datetime) -> None:
         """`step` succeeded, creating `created_id`; the saga is now in `status.state`."""
         self._took("saga_step_duration", since, step=step.name, outcome="ok")
-        details: dict[str, str | int] = {step.yields: created_id}
-        if step.charges_customer:
-            details |= {"amount": self._request.total, "currency": self._request.currency}
-        if step is ORDER_STEPS[-1]:  # the confirmation names what the order came to
-            details |= {"total": self._request.total, "currency": self._request.currency}
-        self._emit(step.event, **details)
+        if not self._steps_announce:  # else its activity published the step's event
+            self._emit(step.event, **{step.yields: created_id}, **self._step_details(step))
         self.state_changed()
         workflow.logger.info("Step done", extra=self._log_context | {"step": step.name})
 
@@ -223,6 +225,7 @@ class SagaTelemetry:
         policy: ActivityPolicy,
         *,
         within: timedelta | None = None,
+        step: OrderStep[Any] | None = None,
     ) -> Result:
         """Run an activity method, carrying the saga's unpublished events for its worker.
 
@@ -234,11 +237,34 @@ class SagaTelemetry:
             arg: Its input.
             policy: Its timeout and retries.
             within: The time all its attempts may take together (the order's deadline).
+            step: The step the activity does, if it is one: it announces the step's event.
         """
         events = list(self._unpublished) if self._publishes_events else []
-        arg = arg.model_copy(update={"events": events})
+        announced = announces = None
+        if step is not None and self._steps_announce:
+            announced = self._event(step.event, **self._step_details(step))
+            announces = StepAnnouncement(event=announced, created_as=step.yields)
+        arg = arg.model_copy(update={"events": events, "announces": announces})
+        try:
+            result = await self._call(activity, arg, policy, within)
+        except BaseException as err:
+            # A refused step did nothing and announced nothing: its event's number is reused.
+            # Any other failure may follow a success whose event went out: the number stays used.
+            if announced and is_refusal(err) and self._sequence == announced.sequence:
+                self._sequence -= 1
+            raise
+        del self._unpublished[: len(events)]
+        return result
+
+    async def _call(
+        self,
+        activity: Callable[[Any, Arg], Awaitable[Result]],
+        arg: Arg,
+        policy: ActivityPolicy,
+        within: timedelta | None,
+    ) -> Result:
         if self._request.policy.local_activities:
-            result = await workflow.execute_local_activity_method(
+            return await workflow.execute_local_activity_method(
                 activity,
                 arg,
                 start_to_close_timeout=policy.timeout,
@@ -246,16 +272,13 @@ class SagaTelemetry:
                 retry_policy=policy.retry_policy(),
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
             )
-        else:
-            result = await workflow.execute_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=policy.timeout,
-                schedule_to_close_timeout=within,
-                retry_policy=policy.retry_policy(),
-            )
-        del self._unpublished[: len(events)]
-        return result
+        return await workflow.execute_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=policy.timeout,
+            schedule_to_close_timeout=within,
+            retry_policy=policy.retry_policy(),
+        )
 
     async def publish_unpublished(self) -> None:
         """Publish the events no step is left to carry (at most one activity per saga end).
@@ -282,17 +305,28 @@ class SagaTelemetry:
             )
         del self._unpublished[: len(events)]
 
+    def _step_details(self, step: OrderStep[Any]) -> dict[str, str | int]:
+        """What a step's event says besides the id of what the step created."""
+        details: dict[str, str | int] = {}
+        if step.charges_customer:
+            details |= {"amount": self._request.total, "currency": self._request.currency}
+        if step is ORDER_STEPS[-1]:  # the confirmation names what the order came to
+            details |= {"total": self._request.total, "currency": self._request.currency}
+        return details
+
     def _emit(self, event_type: str, **data: str | int | bool) -> None:
+        self._unpublished.append(self._event(event_type, **data))
+
+    def _event(self, event_type: str, **data: str | int | bool) -> SagaEvent:
+        """The saga's next event, numbered."""
         self._sequence += 1
-        self._unpublished.append(
-            SagaEvent(
-                event_id=f"{workflow.info().workflow_id}:{self._sequence}",
-                order_id=self._status.order_id,
-                sequence=self._sequence,
-                type=event_type,
-                occurred_at=workflow.now(),
-                data=data,
-            )
+        return SagaEvent(
+            event_id=f"{workflow.info().workflow_id}:{self._sequence}",
+            order_id=self._status.order_id,
+            sequence=self._sequence,
+            type=event_type,
+            occurred_at=workflow.now(),
+            data=data,
         )
 
     # --- Metrics (see the docs' list of saga metrics) -----------------------------------------

@@ -5,6 +5,7 @@ No assertion on speed: this machine's speed is not the code's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     out, chart = tmp_path / "results.json", tmp_path / "chart.png"
     command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
     command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--declined", "0.2"]
-    command += ["--out-of-stock", "0.1", "--out", str(out), "--chart", str(chart)]
+    command += ["--out-of-stock", "0.1", "--rounds", "2", "--out", str(out), "--chart", str(chart)]
     command += ["--data-dir", str(tmp_path / "stack")]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -32,6 +33,11 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
         assert 0 <= run["compensation_rate"] <= 1
         assert sum(run["throughput"]) == ORDERS
         assert len(run["samples"]) == ORDERS
+    # The runs take turns, mirrored, never at once: baseline, saga, saga, baseline.
+    base_rounds, saga_rounds = (results["runs"][run]["rounds"] for run in ("baseline", "saga"))
+    turns = [base_rounds[0], saga_rounds[0], saga_rounds[1], base_rounds[1]]
+    assert all(begin < end for begin, end in turns)
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(turns))
     saga = results["runs"]["saga"]
     assert saga["outcomes"] == {"OrderConfirmed": 14, "Aborted": 4, "Failed": 2}
     assert saga["compensation_rate"] == 0.2

@@ -1,14 +1,17 @@
 """`order-saga bench`: throughput and latency of the saga, next to a baseline on the same setup.
 
 Two runs in one invocation, on the same server and the same worker settings (`worker.py`'s
-`tuned_worker`), one after the other so they do not share the CPU:
+`tuned_worker`):
 
 1. the baseline: `BaselineWorkflow`, four no-op activities, by `python -m ordersaga.ops.baseline`;
 2. the saga: `OrderSaga` through the real services, by `python worker.py`.
 
-Each run's workers are processes of their own (`--workers`), started before and stopped after
-it, on a task queue of the run's own; a few warm-up orders run first and are not counted.
-Latency is from the start request to the result.
+Each run's workers are processes of their own (`--workers`), on a task queue of the run's own;
+a few warm-up orders run first and are not counted. The measured orders of each run are placed
+in rounds that alternate between the two, never at once (baseline, saga, saga, baseline, ...):
+a change in the machine's load during the invocation then falls on both runs alike, instead of
+on whichever ran second. A run's figures pool its rounds. Latency is from the start request to
+the result.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import os
 import platform
 import random
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +71,7 @@ class BenchConfig:
         latency_ms: Added to each of the services' mutating calls.
         workers: Worker processes per run.
         warmup: Orders run before each measured run, not counted.
+        rounds: Rounds each run's measured orders are split into, alternating between the runs.
         baseline: Run the baseline too.
         seed: Seed of the order mix.
         policy: The saga's timeouts and retries (part of each order).
@@ -80,6 +85,7 @@ class BenchConfig:
     latency_ms: int = 0
     workers: int = 1
     warmup: int = 20
+    rounds: int = 4
     baseline: bool = True
     seed: int = 1
     policy: SagaPolicy = field(default_factory=SagaPolicy)
@@ -108,72 +114,143 @@ async def bench_rig(
 async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
     """Run the baseline (if asked) and the saga on `rig`; return the results, JSON-ready."""
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    runs: dict[str, dict[str, Any]] = {}
+    kinds = Mix().kinds(config.warmup, random.Random()) + config.mix.kinds(
+        config.orders, random.Random(config.seed)
+    )
+    orders = [make_order(f"b{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
+    queue = f"bench-saga-{run_id}"
+    saga = _MeasuredRun("saga", saga_place(rig.client, queue, orders), WorkerPool(rig, queue))
+    runs = [saga]
+    if config.baseline:
+        queue = f"bench-baseline-{run_id}"
+        place = baseline_place(rig.client, queue, run_id)
+        runs.insert(0, _MeasuredRun("baseline", place, WorkerPool(rig, queue, baseline.COMMAND)))
     await rig.set_faults(FaultSettings(error_rate=config.fault_rate, latency_ms=config.latency_ms))
     try:
-        if config.baseline:
-            queue = f"bench-baseline-{run_id}"
-            place = baseline_place(rig.client, queue, run_id)
-            async with WorkerPool(rig, queue, baseline.COMMAND).running(config.workers) as pool:
-                samples, cpu = await _measured(place, config, "baseline", console, pool)
-            runs["baseline"] = run_figures(samples) | {
-                "cpu_ms_per_order": cpu,
-                "history_events": {
-                    "confirmed": await history_length(rig.client, baseline_id(run_id, 0))
-                },
-            }
-        queue = f"bench-saga-{run_id}"
-        kinds = Mix().kinds(config.warmup, random.Random()) + config.mix.kinds(
-            config.orders, random.Random(config.seed)
-        )
-        orders = [make_order(f"b{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
-        async with WorkerPool(rig, queue).running(config.workers) as pool:
-            place = saga_place(rig.client, queue, orders)
-            samples, cpu = await _measured(place, config, "saga", console, pool)
-            measured = [orders[config.warmup + s.index].order_id for s in samples]
-            ended = await final_states(rig.client, measured)
-        runs["saga"] = run_figures(samples, Counter(ended.values())) | {
-            "cpu_ms_per_order": cpu,
-            "history_events": await _history_per_path(rig, ended),
-        }
+        async with AsyncExitStack() as workers:
+            for run in runs:
+                await workers.enter_async_context(run.pool.running(config.workers))
+            await _run_in_rounds(runs, config, console)
+            measured = [orders[config.warmup + sample.index].order_id for sample in saga.samples]
+            ended = await final_states(rig.client, measured)  # a query: needs the workers
     finally:
         await rig.set_faults()
+    figures = {"saga": saga.figures(Counter(ended.values()), await _history_per_path(rig, ended))}
+    if config.baseline:
+        confirmed = {"confirmed": await history_length(rig.client, baseline_id(run_id, 0))}
+        figures = {"baseline": runs[0].figures(None, confirmed)} | figures
     return {
         "run_id": run_id,
         "config": config.as_json(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "runs": runs,
-        "ratios": _ratios(runs),
+        "runs": figures,
+        "ratios": _ratios(figures),
     }
 
 
-async def _measured(
-    place: Place, config: BenchConfig, label: str, console: Console | None, pool: WorkerPool
-) -> tuple[list[Sample], dict[str, float]]:
-    """Warm up, then the measured run (its items numbered from 0), with a progress bar.
+@dataclass
+class _MeasuredRun:
+    """One run's measured orders, placed round by round, and the CPU they cost.
 
-    Returns the samples and the CPU each group of processes spent per item of the measured run.
+    Attributes:
+        label: "baseline" or "saga".
+        place: Places item `i` of the run (the warm-up's first, then the measured ones).
+        pool: The run's workers.
+        samples: The measured items so far, their times on one clock that skips the time
+            between rounds (as if the rounds had run back to back).
+        cpu_seconds: CPU seconds each group spent during the run's rounds.
+        rounds: When each round began and ended, seconds since the first round began.
     """
-    if config.warmup:
-        await run_load(place, config.warmup, concurrency=min(config.warmup, 10))
 
-    def shifted(index: int) -> Any:
-        return place(config.warmup + index)
+    label: str
+    place: Place
+    pool: WorkerPool
+    samples: list[Sample] = field(default_factory=list)
+    cpu_seconds: Counter[str] = field(default_factory=Counter)
+    rounds: list[tuple[float, float]] = field(default_factory=list)
 
-    pids = _pids(pool)
-    with Progress(console=console or Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(label, total=config.orders)
-        advance: Callable[[Sample], None] = lambda _: progress.advance(task)  # noqa: E731
-        before = CpuReading.now(pids)
+    async def warm_up(self, orders: int) -> None:
+        """Place items 0..orders-1, not counted."""
+        if orders:
+            await run_load(self.place, orders, concurrency=min(orders, 10))
+
+    async def run_round(
+        self,
+        first: int,
+        count: int,
+        config: BenchConfig,
+        on_done: Callable[[Sample], None],
+        since: float,
+    ) -> None:
+        """Place `count` measured items from item `first` on (counted from the warm-up's end).
+
+        `since` is when the first round began (`time.monotonic()`).
+        """
+
+        def shifted(index: int) -> Any:
+            return self.place(config.warmup + first + index)
+
+        pids = _pids(self.pool)
+        began, before = time.monotonic(), CpuReading.now(pids)
         samples = await run_load(
             shifted,
-            config.orders,
+            count,
             concurrency=None if config.rate else config.concurrency,
             rate=config.rate,
-            on_done=advance,
+            on_done=on_done,
         )
-        cpu = CpuReading.now(pids).per_item_ms(before, len(samples))
-    return samples, cpu
+        self.cpu_seconds.update(CpuReading.now(pids).spent_since(before))
+        self.rounds.append((round(began - since, 3), round(time.monotonic() - since, 3)))
+        offset = max((s.ended_s for s in self.samples), default=0.0)
+        self.samples += [
+            replace(s, index=first + s.index, started_s=offset + s.started_s) for s in samples
+        ]
+
+    def figures(
+        self, states: Counter[str] | None, history_events: dict[str, int]
+    ) -> dict[str, Any]:
+        """The run's figures (`report.run_figures`), its CPU per order and its history lengths.
+
+        Args:
+            states: The sagas' final states, counted; None for the baseline.
+            history_events: Events in the history of one workflow per path.
+        """
+        cpu = {
+            group: round(seconds * 1000 / len(self.samples), 2)
+            for group, seconds in self.cpu_seconds.items()
+        }
+        return run_figures(self.samples, states) | {
+            "cpu_ms_per_order": cpu,
+            "history_events": history_events,
+            "rounds": self.rounds,
+        }
+
+
+async def _run_in_rounds(
+    runs: list[_MeasuredRun], config: BenchConfig, console: Console | None
+) -> None:
+    """Warm each run up, then place their measured orders in alternating rounds.
+
+    The runs take turns in mirrored order (A B, B A, A B, ...), so that a steady drift of the
+    machine's speed favours neither.
+    """
+    for run in runs:
+        await run.warm_up(config.warmup)
+    rounds = max(1, min(config.rounds, config.orders))
+    size, extra = divmod(config.orders, rounds)
+    with Progress(console=console or Console(stderr=True), transient=True) as progress:
+
+        def advancing(label: str) -> Callable[[Sample], None]:
+            task = progress.add_task(label, total=config.orders)
+            return lambda _: progress.advance(task)
+
+        bars = {run.label: advancing(run.label) for run in runs}
+        first, since = 0, time.monotonic()
+        for number in range(rounds):
+            count = size + (number < extra)
+            for run in runs if number % 2 == 0 else runs[::-1]:
+                await run.run_round(first, count, config, bars[run.label], since)
+            first += count
 
 
 def _pids(pool: WorkerPool) -> Pids:
@@ -239,6 +316,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         flag = "--" + kind.value.replace("_", "-")
         parser.add_argument(flag, type=fraction, default=0.0, help=f"share of {kind} orders")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted orders before each run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=BenchConfig.rounds,
+        help="rounds each run's orders are split into, alternating baseline and saga",
+    )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument(
         "--local-activities",
@@ -274,6 +357,7 @@ async def run_command(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         workers=args.workers,
         warmup=args.warmup,
+        rounds=args.rounds,
         baseline=args.baseline,
         seed=args.seed,
         policy=SagaPolicy(local_activities=args.local_activities),

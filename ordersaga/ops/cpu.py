@@ -52,9 +52,8 @@ class CpuReading:
         """Read every group's processes."""
         return cls({group: cpu_seconds(of()) for group, of in pids.items()})
 
-    def per_item_ms(self, since: CpuReading, items: int) -> dict[str, float]:
-        """Milliseconds of CPU per item, by group, spent between `since` and this reading."""
+    def spent_since(self, earlier: CpuReading) -> dict[str, float]:
+        """CPU seconds each group spent between `earlier` and this reading."""
         return {
-            group.value: round((seconds - since.seconds[group]) * 1000 / items, 2)
-            for group, seconds in self.seconds.items()
+            group.value: seconds - earlier.seconds[group] for group, seconds in self.seconds.items()
         }

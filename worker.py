@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +15,6 @@ from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-import workflows
 from activities import build_activities, create_http_client
 from activities.events import EventPublishingInterceptor, publish_events
 from ordersaga.codec import CodecMismatch, check_codec_agrees
@@ -33,9 +30,6 @@ from ordersaga.temporal import connect
 from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
 
-#: The workflows' package: the modules the sandbox imports afresh for every workflow run.
-WORKFLOWS_DIR = Path(workflows.__file__).parent
-
 log = structlog.get_logger()
 
 
@@ -43,12 +37,13 @@ log = structlog.get_logger()
 #: the libraries they are built on.
 PURE_MODULES = ("ordersaga", "pydantic", "pydantic_core", "pydantic_extra_types", "annotated_types")
 
-#: The saga's own helpers, deterministic by construction (they act only through the
-#: `temporalio.workflow` calls they are given). Shared rather than re-imported for every run:
-#: their import was more than half of the sandbox's per-run work. The sandbox still checks them
-#: on every path: the workflow unit tests and the replay of every recorded history run on the
-#: SDK's default sandbox, which re-imports them.
-SAGA_HELPERS = ("workflows.saga", "workflows.telemetry", "workflows.order_failures")
+#: The project's workflows and their helpers, deterministic by construction (they act only
+#: through `temporalio.workflow`) and holding no state between runs. Shared rather than
+#: re-imported for every run: their import, the workflow's decorators checking its class inside
+#: the sandbox, was the sandbox's largest per-run cost. The sandbox still checks them on every
+#: path: the workflow unit tests and the replay of every recorded history run on the SDK's
+#: default sandbox, which re-imports them and restricts every call they make.
+WORKFLOW_MODULES = ("workflows",)
 
 
 def create_worker(
@@ -76,7 +71,6 @@ def tuned_worker(
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """A worker with the project's settings; `order-saga bench` runs its baseline on these too."""
-    cache_workflow_bytecode()
     return Worker(
         client,
         task_queue=task_queue,
@@ -87,7 +81,7 @@ def tuned_worker(
         # (no I/O, no clock, no randomness) are safe to share, and sharing them saves the work.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PURE_MODULES, *SAGA_HELPERS
+                *PURE_MODULES, *WORKFLOW_MODULES
             )
         ),
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -95,18 +89,6 @@ def tuned_worker(
         # them (the SDK default is 10 s); on a healthy worker a task is picked up in milliseconds.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
-
-
-def cache_workflow_bytecode() -> None:
-    """Write the workflow modules' bytecode where Python looks for it, if it is missing or stale.
-
-    The sandbox imports a workflow's modules afresh for every run; without their cached bytecode
-    (`PYTHONDONTWRITEBYTECODE`, as in our Docker image, or sources newer than it) each run
-    compiles their source again: a tenth of a busy worker's CPU. Where the folder cannot be
-    written, the worker runs as before.
-    """
-    if not compileall.compile_dir(WORKFLOWS_DIR, quiet=2):
-        log.warning("workflow bytecode not cached: each workflow run compiles its modules")
 
 
 #: The settings a worker takes (`--help` lists them).

@@ -51,14 +51,38 @@ def taken_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port nothing listens on: a connection is refused at once. Held, so nothing takes it."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield int(holder.getsockname()[1])
+
+
+async def start_time_skipping_server() -> WorkflowEnvironment:
     """The time-skipping test server: timers and retry backoff pass at once."""
-    env = await WorkflowEnvironment.start_time_skipping(
+    return await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
-    async with env:
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, shared by the session's tests."""
+    async with await start_time_skipping_server() as env:
+        yield env
+
+
+@pytest.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of the test's own, for tests that cancel a running activity.
+
+    A workflow cancelled or withdrawn while one of its activities runs (and does not heartbeat)
+    leaves the test server's clock locked: time stops skipping for every later test on that
+    server, and their retry backoffs (seconds to a minute each) then pass in real time.
+    """
+    async with await start_time_skipping_server() as env:
         yield env
 
 

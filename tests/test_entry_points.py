@@ -76,14 +76,18 @@ async def test_a_worker_without_the_key_does_not_start(starter: StarterRunner) -
     assert one_line(run).endswith("; the worker did not start")
 
 
-async def test_an_unreachable_temporal_is_one_line(starter: StarterRunner, taken_port: int) -> None:
-    nowhere = {"TEMPORAL_ADDRESS": f"127.0.0.1:{taken_port}"}
+async def test_an_unreachable_temporal_is_one_line(
+    starter: StarterRunner, closed_port: int
+) -> None:
+    nowhere = {"TEMPORAL_ADDRESS": f"127.0.0.1:{closed_port}"}
     for run in (
         await StarterRunner(starter.env | nowhere)("status", "A1"),
         await run_python(starter.env | nowhere, str(ROOT / "worker.py")),
     ):
         assert run.code == 2
-        assert one_line(run).startswith(f"error: cannot reach Temporal at 127.0.0.1:{taken_port} (")
+        assert one_line(run).startswith(
+            f"error: cannot reach Temporal at 127.0.0.1:{closed_port} ("
+        )
         assert "tonic" not in run.err
 
 

@@ -236,13 +236,13 @@ async def test_parallel_undo_keeps_a_step_whose_dependant_could_not_be_undone(
 
 
 async def test_cancelling_during_a_step_undoes_it_and_those_before(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
 ) -> None:
     script = Script()
     script.hold["act:b"] = asyncio.Event()
 
     async with scripted(
-        time_skipping_env, script, SagaScript(steps=steps("a", "b", "c"))
+        own_time_skipping_env, script, SagaScript(steps=steps("a", "b", "c"))
     ) as handle:
         await asyncio.wait_for(script.started["act:b"].wait(), HOLD_LIMIT_S)
         await handle.cancel()
@@ -254,14 +254,14 @@ async def test_cancelling_during_a_step_undoes_it_and_those_before(
 
 
 async def test_cancelling_again_while_undoing_does_not_cut_the_unwinding_short(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
 ) -> None:
     script = Script()
     script.hold["act:c"] = asyncio.Event()
     script.hold["undo:b"] = asyncio.Event()
 
     async with scripted(
-        time_skipping_env, script, SagaScript(steps=steps("a", "b", "c"))
+        own_time_skipping_env, script, SagaScript(steps=steps("a", "b", "c"))
     ) as handle:
         await asyncio.wait_for(script.started["act:c"].wait(), HOLD_LIMIT_S)
         await handle.cancel()

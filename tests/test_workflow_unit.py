@@ -188,12 +188,12 @@ async def test_compensations_retry_until_they_succeed(
 
 
 async def test_cancelling_mid_step_undoes_what_may_have_happened(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
     stand_ins.hold["schedule_shipment"] = held = asyncio.Event()
-    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
-        handle = await start(time_skipping_env, task_queue, make_order())
+    async with saga_worker(own_time_skipping_env, stand_ins) as task_queue:
+        handle = await start(own_time_skipping_env, task_queue, make_order())
         await stand_ins.started["schedule_shipment"].wait()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
@@ -341,12 +341,12 @@ async def test_an_operator_resolution_is_refused_when_nothing_waits(
 
 
 async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
 ) -> None:
     stand_ins = StandIns()
     stand_ins.hold["schedule_shipment"] = held = asyncio.Event()
-    async with saga_worker(time_skipping_env, stand_ins) as task_queue:
-        handle = await start(time_skipping_env, task_queue, make_order())
+    async with saga_worker(own_time_skipping_env, stand_ins) as task_queue:
+        handle = await start(own_time_skipping_env, task_queue, make_order())
         await stand_ins.started["schedule_shipment"].wait()
         status = await handle.execute_update(
             OrderSaga.withdraw, Withdrawal(reason="changed my mind")

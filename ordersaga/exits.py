@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -69,8 +70,12 @@ def run_to_exit(command: Callable[[], int | None]) -> NoReturn:
     """Run a command and end the process with its exit code (None: 0).
 
     A `StartFailure` prints its one line on stderr and exits 2; Ctrl-C exits 130; output piped
-    into a reader that stopped early (`| head`) ends quietly.
+    into a reader that stopped early (`| head`) ends quietly. SIGTERM (`kill`, a service
+    manager's stop) ends it as Ctrl-C does, so that what it started (servers, workers) is
+    stopped on the way out rather than left running; commands that handle SIGTERM themselves
+    replace this.
     """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         code = command() or 0
     except StartFailure as err:

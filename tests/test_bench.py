@@ -5,11 +5,16 @@ No assertion on speed: this machine's speed is not the code's.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 ORDERS = 20
 
@@ -64,3 +69,41 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "saga/baseline throughput" in finished.stdout
     assert "CPU ms/order" in finished.stdout
+
+
+def test_a_bench_stopped_by_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command += ["-n", "100000", "--no-baseline", "--data-dir", str(tmp_path / "stack")]
+    bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started: dict[psutil.Process, str] = {}
+    try:
+        started |= _once_its_worker_runs(psutil.Process(bench.pid))
+        bench.send_signal(signal.SIGTERM)
+        _, stderr = bench.communicate(timeout=60)
+        _, alive = psutil.wait_procs(list(started), timeout=10)
+    finally:
+        bench.kill()
+        for process in started:  # whatever this test fails on, it leaves nothing running
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+    assert bench.returncode == 130
+    assert "Traceback" not in stderr
+    # It had started the dev server, the services and a worker; none is left running.
+    for part in ("server start-dev", "-m services", "worker.py"):
+        assert any(part in line for line in started.values()), (part, started)
+    assert alive == []
+
+
+def _once_its_worker_runs(bench: psutil.Process) -> dict[psutil.Process, str]:
+    """The bench's processes and their command lines, once its worker runs (the stack is up)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running: dict[psutil.Process, str] = {}
+        for child in bench.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                running[child] = " ".join(child.cmdline())
+        if any("worker.py" in line for line in running.values()):
+            return running
+        time.sleep(0.2)  # polls the process table, which has no event to wait on
+    raise AssertionError("the bench's worker did not start within 120 s")

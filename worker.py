@@ -42,7 +42,7 @@ PURE_MODULES = ("ordersaga", "pydantic", "pydantic_core", "pydantic_extra_types"
 #: re-imported for every run: their import, the workflow's decorators checking its class inside
 #: the sandbox, was the sandbox's largest per-run cost. The sandbox still checks them on every
 #: path: the workflow unit tests and the replay of every recorded history run on the SDK's
-#: default sandbox, which re-imports them and restricts every call they make.
+#: default sandbox, which re-imports them and restricts every call they make (see docs/code.md).
 WORKFLOW_MODULES = ("workflows",)
 
 

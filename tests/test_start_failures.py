@@ -155,3 +155,33 @@ async def test_a_codec_server_without_keys_is_one_line() -> None:
     assert one_line(run) == (
         "error: set CODEC_KEY_FILE or CODEC_KEYS: the codec server needs the keys"
     )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["bench", "-n", "0"], "argument -n/--orders: 0 is not a whole number from 1 up"),
+        (["bench", "--workers", "0"], "argument --workers: 0 is not a whole number from 1 up"),
+        (["bench", "--rounds", "0"], "argument --rounds: 0 is not a whole number from 1 up"),
+        (["bench", "--rate", "0"], "argument --rate: 0 is not a number above 0"),
+        (["bench", "--warmup", "-1"], "argument --warmup: -1 is not a whole number from 0 up"),
+        (["chaos", "--kills", "-1"], "argument --kills: -1 is not a whole number from 0 up"),
+        (["bench", "--latency-ms", "60001"], "--latency-ms: Input should be less than or equal"),
+        (
+            ["chaos", "--fault-rate", "0.8", "--lost-answers", "0.5"],
+            "--fault-rate + --lost-answers must be at most 1",
+        ),
+    ],
+)
+async def test_load_options_out_of_range_stop_bench_and_chaos_before_anything_starts(
+    arguments: list[str], expected: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "stack"
+
+    run = await order_saga(dict(os.environ), *arguments, "--data-dir", str(data))
+
+    # argparse's usage and its line, or our one `error:` line; either way the last line says it.
+    assert run.code == 2
+    assert "Traceback" not in run.err
+    assert expected in run.err.strip().splitlines()[-1]
+    assert not data.exists()

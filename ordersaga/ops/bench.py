@@ -40,7 +40,14 @@ from ordersaga.models import workflow_id_for
 from ordersaga.ops import baseline
 from ordersaga.ops.cpu import CpuReading, Group, Pids
 from ordersaga.ops.load import Place, Sample, run_load
-from ordersaga.ops.options import add_temporal_options, fraction
+from ordersaga.ops.options import (
+    add_temporal_options,
+    check_faults,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from ordersaga.ops.report import cost_table, run_figures, table, write_chart
 from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
 from ordersaga.ops.workload import (
@@ -90,6 +97,11 @@ class BenchConfig:
     seed: int = 1
     policy: SagaPolicy = field(default_factory=SagaPolicy)
 
+    @property
+    def faults(self) -> FaultSettings:
+        """How the services misbehave during the measured runs."""
+        return FaultSettings(error_rate=self.fault_rate, latency_ms=self.latency_ms)
+
     def as_json(self) -> dict[str, Any]:
         """The configuration as it goes into the results."""
         config = asdict(self)
@@ -125,7 +137,7 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
         queue = f"bench-baseline-{run_id}"
         place = baseline_place(rig.client, queue, run_id)
         runs.insert(0, _MeasuredRun("baseline", place, WorkerPool(rig, queue, baseline.COMMAND)))
-    await rig.set_faults(FaultSettings(error_rate=config.fault_rate, latency_ms=config.latency_ms))
+    await rig.set_faults(config.faults)
     try:
         async with AsyncExitStack() as workers:
             for run in runs:
@@ -310,15 +322,19 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_load_options(parser, orders=500)
     loop = parser.add_mutually_exclusive_group()
-    loop.add_argument("--concurrency", type=int, default=20, help="closed loop: orders in flight")
-    loop.add_argument("--rate", type=float, help="open loop: orders placed per second")
+    loop.add_argument(
+        "--concurrency", type=positive_int, default=20, help="closed loop: orders in flight"
+    )
+    loop.add_argument("--rate", type=positive_float, help="open loop: orders placed per second")
     for kind in (Kind.DECLINED, Kind.OUT_OF_STOCK, Kind.UNSERVED):
         flag = "--" + kind.value.replace("_", "-")
         parser.add_argument(flag, type=fraction, default=0.0, help=f"share of {kind} orders")
-    parser.add_argument("--warmup", type=int, default=20, help="uncounted orders before each run")
+    parser.add_argument(
+        "--warmup", type=non_negative_int, default=20, help="uncounted orders before each run"
+    )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=positive_int,
         default=BenchConfig.rounds,
         help="rounds each run's orders are split into, alternating baseline and saga",
     )
@@ -336,10 +352,14 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def add_load_options(parser: argparse.ArgumentParser, *, orders: int) -> None:
     """Options bench and chaos share."""
-    parser.add_argument("-n", "--orders", type=int, default=orders, help="[default %(default)s]")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "-n", "--orders", type=positive_int, default=orders, help="[default %(default)s]"
+    )
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     parser.add_argument("--fault-rate", type=fraction, default=0.0, help="transient 5xx share")
-    parser.add_argument("--latency-ms", type=int, default=0, help="added to each service call")
+    parser.add_argument(
+        "--latency-ms", type=non_negative_int, default=0, help="added to each service call"
+    )
     parser.add_argument("--seed", type=int, default=1, help="of the order mix and the faults")
     parser.add_argument(
         "--data-dir", type=Path, help="keep the stack's databases and logs here [a temp dir]"
@@ -362,6 +382,7 @@ async def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         policy=SagaPolicy(local_activities=args.local_activities),
     )
+    check_faults(lambda: config.faults)
     console = Console(stderr=True)
     console.print("Starting the stack…" if not args.address else "Using the running stack…")
     async with bench_rig(args.data_dir, args.address, args.services_url) as rig:

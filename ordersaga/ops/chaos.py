@@ -39,7 +39,7 @@ from ordersaga.models import OperatorAction, Resolution, SagaState
 from ordersaga.ops.audit import AuditReport, audit
 from ordersaga.ops.bench import add_load_options
 from ordersaga.ops.load import Sample, retry_transient, run_load
-from ordersaga.ops.options import fraction
+from ordersaga.ops.options import check_faults, fraction, non_negative_int, positive_int
 from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
 from ordersaga.ops.workload import Mix, final_states, make_order, saga_place
 from ordersaga.policy import ActivityPolicy, SagaPolicy
@@ -334,13 +334,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_load_options(parser, orders=200)
     parser.set_defaults(fault_rate=0.1, latency_ms=20)
-    parser.add_argument("--concurrency", type=int, default=20, help="orders in flight")
+    parser.add_argument("--concurrency", type=positive_int, default=20, help="orders in flight")
     defaults = ChaosConfig().breaks
     for what, (flag, help_text) in BREAK_FLAGS.items():
         parser.add_argument(
             flag,
             dest=what.name.lower(),
-            type=int,
+            type=non_negative_int,
             default=defaults[what],
             help=f"{help_text} [{defaults[what]}]",
         )
@@ -366,6 +366,7 @@ async def run_command(args: argparse.Namespace) -> int:
         mix=Mix(declined=args.declined, out_of_stock=0.05, unserved=0.1),
         seed=args.seed,
     )
+    check_faults(lambda: config.faults)
     console = Console(stderr=True)
     console.print("Starting the stack…")
     async with embedded_rig_in(args.data_dir, "chaos") as rig:

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from ordersaga.exits import StartFailure
+from services.faults import FaultSettings
+
+#: The option that sets each of the services' fault settings, for bench and chaos.
+FAULT_OPTIONS = {
+    "error_rate": "--fault-rate",
+    "lost_answer_rate": "--lost-answers",
+    "latency_ms": "--latency-ms",
+}
 
 
 def add_temporal_options(parser: argparse.ArgumentParser) -> None:
@@ -21,3 +34,46 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text} is not a fraction from 0 to 1")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 (orders, workers, rounds, orders in flight)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number from 1 up")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number from 0 (warm-up orders, milliseconds, kills)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number from 0 up")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (orders per second)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
+    return value
+
+
+def check_faults(make: Callable[[], FaultSettings]) -> None:
+    """Check that `make()`, the services' fault settings from the options, can be made.
+
+    Called before anything starts, so that settings out of range stop a command at once.
+
+    Raises:
+        StartFailure: `make()` failed, in one line naming the options and the problem.
+    """
+    try:
+        make()
+    except ValidationError as err:
+        error = err.errors()[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        for field_name, option in FAULT_OPTIONS.items():
+            message = message.replace(field_name, option)
+        where = FAULT_OPTIONS.get(str(error["loc"][0]), "") if error["loc"] else ""
+        raise StartFailure(f"{where}: {message}" if where else message) from None

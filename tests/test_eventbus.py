@@ -168,13 +168,14 @@ async def test_concurrent_publishers_keep_each_orders_order(open_bus: OpenBus) -
         assert [i for i in seen if i.startswith(f"order-{order_id}:")] == ids(events)
 
 
-def test_urls_choose_the_bus(tmp_path: Path) -> None:
+async def test_urls_choose_the_bus(tmp_path: Path) -> None:
     absolute = open_event_bus(f"sqlite:///{tmp_path / 'a' / 'events.db'}")
     assert isinstance(absolute, SqliteEventLog)
     assert absolute.path == tmp_path / "a" / "events.db"
     redis_bus = open_event_bus("redis://127.0.0.1:1/3?stream=orders&dedupe_ttl_s=60")
     assert isinstance(redis_bus, RedisStreamsBus)
     assert (redis_bus.stream, redis_bus.dedupe_ttl.total_seconds()) == ("orders", 60)
+    await redis_bus.close()  # see test_events_e2e: no Redis client is left to the collector
     with pytest.raises(UnknownEventBusError, match="unknown event bus 'kafka://x'"):
         open_event_bus("kafka://x")
     with pytest.raises(ValueError, match=re.escape("sqlite:///path/to/events.db")):

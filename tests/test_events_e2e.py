@@ -127,7 +127,13 @@ async def test_a_known_mix_gives_each_consumer_exactly_its_events(
     # The business's consumers, fed from the same bus, agree.
     data = tmp_path / "consumers"
     data.mkdir()
-    handled = await run_consumers(open_event_bus(bus_url), open_consumers(data), once=True)
+    consumers_bus = open_event_bus(bus_url)
+    try:
+        handled = await run_consumers(consumers_bus, open_consumers(data), once=True)
+    finally:
+        # Closed here, not left to the garbage collector: a Redis client's finaliser imports
+        # modules, and run on a workflow's thread it would do so inside the sandbox.
+        await consumers_bus.close()
     assert set(handled.values()) == {sum(len(expected) for _, expected in mix)}
     notes = NotificationStore.in_folder(data).notifications()
     assert sorted((n.order_id, n.kind) for n in notes) == sorted(

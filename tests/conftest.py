@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +41,18 @@ def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # A demo running beside the tests must not lend them its settings file.
         environment.setenv(ENV_FILE_VARIABLE, "")
         yield keys
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_garbage_after_each_module() -> Iterator[None]:
+    """Finalise what a module's tests left behind before the next module's workflows run.
+
+    The collector runs finalisers on whichever thread it happens to run on. On a workflow's
+    activation thread a Redis client's finaliser, which imports modules, did so inside the
+    sandbox: "Module redis... was imported after initial workflow load" warnings, now and then.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture

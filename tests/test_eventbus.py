@@ -175,7 +175,7 @@ async def test_urls_choose_the_bus(tmp_path: Path) -> None:
     redis_bus = open_event_bus("redis://127.0.0.1:1/3?stream=orders&dedupe_ttl_s=60")
     assert isinstance(redis_bus, RedisStreamsBus)
     assert (redis_bus.stream, redis_bus.dedupe_ttl.total_seconds()) == ("orders", 60)
-    await redis_bus.close()  # see test_events_e2e: no Redis client is left to the collector
+    await redis_bus.close()
     with pytest.raises(UnknownEventBusError, match="unknown event bus 'kafka://x'"):
         open_event_bus("kafka://x")
     with pytest.raises(ValueError, match=re.escape("sqlite:///path/to/events.db")):

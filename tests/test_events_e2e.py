@@ -131,8 +131,6 @@ async def test_a_known_mix_gives_each_consumer_exactly_its_events(
     try:
         handled = await run_consumers(consumers_bus, open_consumers(data), once=True)
     finally:
-        # Closed here, not left to the garbage collector: a Redis client's finaliser imports
-        # modules, and run on a workflow's thread it would do so inside the sandbox.
         await consumers_bus.close()
     assert set(handled.values()) == {sum(len(expected) for _, expected in mix)}
     notes = NotificationStore.in_folder(data).notifications()

@@ -14,7 +14,7 @@ import workflows
 from tests.sandbox_probe import ModuleIdentity
 
 #: Every module of the `workflows` package, the package itself first.
-WORKFLOW_MODULES = [workflows.__name__] + [
+EVERY_WORKFLOW_MODULE = [workflows.__name__] + [
     module.name for module in pkgutil.iter_modules(workflows.__path__, f"{workflows.__name__}.")
 ]
 
@@ -34,7 +34,7 @@ async def module_ids(env: WorkflowEnvironment, *, default_sandbox: bool) -> list
     async with runs_on:
         return await env.client.execute_workflow(
             ModuleIdentity.run,
-            WORKFLOW_MODULES,
+            EVERY_WORKFLOW_MODULE,
             id=f"module-identity-{uuid.uuid4()}",
             task_queue=task_queue,
         )
@@ -43,7 +43,7 @@ async def module_ids(env: WorkflowEnvironment, *, default_sandbox: bool) -> list
 async def test_the_worker_shares_the_workflow_modules_which_the_default_sandbox_still_checks(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    host = [id(importlib.import_module(name)) for name in WORKFLOW_MODULES]
+    host = [id(importlib.import_module(name)) for name in EVERY_WORKFLOW_MODULE]
 
     shared = await module_ids(time_skipping_env, default_sandbox=False)
     reimported = await module_ids(time_skipping_env, default_sandbox=True)
@@ -52,6 +52,6 @@ async def test_the_worker_shares_the_workflow_modules_which_the_default_sandbox_
     assert shared == host
     # The SDK's default sandbox (the unit tests' and the replayer's) imports its own copies,
     # whose every call its restrictions check.
-    pairs = zip(WORKFLOW_MODULES, reimported, host, strict=True)
+    pairs = zip(EVERY_WORKFLOW_MODULE, reimported, host, strict=True)
     same = {name for name, mine, theirs in pairs if mine == theirs}
     assert same == PASSED_THROUGH_BY_THE_SAGA

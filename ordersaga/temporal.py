@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from temporalio.client import Client
@@ -14,6 +15,11 @@ from ordersaga.runtime import default_runtime
 from ordersaga.settings import Settings
 from ordersaga.tracing import tracing_interceptors
 
+#: How long a server that takes the connection but never answers (a wrong port, a firewall that
+#: drops packets) is waited for. The SDK alone waits 30 s; a reachable server, Temporal Cloud
+#: over TLS included, answers within a second or two.
+CONNECT_TIMEOUT_S = 10.0
+
 
 async def connect(
     address: str | None = None,
@@ -21,6 +27,7 @@ async def connect(
     *,
     settings: Settings | None = None,
     runtime: Runtime | None = None,
+    timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> Client:
     """A client that speaks pydantic models, encrypted as the settings say, over TLS if set.
 
@@ -33,23 +40,28 @@ async def connect(
         runtime: The Temporal runtime, such as `ordersaga.runtime.worker_runtime`'s (a
             worker's metrics are recorded in its client's runtime); if None, the process's
             `ordersaga.runtime.default_runtime()`, which logs through Python's logging.
+        timeout_s: How long to wait for the server to answer.
 
     Raises:
         TemporalUnreachable: No server answers at the address, in one line saying what to do.
     """
     settings = settings or Settings()
     address = address or settings.temporal_address
+    connecting = Client.connect(
+        address,
+        namespace=namespace or settings.temporal_namespace,
+        data_converter=data_converter(codec_from_settings(settings)),
+        tls=tls_config(settings),
+        api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
+        # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
+        interceptors=tracing_interceptors(),
+        runtime=runtime or default_runtime(),
+    )
     try:
-        return await Client.connect(
-            address,
-            namespace=namespace or settings.temporal_namespace,
-            data_converter=data_converter(codec_from_settings(settings)),
-            tls=tls_config(settings),
-            api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
-            # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
-            interceptors=tracing_interceptors(),
-            runtime=runtime or default_runtime(),
-        )
+        return await asyncio.wait_for(connecting, timeout_s)
+    except TimeoutError:
+        silent = TimeoutError(f"no answer within {timeout_s:g} s")
+        raise TemporalUnreachable(unreachable_line(address, silent)) from None
     except RuntimeError as err:  # what the SDK raises for a server it cannot reach
         raise TemporalUnreachable(unreachable_line(address, err)) from err
 

@@ -9,6 +9,7 @@ failure is the last line there, and the only `error:` one.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ordersaga.devserver import DevServer
 from ordersaga.exits import StartFailure
 from ordersaga.ops.stack import worker_process
 from ordersaga.sockets import free_port
+from ordersaga.temporal import TemporalUnreachable, connect
 from tests.starter_runner import Run, failure_line, one_line, run_python
 
 ORDER_SAGA = ("-c", "from ordersaga.ops.cli import main; main()")
@@ -65,6 +67,20 @@ async def test_an_unreachable_temporal_is_one_line(command: list[str]) -> None:
 
     assert run.code == 2
     assert failure_line(run).startswith(f"error: cannot reach Temporal at {address} (")
+
+
+async def test_a_temporal_that_takes_the_connection_but_never_answers_is_given_up_on() -> None:
+    with socket.socket() as silent:  # its backlog takes connections; nothing ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+
+        with pytest.raises(TemporalUnreachable) as failure:
+            await connect(address, timeout_s=0.5)
+
+    assert str(failure.value).startswith(
+        f"cannot reach Temporal at {address} (no answer within 0.5 s): start it"
+    )
 
 
 @pytest.mark.parametrize("command", [["bench", "-n", "2", "--no-baseline"], ["chaos", "-n", "2"]])

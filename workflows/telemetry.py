@@ -263,22 +263,12 @@ class SagaTelemetry:
         policy: ActivityPolicy,
         within: timedelta | None,
     ) -> Result:
+        options = _options(policy, within)
         if self._request.policy.local_activities:
             return await workflow.execute_local_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=policy.timeout,
-                schedule_to_close_timeout=within,
-                retry_policy=policy.retry_policy(),
-                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                activity, arg, local_retry_threshold=LOCAL_RETRY_THRESHOLD, **options
             )
-        return await workflow.execute_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=policy.timeout,
-            schedule_to_close_timeout=within,
-            retry_policy=policy.retry_policy(),
-        )
+        return await workflow.execute_activity_method(activity, arg, **options)
 
     async def publish_unpublished(self) -> None:
         """Publish the events no step is left to carry (at most one activity per saga end).
@@ -289,20 +279,11 @@ class SagaTelemetry:
             return
         events = list(self._unpublished)
         input = PublishEventsInput(order_id=self._status.order_id, events=events)
+        options = _options(PUBLISH_POLICY)
         if self._lean:
-            await workflow.execute_local_activity(
-                publish_events,
-                input,
-                start_to_close_timeout=PUBLISH_POLICY.timeout,
-                retry_policy=PUBLISH_POLICY.retry_policy(),
-            )
+            await workflow.execute_local_activity(publish_events, input, **options)
         else:
-            await workflow.execute_activity(
-                publish_events,
-                input,
-                start_to_close_timeout=PUBLISH_POLICY.timeout,
-                retry_policy=PUBLISH_POLICY.retry_policy(),
-            )
+            await workflow.execute_activity(publish_events, input, **options)
         del self._unpublished[: len(events)]
 
     def _step_details(self, step: OrderStep[Any]) -> dict[str, str | int]:
@@ -347,3 +328,12 @@ class SagaTelemetry:
         if attributes:
             histogram = histogram.with_additional_attributes(attributes)
         histogram.record(max(workflow.now() - since, timedelta(0)))
+
+
+def _options(policy: ActivityPolicy, within: timedelta | None = None) -> dict[str, Any]:
+    """An activity's timeouts and retries, as local and regular activities both take them."""
+    return {
+        "start_to_close_timeout": policy.timeout,
+        "schedule_to_close_timeout": within,
+        "retry_policy": policy.retry_policy(),
+    }

@@ -9,10 +9,15 @@ from temporalio import workflow
 
 import workflows
 
-# Every workflow module, imported as the sandbox loads this one (its own import: afresh, or
-# passed through), so that none is first imported while a workflow runs.
-for _module in pkgutil.iter_modules(workflows.__path__, f"{workflows.__name__}."):
-    __import__(_module.name)
+#: Every module of the `workflows` package, the package itself first.
+EVERY_WORKFLOW_MODULE = [workflows.__name__] + [
+    module.name for module in pkgutil.iter_modules(workflows.__path__, f"{workflows.__name__}.")
+]
+
+# Each imported as the sandbox loads this module (its own import: afresh, or passed through), so
+# that none is first imported while a workflow runs. `__import__`: the sandbox hooks it.
+for _name in EVERY_WORKFLOW_MODULE:
+    __import__(_name)
 
 
 @workflow.defn

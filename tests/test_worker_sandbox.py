@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import uuid
 
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker
-import workflows
-from tests.sandbox_probe import ModuleIdentity
-
-#: Every module of the `workflows` package, the package itself first.
-EVERY_WORKFLOW_MODULE = [workflows.__name__] + [
-    module.name for module in pkgutil.iter_modules(workflows.__path__, f"{workflows.__name__}.")
-]
+from tests.sandbox_probe import EVERY_WORKFLOW_MODULE, ModuleIdentity
 
 #: The step table, which the saga's own code imports past the sandbox (it names the activities,
 #: whose modules do I/O): shared in every sandbox.

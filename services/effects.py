@@ -15,10 +15,10 @@ in flight) is refused instead of taking effect after its undo.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +85,7 @@ class Effects:
         self._db = db
         db.apply_schema(SCHEMA)
 
-    def apply(
+    async def apply(
         self, key: str, request: BaseModel, effect: Effect, *, status: int, order_id: str | None
     ) -> Response:
         """Run `effect` once for `key`; answer a repeat with the stored answer.
@@ -107,9 +107,8 @@ class Effects:
         """
         plan = self._faults.plan()
         if plan.delay_s:
-            # Before the transaction, so a slow call does not hold the write lock; it does hold
-            # a pool thread, as a slow service would.
-            time.sleep(plan.delay_s)
+            # Before the transaction, so a slow call does not hold the write lock.
+            await asyncio.sleep(plan.delay_s)
         if plan.fail and not plan.after_commit:
             self._log_fault(key, order_id, "fault_before_effect")
             raise InjectedFault()
@@ -137,7 +136,7 @@ class Effects:
             raise InjectedFault()
         return answer.response()
 
-    def undo(self, key: str, request: UndoRequest, undo: Undo) -> Response:
+    async def undo(self, key: str, request: UndoRequest, undo: Undo) -> Response:
         """Undo the effect recorded under `request.effect_key`, once, and tombstone that key.
 
         Args:
@@ -155,7 +154,7 @@ class Effects:
             )
             return undo(conn, request.effect_key)
 
-        return self.apply(key, request, tombstone_and_undo, status=200, order_id=None)
+        return await self.apply(key, request, tombstone_and_undo, status=200, order_id=None)
 
     def _log_fault(self, key: str, order_id: str | None, outcome: str) -> None:
         log.warning("effect", service=self._service, order_id=order_id, key=key, outcome=outcome)

@@ -52,7 +52,7 @@ class FaultPlan:
 class FaultInjector:
     """Decides, call by call, which mutating calls of one service are delayed or fail.
 
-    Thread-safe: sync endpoints run on a thread pool and `fail_next` must count down exactly.
+    Thread-safe: the admin endpoints run on a thread pool, and `fail_next` must count down exactly.
     """
 
     def __init__(self, settings: FaultSettings = NO_FAULTS) -> None:

@@ -82,9 +82,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/reservations", status_code=201, response_model=Reservation)
-    def reserve(request: ReserveRequest, key: IdempotencyKey) -> Response:
+    async def reserve(request: ReserveRequest, key: IdempotencyKey) -> Response:
         """Reserve every item of an order, or none of them (409 OutOfStock, 422 UnknownSku)."""
-        return effects.apply(
+        return await effects.apply(
             key,
             request,
             lambda conn, effect_key: _reserve(conn, effect_key, request),
@@ -93,9 +93,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         )
 
     @app.post("/reservations/release", response_model=UndoResult)
-    def release(request: UndoRequest, key: IdempotencyKey) -> Response:
+    async def release(request: UndoRequest, key: IdempotencyKey) -> Response:
         """Put the stock of the reservation made under `effect_key` back, once."""
-        return effects.undo(key, request, _release)
+        return await effects.undo(key, request, _release)
 
     @app.get("/reservations")
     def reservations(order_id: str | None = None) -> list[Reservation]:
@@ -111,7 +111,7 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         return {row["sku"]: row["available"] for row in rows}
 
     @app.put("/stock/{sku}")
-    def set_stock(sku: Identifier, level: StockLevel) -> StockEntry:
+    async def set_stock(sku: Identifier, level: StockLevel) -> StockEntry:
         """Set the units available of a SKU, adding the SKU if it is new (an admin call)."""
         with db.transaction() as conn:
             before = conn.execute("SELECT available FROM stock WHERE sku = ?", (sku,)).fetchone()

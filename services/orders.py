@@ -48,9 +48,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/confirmations", status_code=201, response_model=OrderRecord)
-    def confirm(request: ConfirmRequest, key: IdempotencyKey) -> Response:
+    async def confirm(request: ConfirmRequest, key: IdempotencyKey) -> Response:
         """Record an order as confirmed (409 ConfirmationRejected for a blocked customer)."""
-        return effects.apply(
+        return await effects.apply(
             key,
             request,
             lambda conn, effect_key: _confirm(conn, effect_key, request),
@@ -59,9 +59,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         )
 
     @app.post("/confirmations/cancel", response_model=UndoResult)
-    def cancel(request: UndoRequest, key: IdempotencyKey) -> Response:
+    async def cancel(request: UndoRequest, key: IdempotencyKey) -> Response:
         """Cancel the confirmation made under `effect_key`, once."""
-        return effects.undo(key, request, _cancel)
+        return await effects.undo(key, request, _cancel)
 
     @app.get("/orders")
     def orders() -> list[OrderRecord]:

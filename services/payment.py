@@ -82,7 +82,7 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/tokens", status_code=201)
-    def tokenize(card: CardDetails) -> CardToken:
+    async def tokenize(card: CardDetails) -> CardToken:
         """Exchange a card number for a token; only the token, last 4 digits and brand are kept.
 
         Not an effect of the saga, so no `Idempotency-Key` and no injected faults: tokenizing a
@@ -105,9 +105,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         return token
 
     @app.post("/charges", status_code=201, response_model=Charge)
-    def charge(request: ChargeRequest, key: IdempotencyKey) -> Response:
+    async def charge(request: ChargeRequest, key: IdempotencyKey) -> Response:
         """Charge an amount to a card token (402 PaymentDeclined if declined or unknown)."""
-        return effects.apply(
+        return await effects.apply(
             key,
             request,
             lambda conn, effect_key: _charge(conn, effect_key, request),
@@ -116,9 +116,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         )
 
     @app.post("/charges/refund", response_model=UndoResult)
-    def refund(request: UndoRequest, key: IdempotencyKey) -> Response:
+    async def refund(request: UndoRequest, key: IdempotencyKey) -> Response:
         """Refund the whole charge made under `effect_key`, once."""
-        return effects.undo(key, request, _refund)
+        return await effects.undo(key, request, _refund)
 
     @app.get("/charges")
     def charges(order_id: str | None = None) -> list[Charge]:

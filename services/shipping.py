@@ -43,9 +43,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/shipments", status_code=201, response_model=Shipment)
-    def schedule(request: ShipmentRequest, key: IdempotencyKey) -> Response:
+    async def schedule(request: ShipmentRequest, key: IdempotencyKey) -> Response:
         """Schedule a shipment (422 ShippingUnavailable if no carrier serves the address)."""
-        return effects.apply(
+        return await effects.apply(
             key,
             request,
             lambda conn, effect_key: _schedule(conn, effect_key, request),
@@ -54,9 +54,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         )
 
     @app.post("/shipments/cancel", response_model=UndoResult)
-    def cancel(request: UndoRequest, key: IdempotencyKey) -> Response:
+    async def cancel(request: UndoRequest, key: IdempotencyKey) -> Response:
         """Cancel the shipment scheduled under `effect_key`, once."""
-        return effects.undo(key, request, _cancel)
+        return await effects.undo(key, request, _cancel)
 
     @app.get("/shipments")
     def shipments(order_id: str | None = None) -> list[Shipment]:

@@ -486,6 +486,23 @@ def test_latency_is_added_to_mutating_calls(client: httpx.Client) -> None:
     assert time.monotonic() - started >= 0.3
 
 
+def test_delayed_calls_hold_no_thread(client: httpx.Client) -> None:
+    # More calls than FastAPI's thread pool has threads (40): all are in flight at once, as
+    # at a slow remote service, instead of the last ones queueing for a thread.
+    in_flight = 50
+    set_faults(client, "shipping", latency_ms=4000)
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        answers = [
+            pool.submit(post, client, "/shipping/shipments", shipment_body(f"o-{n}"), f"k{n}")
+            for n in range(in_flight)
+        ]
+        arrived = 0
+        while arrived < in_flight:
+            arrived = client.get("/shipping/admin/calls").json()["calls"]
+            assert not any(answer.done() for answer in answers), f"answered with {arrived} in"
+        assert [answer.result().status_code for answer in answers] == [201] * in_flight
+
+
 def test_fault_settings_are_validated(client: httpx.Client) -> None:
     response = client.put("/orders/admin/faults", json={"error_rate": 1.5})
     assert_refused(response, 422, "InvalidRequest")

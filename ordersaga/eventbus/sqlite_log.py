@@ -113,7 +113,7 @@ class SqliteEventLog:
         """Nothing to check: the file was opened (and its schema applied) when the log was made."""
 
     async def close(self) -> None:
-        """Nothing to release: every operation opens and closes its own connection."""
+        """Nothing to release: each thread's connection closes when the thread ends."""
 
     def _insert(self, events: Sequence[SagaEvent]) -> None:
         rows = [(e.event_id, e.order_id, e.sequence, e.type, e.model_dump_json()) for e in events]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class FaultSettings(BaseModel):
@@ -38,6 +39,22 @@ class FaultSettings(BaseModel):
 
 #: A service that does not misbehave.
 NO_FAULTS = FaultSettings()
+
+
+def option_error(error: ValidationError, options: Mapping[str, str]) -> str:
+    """The first problem of fault settings made from command-line options, as one line.
+
+    Args:
+        error: What `FaultSettings(...)` raised.
+        options: The option that set each field, such as `{"latency_ms": "--latency-ms"}`; the
+            line names the options, never the fields.
+    """
+    first = error.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    for field_name, option in options.items():
+        message = message.replace(field_name, option)
+    where = options.get(str(first["loc"][0]), "") if first["loc"] else ""
+    return f"{where}: {message}" if where else message
 
 
 @dataclass(frozen=True)

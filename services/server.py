@@ -16,10 +16,13 @@ from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.sockets import listening_socket
 from ordersaga.tracing import configure_tracing
 from services.app import create_app
-from services.faults import NO_FAULTS, FaultSettings
+from services.faults import NO_FAULTS, FaultSettings, option_error
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = Path("data")
+
+#: The option of each fault setting: the field's name as a flag (`--latency-ms`).
+FAULT_OPTIONS = {name: f"--{name.replace('_', '-')}" for name in FaultSettings.model_fields}
 
 
 def run(
@@ -73,8 +76,7 @@ def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     try:
         faults = FaultSettings(error_rate=args.error_rate, latency_ms=args.latency_ms)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        parser.error(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}")
+        parser.error(option_error(exc, FAULT_OPTIONS))
     settings = load_settings(args, parser.prog)
     configure_logging(settings.logging_level, json=settings.log_json)
     # FastAPI traces each request itself once a tracer provider is set (its native telemetry),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from ordersaga.exits import StartFailure
-from services.faults import FaultSettings
+from services.faults import FaultSettings, option_error
 
 #: The option that sets each of the services' fault settings, for bench and chaos.
 FAULT_OPTIONS = {
@@ -71,9 +71,4 @@ def check_faults(make: Callable[[], FaultSettings]) -> None:
     try:
         make()
     except ValidationError as err:
-        error = err.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        for field_name, option in FAULT_OPTIONS.items():
-            message = message.replace(field_name, option)
-        where = FAULT_OPTIONS.get(str(error["loc"][0]), "") if error["loc"] else ""
-        raise StartFailure(f"{where}: {message}" if where else message) from None
+        raise StartFailure(option_error(err, FAULT_OPTIONS)) from None

@@ -12,12 +12,14 @@ from typing import Any
 import aiohttp
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities, create_http_client
 from activities.events import EventPublishingInterceptor, publish_events
 from ordersaga.codec import CodecMismatch, check_codec_agrees
+from ordersaga.deployment import deployment_config, is_current, make_current_hint, worker_version
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.exits import StartFailure, run_to_exit
 from ordersaga.log_context import ActivityLogContext
@@ -47,11 +49,18 @@ WORKFLOW_MODULES = ("workflows",)
 
 
 def create_worker(
-    client: Client, task_queue: str, http: aiohttp.ClientSession, urls: ServiceUrls, bus: EventBus
+    client: Client,
+    task_queue: str,
+    http: aiohttp.ClientSession,
+    urls: ServiceUrls,
+    bus: EventBus,
+    version: WorkerDeploymentVersion | None,
 ) -> Worker:
     """A worker for the `OrderSaga` workflow and its activities, sharing one HTTP pool.
 
-    Its activities publish the saga events they carry on `bus`.
+    Its activities publish the saga events they carry on `bus`. It is `version` of its Worker
+    Deployment (None: unversioned, as on the time-skipping test server, which has no
+    deployments).
     """
     return tuned_worker(
         client,
@@ -60,6 +69,7 @@ def create_worker(
         [*build_activities(http, urls), publish_events],
         # ActivityLogContext first: lines logged by the others carry the saga's ids too.
         interceptors=[ActivityLogContext(), EventPublishingInterceptor(bus)],
+        deployment=deployment_config(version) if version else None,
     )
 
 
@@ -69,6 +79,7 @@ def tuned_worker(
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]],
     interceptors: Sequence[Interceptor] = (),
+    deployment: WorkerDeploymentConfig | None = None,
 ) -> Worker:
     """A worker with the project's settings; `order-saga bench` runs its baseline on these too."""
     return Worker(
@@ -77,6 +88,7 @@ def tuned_worker(
         workflows=workflows,
         activities=activities,
         interceptors=interceptors,
+        deployment_config=deployment,
         # The sandbox re-imports a workflow's modules for every run; modules that are pure
         # (no I/O, no clock, no randomness) are safe to share, and sharing them saves the work.
         workflow_runner=SandboxedWorkflowRunner(
@@ -99,6 +111,7 @@ WORKER_SETTINGS = (
     Group.SERVICES,
     Group.DATA,
     Group.OBSERVABILITY,
+    Group.DEPLOYMENT,
 )
 
 
@@ -132,13 +145,20 @@ async def run(settings: Settings) -> None:
     urls = settings.service_urls
     bus = open_event_bus(settings.event_bus_url)
     await bus.check()
+    version = worker_version(settings)
     async with (
         create_http_client() as http,
-        create_worker(client, settings.task_queue, http, urls, bus),
+        create_worker(client, settings.task_queue, http, urls, bus, version),
     ):
         log.info(
-            "worker started", address=settings.temporal_address, task_queue=settings.task_queue
+            "worker started",
+            address=settings.temporal_address,
+            task_queue=settings.task_queue,
+            deployment=version.deployment_name,
+            build_id=version.build_id,
         )
+        if not await is_current(client, version):
+            log.warning(make_current_hint(version, settings.temporal_address))
         await stop.wait()
         log.info("worker stopping")
     await bus.close()

@@ -56,6 +56,7 @@ class DevServer:
         db_file: The SQLite file that keeps workflows across restarts, or None for memory.
         log: Where the server's own output goes.
         ui_codec_endpoint: A codec server the Web UI sends payloads to, to show them decoded.
+        extra_args: More flags for `temporal server start-dev` (dynamic config values, say).
     """
 
     port: int
@@ -64,6 +65,7 @@ class DevServer:
     host: str = "127.0.0.1"
     log: IO[bytes] | int = subprocess.DEVNULL
     ui_codec_endpoint: str | None = None
+    extra_args: tuple[str, ...] = ()
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -92,7 +94,7 @@ class DevServer:
             args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
-        return args
+        return [*args, *self.extra_args]
 
     async def start(self, ready_within: float = 60.0) -> None:
         """Start the server and return once it answers clients.

@@ -36,6 +36,7 @@ from ports import SERVICES
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "order-saga"
+DEFAULT_DEPLOYMENT_NAME = "order-saga"
 DEFAULT_UI_URL = "http://localhost:8233"
 DEFAULT_SERVICES_PORT = 8300
 DEFAULT_SERVICES_URL = f"http://127.0.0.1:{DEFAULT_SERVICES_PORT}"
@@ -69,6 +70,7 @@ class Group(StrEnum):
     CODEC = "payload encryption"
     CODEC_SERVER = "codec server (for the Web UI)"
     DEMO = "embedded demo stack"
+    DEPLOYMENT = "worker deployment (versioning)"
 
 
 def setting(default: Any, help_text: str, group: Group, *aliases: str) -> Any:
@@ -106,6 +108,17 @@ class Settings(BaseSettings):
     )
     temporal_profile: str | None = setting(
         None, "profile of the Temporal config file [default: default]", Group.TEMPORAL
+    )
+
+    # Worker deployment
+    deployment_name: str = setting(
+        DEFAULT_DEPLOYMENT_NAME, "Worker Deployment the workers are versions of", Group.DEPLOYMENT
+    )
+    build_label: str | None = setting(
+        None,
+        "release name put before the build id, which is derived from the saga's code; "
+        "set it to deploy the same code as a new version",
+        Group.DEPLOYMENT,
     )
 
     # TLS and authentication

@@ -19,14 +19,13 @@ from activities import create_http_client
 from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.keyring import ensure_key_file
-from ordersaga.ops.stack import services_process
+from ordersaga.ops.stack import current_worker, services_process
 from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.service_state import Services
 from tests.services_fixture import running_services
 from tests.starter_runner import StarterRunner
-from worker import create_worker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -156,7 +155,7 @@ async def saga_task_queue(
     urls = ServiceUrls.from_base(services_url)
     async with (
         create_http_client() as http,
-        create_worker(client, task_queue, http, urls, event_bus),
+        current_worker(client, task_queue, http, urls, event_bus),
     ):
         yield task_queue
 

@@ -7,15 +7,37 @@ from typing import Any
 
 from ordersaga.models import OrderRequest
 from ordersaga.policy import ActivityPolicy, SagaPolicy
+from workflows.order_steps import ORDER_STEPS
 
 DECLINED_TOKEN = "tok_declined"
 SOLD_OUT_SKU = "SKU-SOLDOUT"
 UNSERVED_POSTAL_CODE = "00000"
 BLOCKED_CUSTOMER = "cust-blocked"
 
-#: The saga's steps and their compensations, in the order the business asked for them.
-STEPS = ["reserve_inventory", "charge_payment", "schedule_shipment", "confirm_order"]
-COMPENSATIONS = ["release_inventory", "refund_payment", "cancel_shipment", "cancel_order"]
+#: The saga's steps and their compensations, in the table's order.
+STEPS = [row.name for row in ORDER_STEPS]
+COMPENSATIONS = [row.undo for row in ORDER_STEPS]
+
+
+def undone_after(step: str) -> list[str]:
+    """The compensations that run when `step` is refused: those of the steps before it, reversed."""
+    return COMPENSATIONS[: STEPS.index(step)][::-1]
+
+
+def undone_through(step: str) -> list[str]:
+    """The compensations that run when `step` may have happened: its own too, then the rest."""
+    return COMPENSATIONS[: STEPS.index(step) + 1][::-1]
+
+
+def events_before(step: str) -> list[str]:
+    """The events of the steps done before `step`."""
+    return [row.event for row in ORDER_STEPS[: STEPS.index(step)]]
+
+
+def undone_events(compensations: list[str]) -> list[str]:
+    """The events those compensations make, in their order."""
+    return [row.undone_event for undo in compensations for row in ORDER_STEPS if row.undo == undo]
+
 
 #: The business's retry shape (4 attempts, doubling backoff) at a tenth of a second, so tests of
 #: transient faults against real services do not wait for the real 2 s, 4 s, 8 s.

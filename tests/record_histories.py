@@ -1,8 +1,9 @@
-"""Record one workflow history per saga path into tests/histories/<version>, for replay tests.
+"""Record one workflow history per saga path into tests/histories, for the replay tests.
 
-After a change that is *meant* to alter what the workflow does (guarded by `workflow.patched`, so
-that sagas already running replay as they ran), bump `CURRENT_VERSION` and run
-`python -m tests.record_histories`. Keep the older versions: they are the sagas still running.
+The set is the current build's (`BUILD_ID` beside the histories names it): after a change to
+the saga's code, which is a new build, run `python -m tests.record_histories` to record it
+again. Sagas of older builds finish on the workers of those builds (Worker Versioning, PINNED),
+so their histories need not replay against this code and are not kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
+from ordersaga.deployment import build_id
 from ordersaga.models import (
     OperatorAction,
     OrderRequest,
@@ -45,13 +47,8 @@ from workflows import OrderSaga
 
 HISTORIES = Path(__file__).parent / "histories"
 
-#: v1: before the order deadline; v2: with it (patch "order-deadline"); v3: with saga events
-#: (patch "saga-events"); v4: lean sagas (patch "lean-saga"), each path also on the fast path
-#: (local activities, `fast_<path>`); v5: no `Compensating` upsert on the fast path (patch
-#: "fast-path-one-status-per-task"); v6: a local activity's attempt timed out by the deadline is
-#: the deadline (patch "local-activity-deadline"); v7: each step's activity publishes the step's
-#: event, so a confirmed saga runs no publishing activity (patch "steps-announce-their-events").
-CURRENT_VERSION = "v7"
+#: The file naming the build that recorded the histories.
+RECORDED_BUILD = HISTORIES / "BUILD_ID"
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 
@@ -179,14 +176,17 @@ async def record(stack: Stack, services: Services, name: str) -> Path:
     with contextlib.suppress(WorkflowFailureError):
         await saga.result()
     await services.reset_faults()
-    path = HISTORIES / CURRENT_VERSION / f"{name}.json"
+    path = HISTORIES / f"{name}.json"
     path.write_text((await saga.fetch_history()).to_json())
     return path
 
 
 async def main(names: list[str]) -> None:
-    """Record the named scenarios (all of them by default)."""
-    (HISTORIES / CURRENT_VERSION).mkdir(parents=True, exist_ok=True)
+    """Record the named scenarios (all of them, replacing the set, by default)."""
+    if not names:
+        for old in HISTORIES.glob("*.json"):
+            old.unlink()
+    RECORDED_BUILD.write_text(build_id() + "\n")
     with tempfile.TemporaryDirectory() as data:
         async with (
             embedded_stack(

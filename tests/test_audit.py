@@ -15,14 +15,17 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from ordersaga.models import idempotency_key, workflow_id_for
 from ordersaga.ops.audit import AuditReport, audit, check
 from ordersaga.ops.audit_data import Saga, read_sagas, read_service_records
 from ordersaga.ops.load import run_load
 from ordersaga.ops.rig import WorkerPool, embedded_rig
 from ordersaga.ops.workload import Kind, make_order, saga_place
+from ports import SERVICES
 from tests.orders import FAST_POLICY
+from workflows.order_steps import ORDER_STEPS
 
-DATABASES = ("inventory", "payment", "shipping", "orders")
+DATABASES = SERVICES
 
 
 @dataclass(frozen=True)
@@ -215,3 +218,22 @@ async def test_a_saga_still_running_is_a_violation_unless_allowed(clean_run: Cle
     sagas[order_id] = Saga(order_id, WorkflowExecutionStatus.RUNNING, "ShippingScheduled")
     assert kinds_for(check(records, sagas), order_id) == {"saga-running"}
     assert check(records, sagas, allow_running=True).violations == []
+
+
+async def test_an_undone_step_of_a_confirmed_order_is_found_whatever_its_service(
+    clean_run: CleanRun, tmp_path: Path
+) -> None:
+    # Read from the effects every service records (a tombstone: its undo ran), not from the
+    # service's own tables, so any step of the table is checked the same way.
+    order_id = clean_run.order_of[Kind.HAPPY]
+    step = ORDER_STEPS[-1]
+    key = idempotency_key(workflow_id_for(order_id), step.name)
+
+    def plant(folder: Path) -> None:
+        sql = "INSERT INTO tombstones (effect_key) VALUES (?)"
+        execute(folder / f"{step.provider.service}.db", (sql, (key,)))
+
+    report = planted(clean_run, tmp_path, plant)
+    assert [v.detail for v in report.violations if v.kind == "effect-missing"] == [
+        f"{step.name} has no effect in force"
+    ]

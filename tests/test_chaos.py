@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer
 from ordersaga.models import SagaState
 from ordersaga.ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
 from ordersaga.ops.rig import Rig, embedded_rig
 from ordersaga.placing import start_saga
-from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order
+from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order, undone_after
 from tests.record_histories import wait_for
 from tests.service_state import Services
 from workflows import OrderSaga
@@ -50,6 +51,8 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     assert all(s.detail.startswith("down ") for s in downed)
     assert result.audit.violations == [], result.audit.summary()
     assert sum(result.audit.outcomes.values()) == 80
+    # The version the run began with drained (its sagas ended on it) and its workers stopped.
+    assert result.drained == [build_id()]
     # The lost answers were retried onto effects that had committed: their idempotency held.
     faults = (tmp_path / "services.log").read_text().count("fault_after_commit")
     assert faults > 0
@@ -80,4 +83,4 @@ async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
         await saga.result()
     status = await saga.query(OrderSaga.status)
     assert status.state == SagaState.ABORTED
-    assert status.compensations_run == ["release_inventory"]
+    assert status.compensations_run == undone_after("charge_payment")

@@ -33,7 +33,15 @@ from ordersaga.placing import start_saga
 from ordersaga.policy import SagaPolicy
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
-from tests.orders import BLOCKED_CUSTOMER, COMPENSATIONS, FAST_POLICY, STEPS, make_order, on_path
+from tests.orders import (
+    BLOCKED_CUSTOMER,
+    COMPENSATIONS,
+    FAST_POLICY,
+    STEPS,
+    make_order,
+    on_path,
+    undone_after,
+)
 from tests.saga_checks import (
     activity_runs,
     assert_confirmed_once,
@@ -43,6 +51,7 @@ from tests.saga_checks import (
 )
 from tests.service_state import Services
 from workflows import OrderSaga
+from workflows.order_steps import ORDER_STEPS
 
 #: FAST_POLICY with a 2 s start-to-close timeout: a killed worker's attempt is retried 2 s on.
 CRASH_POLICY = SagaPolicy(
@@ -57,16 +66,8 @@ LATENCY_MS = 1000
 #: Bound on a saga's end once its worker has been replaced.
 SAGA_WITHIN_S = 60
 
-SERVICE_OF: dict[str, str] = {
-    "reserve_inventory": "inventory",
-    "charge_payment": "payment",
-    "schedule_shipment": "shipping",
-    "confirm_order": "orders",
-    "release_inventory": "inventory",
-    "refund_payment": "payment",
-    "cancel_shipment": "shipping",
-    "cancel_order": "orders",
-}
+#: The service each activity calls.
+SERVICE_OF = {name: row.provider.service for row in ORDER_STEPS for name in (row.name, row.undo)}
 
 
 @pytest.fixture
@@ -201,11 +202,7 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
     assert isinstance(failure, ApplicationError)
     assert failure.type == "ConfirmationRejected"
     assert status.state == SagaState.ABORTED
-    undone_in_reverse = [
-        "cancel_shipment",
-        "refund_payment",
-        "release_inventory",
-    ]
+    undone_in_reverse = undone_after("confirm_order")
     assert status.compensations_run == undone_in_reverse
     effects = await services.effects(order.order_id)
     assert_fully_undone(effects)

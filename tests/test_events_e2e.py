@@ -25,11 +25,11 @@ from ordersaga.consumers.runner import open_consumers, run_consumers
 from ordersaga.eventbus import open_event_bus
 from ordersaga.events import SagaEvent, SagaEventType
 from ordersaga.models import OrderRequest
+from ordersaga.ops.stack import current_worker
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
 from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
 from tests.redis_server import running_redis
-from worker import create_worker
 
 E = SagaEventType
 CONFIRMED = [
@@ -103,7 +103,7 @@ async def test_a_known_mix_gives_each_consumer_exactly_its_events(
     bus = open_event_bus(bus_url)
     async with (
         create_http_client() as http,
-        create_worker(client, task_queue, http, ServiceUrls.from_base(services_url), bus),
+        current_worker(client, task_queue, http, ServiceUrls.from_base(services_url), bus),
     ):
         sagas = [await start_saga(client, order, task_queue) for order, _ in mix]
         for saga in sagas:

@@ -20,9 +20,12 @@ from tests.orders import (
     FAST_POLICY,
     IMPATIENT,
     SLOW_RETRY,
+    STEPS,
     UNSERVED_POSTAL_CODE,
     make_order,
     on_path,
+    undone_after,
+    undone_through,
 )
 from tests.record_histories import wait_for
 from tests.saga_checks import assert_fully_undone
@@ -31,13 +34,14 @@ from tests.starter_runner import StarterRunner
 from workflows import OrderSaga
 
 
-def fast_path_undoes(local_activities: bool) -> list[str]:
-    """What a saga interrupted on the fast path undoes beyond what the other path does.
+def undone_when_interrupted_at(step: str, local_activities: bool) -> list[str]:
+    """What a saga interrupted while `step` runs undoes, in order.
 
-    Every step, since a step may have run in a workflow task that was never recorded; here only
-    the confirmation, which never ran, so its undo is a no-op.
+    `step` too, since it may have taken effect; on the fast path every step, since a step may
+    have run in a workflow task that was never recorded (the steps that never ran first: they
+    are registered after those that did, and undoing them is a no-op).
     """
-    return ["cancel_order"] if local_activities else []
+    return undone_through(STEPS[-1] if local_activities else step)
 
 
 async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
@@ -65,12 +69,9 @@ async def test_cancel_with_the_temporal_cli_undoes_the_step_in_flight(
     assert isinstance(failure.value.cause, CancelledError)
     assert (await saga.describe()).status is WorkflowExecutionStatus.CANCELED
     status = await saga.query(OrderSaga.status)
-    assert status.compensations_run == [
-        *fast_path_undoes(local_activities),
-        "cancel_shipment",
-        "refund_payment",
-        "release_inventory",
-    ]
+    assert status.compensations_run == undone_when_interrupted_at(
+        "schedule_shipment", local_activities
+    )
     # The shipment was being scheduled when the cancel came: it is cancelled, not left live.
     effects = await services.effects(order.order_id)
     assert [s["status"] for s in effects.shipments] in ([], ["cancelled"])
@@ -111,12 +112,9 @@ async def test_withdraw_before_confirmation_undoes_everything(
     assert effects.record is None
     assert await services.stock() == stock_before
     status = await saga.query(OrderSaga.status)
-    assert status.compensations_run == [
-        *fast_path_undoes(local_activities),
-        "cancel_shipment",
-        "refund_payment",
-        "release_inventory",
-    ]
+    assert status.compensations_run == undone_when_interrupted_at(
+        "schedule_shipment", local_activities
+    )
 
 
 async def test_withdraw_after_confirmation_is_refused_with_the_reason(
@@ -162,7 +160,7 @@ async def test_a_stuck_release_needs_attention_until_an_operator_retries_it(
     assert retried.code == 0, retried.err
     status = await saga.query(OrderSaga.status)
     assert status.state == SagaState.ABORTED
-    assert status.compensations_run == ["release_inventory"]
+    assert status.compensations_run == undone_after("charge_payment")
     assert await services.stock() == stock_before
 
 
@@ -187,10 +185,7 @@ async def test_a_compensation_marked_done_by_hand_lets_the_rest_run(
     assert done.code == 0, done.err
     assert "done by hand: refund_payment (refunded by bank transfer)" in done.out
     status = await saga.query(OrderSaga.status)
-    assert status.compensations_run == [
-        "refund_payment",
-        "release_inventory",
-    ]
+    assert status.compensations_run == undone_after("schedule_shipment")
     # The refund was settled outside the saga, so the Payment service still shows the charge;
     # the release after it ran as usual.
     effects = await services.effects(order.order_id)
@@ -219,12 +214,9 @@ async def test_an_order_not_confirmed_by_its_deadline_is_undone(
     assert effects.net_charged == 0 and effects.live_shipments == []
     assert effects.live_reservations == [] and effects.record is None
     assert await services.stock() == stock_before
-    assert status.compensations_run == [
-        *fast_path_undoes(local_activities),
-        "cancel_shipment",
-        "refund_payment",
-        "release_inventory",
-    ]
+    assert status.compensations_run == undone_when_interrupted_at(
+        "schedule_shipment", local_activities
+    )
 
 
 @pytest.mark.parametrize("attempts", [1, 4])
@@ -251,10 +243,7 @@ async def test_each_step_retries_as_its_policy_says(
         # One fault and no retry: the charge fails, and is undone in case it went through.
         assert status.state == SagaState.ABORTED
         assert status.failure_type == "ServiceUnavailable"
-        assert status.compensations_run == [
-            "refund_payment",
-            "release_inventory",
-        ]
+        assert status.compensations_run == undone_through("charge_payment")
         assert effects.charges == [] and effects.live_reservations == []
     else:
         assert status.state == "OrderConfirmed"

@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 from ordersaga.metrics import SAGA_COUNTERS
 from ordersaga.models import workflow_id_for
 from tests.observed_stack import TASK_QUEUE, Mix, observed_mix
+from tests.orders import STEPS
 from tests.prometheus_text import Sample, parse, total
 from tests.promql_names import deploy_metric_names
 from workflows import OrderSaga
@@ -133,7 +134,7 @@ async def test_one_trace_runs_from_the_starter_to_the_service_handlers(mix: Mix)
     by_service = Counter(s["resource"]["attributes"]["service.name"] for s in in_trace)
     assert set(by_service) == {"order-saga-starter", "order-saga-worker", "order-saga-services"}
     names = {s["name"] for s in in_trace}
-    steps = ("reserve_inventory", "charge_payment", "schedule_shipment", "confirm_order")
+    steps = STEPS
     assert {"StartWorkflow:OrderSaga", "RunWorkflow:OrderSaga"} <= names
     assert {f"StartActivity:{step}" for step in steps} <= names
     assert {f"RunActivity:{step}" for step in steps} <= names

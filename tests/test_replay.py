@@ -1,53 +1,63 @@
-"""Recorded histories of every saga path replay against today's workflow code.
+"""The current build's recorded histories, one per saga path, replay against the saga's code.
 
-A change that would break sagas already running (a step added, reordered or removed without
-`workflow.patched`) makes the replay raise a non-determinism error here, before it ships.
+Sagas are PINNED to the build that started them, so only this build's own histories must
+replay here: a change to what the saga does fails this replay, and is shipped as a new build
+(its id derives from the code) with a re-recorded set (`python -m tests.record_histories`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.record_histories import CURRENT_VERSION, HISTORIES, SAGA_PATHS
-from workflows import OrderSaga
+from ordersaga.deployment import build_id
+from tests.record_histories import HISTORIES, RECORDED_BUILD, SAGA_PATHS
+from workflows import OrderSaga, order_steps
 
-RECORDED = sorted(HISTORIES.glob("*/*.json"))
+RECORDED = sorted(HISTORIES.glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"order-{path.stem}", path.read_text())
+    history = json.loads(path.read_text())
+    started = history["events"][0]["workflowExecutionStartedEventAttributes"]
+    return WorkflowHistory.from_json(started["workflowId"], history)
 
 
-def test_every_saga_path_has_a_recorded_history_of_the_current_version() -> None:
-    assert {path.stem for path in (HISTORIES / CURRENT_VERSION).glob("*.json")} >= set(SAGA_PATHS)
-
-
-@pytest.mark.parametrize("path", RECORDED, ids=[f"{p.parent.name}/{p.stem}" for p in RECORDED])
-async def test_recorded_history_replays(path: Path) -> None:
+async def replay(path: Path) -> Exception | None:
     replayer = Replayer(workflows=[OrderSaga], data_converter=pydantic_data_converter)
-
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    return result.replay_failure
 
-    assert result.replay_failure is None, result.replay_failure
+
+def test_every_saga_path_has_a_recorded_history() -> None:
+    assert {path.stem for path in RECORDED} == set(SAGA_PATHS)
 
 
-async def test_without_the_patch_the_deadline_would_break_running_sagas(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # What `workflow.patched` prevents: sagas started before the deadline existed have no timer
-    # in their history, so code that always starts one no longer matches them.
-    monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
-    replayer = Replayer(workflows=[OrderSaga], data_converter=pydantic_data_converter)
-
-    result = await replayer.replay_workflow(
-        load(HISTORIES / "v1" / "confirmed.json"), raise_on_replay_failure=False
+def test_the_histories_are_the_current_builds() -> None:
+    recorded = RECORDED_BUILD.read_text().strip()
+    assert recorded == build_id(), (
+        f"the saga's code is build {build_id()}, its histories were recorded by {recorded}: "
+        "record them again with `python -m tests.record_histories`"
     )
 
-    assert result.replay_failure is not None
-    assert "nondeterminism" in str(result.replay_failure).lower()
+
+@pytest.mark.parametrize("path", RECORDED, ids=[path.stem for path in RECORDED])
+async def test_recorded_history_replays(path: Path) -> None:
+    assert await replay(path) is None
+
+
+async def test_a_change_to_the_sagas_commands_fails_the_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The steps in another order: the confirmed saga's history has the reservation first.
+    monkeypatch.setattr(order_steps, "ORDER_STEPS", order_steps.ORDER_STEPS[::-1])
+
+    failure = await replay(HISTORIES / "confirmed.json")
+
+    assert failure is not None
+    assert "nondeterminism" in str(failure).lower()

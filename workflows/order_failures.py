@@ -30,6 +30,10 @@ CANCELLED = "Cancelled"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
+#: Failures that come from outside the steps, cutting them short wherever they are.
+INTERRUPTIONS = frozenset({CANCELLED, ORDER_WITHDRAWN, DEADLINE_EXCEEDED})
+
+
 class StepFailed(Exception):
     """A forward step failed for good; carries what the saga reports about it."""
 

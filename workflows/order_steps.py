@@ -181,40 +181,50 @@ def check_steps(steps: tuple[OrderStep[Any], ...]) -> None:
     taken |= {value: "a saga event" for value in SagaEventType}
     for row in steps:
         step = getattr(row.activity, "__name__", repr(row.activity))
-        for part in ("activity", "compensation"):
-            if activity._Definition.from_callable(getattr(row, part)) is None:
-                raise StepTableError(f"step {step}: its {part} is not an @activity.defn")
-        service = getattr(row.provider, "service", None)
-        if service not in SERVICES:
-            raise StepTableError(
-                f"step {step}: {row.provider.__name__}.service is {service!r}, not a port "
-                f"(ports/<name>.py) among {', '.join(SERVICES)}"
-            )
-        if _owner(row.compensation) is not row.provider:
-            raise StepTableError(
-                f"step {step}: its compensation is not a {row.provider.__name__} method"
-            )
-        if not row.customer_failure:
-            raise StepTableError(
-                f"step {step}: customer_failure must say what the customer is told"
-            )
-        # One name per thing: a state, an event, an id key or an activity named twice would
-        # make two steps indistinguishable in the status, the events or the worker.
-        names = {
-            "name": row.name,
-            "compensation": row.undo,
-            "state_after": row.state_after,
-            "yields": row.yields,
-            "undone_event": row.undone_event,
-        }
-        if row.event != row.state_after:
-            names["event"] = row.event
-        for part, value in names.items():
-            if not value:
-                raise StepTableError(f"step {step}: {part} is empty")
-            if value in taken:
-                raise StepTableError(f"step {step}: {part} {value!r} is already {taken[value]}")
-            taken[value] = f"the {part} of step {step}"
+        _check_parts(row, step)
+        _check_names(row, step, taken)
+
+
+def _check_parts(row: OrderStep[Any], step: str) -> None:
+    """Each part of `row` is there and of the right kind."""
+    for part in ("activity", "compensation"):
+        if activity._Definition.from_callable(getattr(row, part)) is None:
+            raise StepTableError(f"step {step}: its {part} is not an @activity.defn")
+    service = getattr(row.provider, "service", None)
+    if service not in SERVICES:
+        raise StepTableError(
+            f"step {step}: {row.provider.__name__}.service is {service!r}, not a port "
+            f"(ports/<name>.py) among {', '.join(SERVICES)}"
+        )
+    if _owner(row.compensation) is not row.provider:
+        raise StepTableError(
+            f"step {step}: its compensation is not a {row.provider.__name__} method"
+        )
+    if not row.customer_failure:
+        raise StepTableError(f"step {step}: customer_failure must say what the customer is told")
+
+
+def _check_names(row: OrderStep[Any], step: str, taken: dict[str, str]) -> None:
+    """Each name of `row` is given and not `taken` by another row; then it is taken.
+
+    One name per thing: a state, an event, an id key or an activity named twice would make two
+    steps indistinguishable in the status, the events or the worker.
+    """
+    names = {
+        "name": row.name,
+        "compensation": row.undo,
+        "state_after": row.state_after,
+        "yields": row.yields,
+        "undone_event": row.undone_event,
+    }
+    if row.event != row.state_after:
+        names["event"] = row.event
+    for part, value in names.items():
+        if not value:
+            raise StepTableError(f"step {step}: {part} is empty")
+        if value in taken:
+            raise StepTableError(f"step {step}: {part} {value!r} is already {taken[value]}")
+        taken[value] = f"the {part} of step {step}"
 
 
 check_steps(ORDER_STEPS)

@@ -35,15 +35,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.saga import is_refusal
 
-#: Events of one saga are published with the activities that carry them; sagas started before
-#: events existed have no final publishing activity in their history, so this patch keeps them
-#: replaying as they ran.
-EVENTS_PATCH = "saga-events"
-
-#: Fast-path sagas recorded before this patch upserted `Compensating` too; asked only when a
-#: fast-path saga starts compensating, so other sagas carry no marker.
-FAST_PATH_STATUS_PATCH = "fast-path-one-status-per-task"
-
 #: Publishing the saga's last events retries until the bus takes them, like a compensation.
 PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
 
@@ -75,9 +66,6 @@ class SagaTelemetry:
         self._keeps_search_attributes = (
             workflow.info().typed_search_attributes.get(ORDER_STATUS) is not None
         )
-        self._publishes_events = False
-        self._lean = False
-        self._steps_announce = False
 
     # --- The facts of a saga's life ----------------------------------------------------------
 
@@ -89,21 +77,10 @@ class SagaTelemetry:
         self._count("saga_refused")
         self.state_changed()
 
-    def started(self, request: OrderRequest, *, lean: bool, steps_announce: bool) -> None:
-        """The saga began; decides, at the same point of every run, whether it publishes events.
-
-        Args:
-            request: The order.
-            lean: The saga runs under `LEAN_PATCH`: it publishes events, upserts only
-                `SEARCHABLE_STATES` and publishes its last events by a local activity.
-            steps_announce: Each step's activity publishes the step's own event once it has
-                succeeded (`StepAnnouncement`), instead of the next activity carrying it.
-        """
+    def started(self, request: OrderRequest) -> None:
+        """The saga accepted `request` and begins its steps."""
         self._request = request
-        self._lean = lean
-        self._steps_announce = steps_announce
         workflow.logger.info("Order saga started", extra=self._log_context)
-        self._publishes_events = lean or workflow.patched(EVENTS_PATCH)
         self._count("saga_started")
         self._emit(
             SagaEventType.ORDER_SAGA_STARTED,
@@ -112,11 +89,10 @@ class SagaTelemetry:
             currency=request.currency,
         )
 
-    def step_done(self, step: OrderStep[Any], created_id: str, since: datetime) -> None:
-        """`step` succeeded, creating `created_id`; the saga is now in `status.state`."""
+    def step_done(self, step: OrderStep[Any], since: datetime) -> None:
+        """`step`, begun at `since`, succeeded; the saga is now in `status.state`."""
+        # The step's activity published its event (`StepAnnouncement`) once it succeeded.
         self._took("saga_step_duration", since, step=step.name, outcome="ok")
-        if not self._steps_announce:  # else its activity published the step's event
-            self._emit(step.event, **{step.yields: created_id}, **self._step_details(step))
         self.state_changed()
         workflow.logger.info("Step done", extra=self._log_context | {"step": step.name})
 
@@ -142,17 +118,12 @@ class SagaTelemetry:
         """Keep the `OrderStatus` and `FailedStep` search attributes current."""
         if not self._keeps_search_attributes:
             return
-        # A lean saga (see `LEAN_PATCH`) upserts only the searchable states, each in a workflow
-        # task of its own: each follows an activity, an update or a wait for one. On the fast
-        # path compensations run within the task, so `Compensating` would share it with the end.
+        # Only the searchable states are upserted, each in a workflow task of its own: each
+        # follows an activity, an update or a wait for one. On the fast path compensations run
+        # within the task, so `Compensating` would share it with the end.
         state = self._status.state
-        if self._lean and state not in SEARCHABLE_STATES:
-            return
-        if (
-            self._lean
-            and state == SagaState.COMPENSATING
-            and self._request.policy.local_activities
-            and workflow.patched(FAST_PATH_STATUS_PATCH)
+        if state not in SEARCHABLE_STATES or (
+            state == SagaState.COMPENSATING and self._request.policy.local_activities
         ):
             return
         updates = [ORDER_STATUS.value_set(self._status.state)]
@@ -239,9 +210,9 @@ class SagaTelemetry:
             within: The time all its attempts may take together (the order's deadline).
             step: The step the activity does, if it is one: it announces the step's event.
         """
-        events = list(self._unpublished) if self._publishes_events else []
+        events = list(self._unpublished)
         announced = announces = None
-        if step is not None and self._steps_announce:
+        if step is not None:
             announced = self._event(step.event, **self._step_details(step))
             announces = StepAnnouncement(event=announced, created_as=step.yields)
         arg = arg.model_copy(update={"events": events, "announces": announces})
@@ -273,17 +244,13 @@ class SagaTelemetry:
     async def publish_unpublished(self) -> None:
         """Publish the events no step is left to carry (at most one activity per saga end).
 
-        A lean saga does it by a local activity: no round trip through the server's queue.
+        By a local activity: no round trip through the server's queue.
         """
-        if not (self._unpublished and self._publishes_events):
+        if not self._unpublished:
             return
         events = list(self._unpublished)
         input = PublishEventsInput(order_id=self._status.order_id, events=events)
-        options = _options(PUBLISH_POLICY)
-        if self._lean:
-            await workflow.execute_local_activity(publish_events, input, **options)
-        else:
-            await workflow.execute_activity(publish_events, input, **options)
+        await workflow.execute_local_activity(publish_events, input, **_options(PUBLISH_POLICY))
         del self._unpublished[: len(events)]
 
     def _step_details(self, step: OrderStep[Any]) -> dict[str, str | int]:

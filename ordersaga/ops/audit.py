@@ -2,6 +2,8 @@
 
 After every saga has ended, for every order (docs/operations.md lists them too):
 
+- every step of the saga, whatever its service, from the records every service keeps of its
+  effects: confirmed ⇒ each step's effect in force; otherwise ⇒ none left in force;
 - confirmed (workflow completed) ⇒ exactly its items reserved and not released, exactly its total
   charged and not refunded, one live shipment of its items, one confirmed record that names them
   and names the ids the saga returned;
@@ -38,6 +40,7 @@ from ordersaga.ops.audit_data import (
 )
 from ordersaga.ops.options import add_temporal_options
 from ordersaga.temporal import connect
+from workflows.order_steps import ORDER_STEPS
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,11 @@ def _check_charges(records: ServiceRecords, order_id: str) -> list[tuple[str, st
 
 def _live(records: ServiceRecords, order_id: str) -> list[tuple[str, str]]:
     """(kind, detail) of each effect of the order still in force."""
-    found = []
+    found = [
+        ("effect-kept", f"{step}'s effect is not undone")
+        for step, effect in records.effects.get(order_id, {}).items()
+        if effect.taken and not effect.undone
+    ]
     reserved = [r for r in records.reservations.get(order_id, []) if r.live]
     if reserved:
         found.append(("leaked-reservation", f"{len(reserved)} reservation(s) still hold stock"))
@@ -202,7 +209,15 @@ def _check_confirmed(records: ServiceRecords, order_id: str, saga: Saga) -> list
     request = saga.request
     assert request is not None  # read for every completed saga
     items = Counter({item.sku: item.quantity for item in request.items})
-    found = []
+    effects = records.effects.get(order_id, {})
+    # The steps of the build that ran the saga: those whose ids its result names (a saga that
+    # started before a step was added ran without it).
+    ran = [step.name for step in ORDER_STEPS if saga.result and step.yields in saga.result.ids]
+    found = [
+        ("effect-missing", f"{step} has no effect in force")
+        for step in ran
+        if not (step in effects and effects[step].taken and not effects[step].undone)
+    ]
     reservations = records.reservations.get(order_id, [])
     if [(r.live, r.items) for r in reservations] != [(True, items)]:
         found.append(("reservation", f"want one live reservation of {dict(items)}, found "

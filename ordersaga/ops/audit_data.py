@@ -1,4 +1,4 @@
-"""What `order-saga audit` reads: the four services' databases and the sagas Temporal knows.
+"""What `order-saga audit` reads: the services' databases and the sagas Temporal knows.
 
 The databases are opened read-only, straight from their files (one read transaction each), so
 the audit needs no service to be up and cannot change what it checks. The sagas come from
@@ -25,14 +25,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
 
 from ordersaga.exits import StartFailure
-from ordersaga.models import OrderRequest, OrderResult
+from ordersaga.models import WORKFLOW_ID_PREFIX, OrderRequest, OrderResult, order_id_of
 from ordersaga.search_attributes import ORDER_STATUS
+from workflows.order_steps import ORDER_STEPS
 
 #: The visibility query of every saga in a namespace.
 SAGA_QUERY = "WorkflowType = 'OrderSaga'"
-
-#: Workflow ids of sagas are `order-<order id>` (`ordersaga.models.workflow_id_for`).
-WORKFLOW_ID_PREFIX = "order-"
 
 #: Sagas read from Temporal at once.
 _CONCURRENT_READS = 32
@@ -97,11 +95,30 @@ class OrderRecord:
     shipment_id: str
 
 
-@dataclass
-class ServiceRecords:
-    """Everything the four services hold, grouped by order id.
+@dataclass(frozen=True)
+class StepEffect:
+    """What the service of one step of one order recorded of it, read from its effects tables.
+
+    Every service keeps the answer of each forward call by its idempotency key and a tombstone
+    for each effect it was asked to undo (`services/effects.py`), whatever the step is, so a
+    step added to the saga is audited with no code of its own here.
 
     Attributes:
+        taken: The forward call succeeded: the effect exists.
+        undone: Its compensation ran.
+    """
+
+    taken: bool
+    undone: bool
+
+
+@dataclass
+class ServiceRecords:
+    """Everything the services hold, grouped by order id.
+
+    Attributes:
+        effects: Per order, the effect of each step (by step name) whose service has a record
+            of it.
         reservations: Reservations per order.
         charges: Charges per order, each with its refund.
         shipments: Shipments per order.
@@ -111,6 +128,7 @@ class ServiceRecords:
             ledger): what stock plus live reservations must add up to.
     """
 
+    effects: dict[str, dict[str, StepEffect]] = field(default_factory=dict)
     reservations: dict[str, list[Reservation]] = field(default_factory=dict)
     charges: dict[str, list[Charge]] = field(default_factory=dict)
     shipments: dict[str, list[Shipment]] = field(default_factory=dict)
@@ -120,7 +138,13 @@ class ServiceRecords:
 
     def order_ids(self) -> set[str]:
         """Every order any service has a record of."""
-        return {*self.reservations, *self.charges, *self.shipments, *self.records}
+        return {
+            *self.effects,
+            *self.reservations,
+            *self.charges,
+            *self.shipments,
+            *self.records,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,13 +175,16 @@ def services_dir(data_dir: Path) -> Path:
 
 
 def read_service_records(data_dir: Path) -> ServiceRecords:
-    """Read the four services' databases in `data_dir` (or its `services` folder), read-only.
+    """Read the services' databases in `data_dir` (or its `services` folder), read-only.
 
     Raises:
         MissingDatabase: A database is missing.
     """
     folder = services_dir(data_dir)
     records = ServiceRecords()
+    for step in ORDER_STEPS:
+        with _read_only(folder / f"{step.provider.service}.db") as db:
+            _read_effects(db, step.name, records.effects)
     with _read_only(folder / "inventory.db") as db:
         items: dict[str, Counter[str]] = {}
         for row in db.execute("SELECT reservation_id, sku, quantity FROM reservation_items"):
@@ -195,6 +222,23 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
     return records
 
 
+def _read_effects(
+    db: sqlite3.Connection, step: str, effects: dict[str, dict[str, StepEffect]]
+) -> None:
+    """Add the effects of `step` recorded in its service's database `db` to `effects`."""
+    suffix = f":{step}"
+    undone = {key for (key,) in db.execute("SELECT effect_key FROM tombstones")}
+    taken = {
+        key: 200 <= status < 300
+        for key, status in db.execute("SELECT key, status FROM idempotency")
+        if key.startswith(WORKFLOW_ID_PREFIX) and key.endswith(suffix)
+    }
+    for key in taken.keys() | {key for key in undone if key.endswith(suffix)}:
+        order_id = order_id_of(key.removesuffix(suffix))
+        effect = StepEffect(taken=taken.get(key, False), undone=key in undone)
+        effects.setdefault(order_id, {})[step] = effect
+
+
 async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]:
     """Every saga `query` lists, by order id, with the input and result of each completed one."""
     listed = [execution async for execution in client.list_workflows(query)]
@@ -214,7 +258,7 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
                 )
                 result = await handle.result()
         return Saga(
-            order_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+            order_id=order_id_of(execution.id),
             status=status or WorkflowExecutionStatus.RUNNING,
             state=execution.typed_search_attributes.get(ORDER_STATUS),
             request=request,

@@ -9,7 +9,10 @@ that each falls while sagas are in flight):
   stopped gracefully and started again (`--server-restarts`);
 - the faults flip to new random levels (`--flips`): the services fail a share of their mutating
   calls with a 5xx before the effect (`--fault-rate`), lose the answer of a share after the
-  effect committed (`--lost-answers`), and add latency (`--latency-ms`).
+  effect committed (`--lost-answers`), and add latency (`--latency-ms`);
+- a new version of the workers is deployed and made current (`--deploys`): sagas running go on
+  pinned to the version that started them, new ones start on the new version, and the old
+  version's workers are stopped once no saga runs on it.
 
 Once every order is placed and every scheduled break has happened, the faults stop and the sagas
 that wait for an operator (a compensation that ran out of attempts) are retried, as an operator
@@ -35,6 +38,7 @@ from rich.console import Console
 from rich.progress import Progress
 from temporalio.client import WorkflowUpdateFailedError
 
+from ordersaga.deployment import build_id
 from ordersaga.models import OperatorAction, Resolution, SagaState
 from ordersaga.ops.audit import AuditReport, audit
 from ordersaga.ops.bench import add_load_options
@@ -69,6 +73,7 @@ class Break(StrEnum):
     SERVER_KILL = "server SIGKILL"
     SERVER_RESTART = "server restart"
     FLIP = "faults flipped"
+    DEPLOY = "new version deployed"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class ChaosConfig:
             Break.SERVER_KILL: 1,
             Break.SERVER_RESTART: 1,
             Break.FLIP: 2,
+            Break.DEPLOY: 1,
         }
     )
     fault_rate: float = 0.1
@@ -144,6 +150,8 @@ class ChaosResult:
         states: Sagas per final state.
         schedule: Every break, in order.
         retried: Sagas an operator's retry had to unblock once the faults stopped.
+        drained: Build ids of the versions left behind by a deploy whose sagas all ended there,
+            after which their workers were stopped.
         audit: The audit of the run.
     """
 
@@ -151,6 +159,7 @@ class ChaosResult:
     states: Counter[str]
     schedule: list[Scheduled]
     retried: int
+    drained: list[str]
     audit: AuditReport
 
     @property
@@ -168,6 +177,7 @@ class ChaosResult:
                 f"ended: {states}",
                 f"survived: {survived}",
                 f"sagas retried by the operator step once the faults stopped: {self.retried}",
+                f"versions drained and their workers stopped: {', '.join(self.drained) or 'none'}",
                 "schedule:",
                 *(f"  {scheduled}" for scheduled in self.schedule),
                 "audit:",
@@ -178,106 +188,135 @@ class ChaosResult:
 
 async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -> ChaosResult:
     """Run the orders on `rig` while breaking things; end every saga; audit."""
-    assert rig.server and rig.services and rig.services_dir, "chaos needs its own stack"
-    server, services = rig.server, rig.services
-    rng = random.Random(config.seed)
-    kinds = config.mix.kinds(config.orders, rng)
-    orders = [make_order(f"chaos-{rng.getrandbits(48):012x}", k, CHAOS_POLICY) for k in kinds]
-    moments = sorted(
-        (rng.randrange(config.orders // 10, config.orders * 8 // 10), what)
-        for what, count in config.breaks.items()
-        for _ in range(count)
+    assert rig.services_dir, "chaos needs its own stack"
+    run = _ChaosRun(rig, config)
+    await rig.set_faults(run.faults)
+    with Progress(console=console or Console(stderr=True), transient=True) as progress:
+        samples = await run.run(progress)
+    final = await final_states(rig.client, [run.orders[s.index].order_id for s in samples])
+    report = await audit(rig.client, rig.services_dir)
+    return ChaosResult(
+        len(samples), Counter(final.values()), run.schedule, len(run.retried), run.drained, report
     )
-    pool = WorkerPool(rig, f"chaos-{rng.getrandbits(32):08x}")
-    faults = config.faults
-    schedule: list[Scheduled] = []
-    began = time.monotonic()
-    ended = asyncio.Event()
-    all_placed = asyncio.Event()
-    done = placed = 0
-    place = saga_place(rig.client, pool.task_queue, orders)
 
-    async def counted_place(index: int) -> str:
-        nonlocal placed
-        placed += 1
-        if placed == config.orders:
-            all_placed.set()
-        return await place(index)
 
-    def on_done(sample: Sample) -> None:
-        nonlocal done
-        done += 1
-        ended.set()
-        progress.advance(task)
+class _ChaosRun:
+    """One chaos run: its orders, the moments of its breaks, and what happened."""
 
-    async def reached(count: int) -> None:
-        while done < count:  # woken at each saga's end: no polling interval
-            ended.clear()
-            await ended.wait()
+    def __init__(self, rig: Rig, config: ChaosConfig) -> None:
+        assert rig.server and rig.services, "chaos needs its own stack"
+        self.rig, self.config = rig, config
+        self.server, self.services = rig.server, rig.services
+        self.rng = rng = random.Random(config.seed)
+        kinds = config.mix.kinds(config.orders, rng)
+        self.orders = [
+            make_order(f"chaos-{rng.getrandbits(48):012x}", kind, CHAOS_POLICY) for kind in kinds
+        ]
+        self.moments = sorted(
+            (rng.randrange(config.orders // 10, config.orders * 8 // 10), what)
+            for what, count in config.breaks.items()
+            for _ in range(count)
+        )
+        self.pool = WorkerPool(rig, f"chaos-{rng.getrandbits(32):08x}")
+        self.faults = config.faults
+        self.schedule: list[Scheduled] = []
+        self.retried: set[str] = set()
+        self.drained: list[str] = []
+        self.began = time.monotonic()
+        self.ended = asyncio.Event()
+        self.all_placed = asyncio.Event()
+        self.done = self.placed = 0
+        self._place = saga_place(rig.client, self.pool.task_queue, self.orders)
 
-    async def down_and_up(
-        kill: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]]
+    async def run(self, progress: Progress) -> list[Sample]:
+        """Place every order while the breaks happen; return once every saga has ended."""
+        task = progress.add_task("chaos", total=self.config.orders)
+
+        def on_done(sample: Sample) -> None:
+            self.done += 1
+            self.ended.set()
+            progress.advance(task)
+
+        async with self.pool.running(self.config.workers):
+            breaker = asyncio.create_task(self._break_things())
+            load = asyncio.create_task(
+                run_load(
+                    self._counted_place,
+                    self.config.orders,
+                    concurrency=self.config.concurrency,
+                    on_done=on_done,
+                )
+            )
+            try:
+                await breaker
+                while not load.done():
+                    self.retried |= await retry_waiting_sagas(self.rig, self.pool.task_queue)
+                    await self._stop_drained()
+                    await asyncio.wait({load}, timeout=1.0)
+                samples = await load
+                self.drained += await self.pool.stop_drained(no_more_sagas=True)
+                return samples
+            finally:
+                breaker.cancel()
+                load.cancel()
+
+    async def _counted_place(self, index: int) -> str:
+        self.placed += 1
+        if self.placed == self.config.orders:
+            self.all_placed.set()
+        return await self._place(index)
+
+    async def _reached(self, count: int) -> None:
+        while self.done < count:  # woken at each saga's end: no polling interval
+            self.ended.clear()
+            await self.ended.wait()
+
+    async def _break_things(self) -> None:
+        for at, what in self.moments:
+            await self._reached(at)
+            when, ended_then = time.monotonic() - self.began, self.done
+            detail = await self._do(what)
+            self.schedule.append(Scheduled(round(when, 1), ended_then, what, detail))
+            await self._stop_drained()
+        await self.all_placed.wait()
+        await self.rig.set_faults()
+
+    async def _stop_drained(self) -> None:
+        self.drained += await retry_transient(self.pool.stop_drained)
+
+    async def _do(self, what: Break) -> str:
+        if what is Break.WORKER_KILL:
+            await self.pool.kill_and_replace(self.rng)
+            return ""
+        if what is Break.DEPLOY:
+            label = f"chaos-{len(self.schedule) + 1}"
+            await self.pool.deploy(label, self.config.workers)
+            return f"to {build_id(label)}"
+        if what is Break.SERVICES_KILL:
+            detail = await self._down_and_up(self.services.kill, self.services.start)
+            await self.rig.set_faults(self.faults)  # a new process starts well-behaved
+            return detail
+        if what is Break.SERVER_KILL:
+            return await self._down_and_up(self.server.kill, self.server.start)
+        if what is Break.SERVER_RESTART:
+            await self.server.stop()
+            await self.server.start()
+            return ""
+        self.faults = flipped(self.config, self.rng)
+        await self.rig.set_faults(self.faults)
+        return (
+            f"to {self.faults.error_rate:.0%} errors, {self.faults.lost_answer_rate:.0%} lost "
+            f"answers, {self.faults.latency_ms} ms"
+        )
+
+    async def _down_and_up(
+        self, kill: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]]
     ) -> str:
-        pause = rng.uniform(*DOWNTIME_S)
+        pause = self.rng.uniform(*DOWNTIME_S)
         await kill()
         await asyncio.sleep(pause)  # the part stays down: this is the harm, not a wait for it
         await start()
         return f"down {pause:.1f} s"
-
-    async def do(what: Break) -> str:
-        nonlocal faults
-        if what is Break.WORKER_KILL:
-            await pool.kill_and_replace(rng)
-            return ""
-        if what is Break.SERVICES_KILL:
-            detail = await down_and_up(services.kill, services.start)
-            await rig.set_faults(faults)  # a new process starts well-behaved
-            return detail
-        if what is Break.SERVER_KILL:
-            return await down_and_up(server.kill, server.start)
-        if what is Break.SERVER_RESTART:
-            await server.stop()
-            await server.start()
-            return ""
-        faults = flipped(config, rng)
-        await rig.set_faults(faults)
-        return (
-            f"to {faults.error_rate:.0%} errors, {faults.lost_answer_rate:.0%} lost answers, "
-            f"{faults.latency_ms} ms"
-        )
-
-    async def break_things() -> None:
-        for at, what in moments:
-            await reached(at)
-            when, ended_then = time.monotonic() - began, done
-            schedule.append(Scheduled(round(when, 1), ended_then, what, await do(what)))
-        await all_placed.wait()
-        await rig.set_faults()
-
-    await rig.set_faults(faults)
-    with Progress(console=console or Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("chaos", total=config.orders)
-        async with pool.running(config.workers):
-            breaker = asyncio.create_task(break_things())
-            load = asyncio.create_task(
-                run_load(
-                    counted_place, config.orders, concurrency=config.concurrency, on_done=on_done
-                )
-            )
-            retried: set[str] = set()
-            try:
-                await breaker
-                while not load.done():
-                    retried |= await retry_waiting_sagas(rig, pool.task_queue)
-                    await asyncio.wait({load}, timeout=1.0)
-                samples = await load
-            finally:
-                breaker.cancel()
-                load.cancel()
-            final = await final_states(rig.client, [orders[s.index].order_id for s in samples])
-            states = Counter(final.values())
-    report = await audit(rig.client, rig.services_dir)
-    return ChaosResult(len(samples), states, schedule, len(retried), report)
 
 
 def flipped(config: ChaosConfig, rng: random.Random) -> FaultSettings:
@@ -324,6 +363,7 @@ BREAK_FLAGS = {
     Break.SERVER_KILL: ("--server-kills", "SIGKILLs of the Temporal server"),
     Break.SERVER_RESTART: ("--server-restarts", "graceful restarts of the Temporal server"),
     Break.FLIP: ("--flips", "changes of the fault levels"),
+    Break.DEPLOY: ("--deploys", "new versions of the workers made current (PINNED sagas drain)"),
 }
 
 

@@ -88,3 +88,7 @@ def run(argv: list[str] | None = None) -> int:
         configure_logging(json=True, stream=(settings.data_dir / "worker.log").open("a"))
         asyncio.run(run_demo(settings, stay=not args.exit))
     return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The operational commands that check and measure the stack: audit, bench, chaos.
+"""The operational commands that check, measure and deploy the stack: audit, bench, chaos, deploy.
 
 Each module gives `add_command(subparsers)` and `async run_command(args) -> exit code`.
 """
@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ordersaga.ops import audit, bench, chaos
+from ordersaga.ops import audit, bench, chaos, deploy
 
 AddCommand = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 RunCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -19,4 +19,5 @@ COMMANDS: dict[str, tuple[AddCommand, RunCommand]] = {
     "audit": (audit.add_command, audit.run_command),
     "bench": (bench.add_command, bench.run_command),
     "chaos": (chaos.add_command, chaos.run_command),
+    "deploy": (deploy.add_command, deploy.run_command),
 }

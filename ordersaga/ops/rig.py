@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from typing import IO
 import httpx
 from temporalio.client import Client
 
+from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer
 from ordersaga.logs import configure_logging
 from ordersaga.ops.stack import ServicesProcess, worker_process
+from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from ports import SERVICES
@@ -114,23 +117,40 @@ async def remote_rig(address: str, services_url: str, log_dir: Path) -> Rig:
     return Rig(await connect(address), address, services_url, log_dir)
 
 
+#: Seconds after a deploy before the version left behind may be found drained.
+SETTLE_S = 5.0
+
+
+@dataclass
+class _Worker:
+    slot: AsyncExitStack
+    process: asyncio.subprocess.Process
+    label: str | None
+
+
 @dataclass
 class WorkerPool:
     """Worker processes polling one task queue; any of them can be SIGKILLed and replaced.
+
+    The workers are versions of the default Worker Deployment; `deploy` starts a new version
+    beside the running one, and `stop_drained` stops the workers of versions left behind once
+    no saga runs on them any more.
 
     Attributes:
         rig: What the workers connect to.
         task_queue: The queue they poll.
         command: The worker program (`python worker.py` if None).
         kills: How many workers were killed so far.
+        label: The `BUILD_LABEL` of the current version's workers.
     """
 
     rig: Rig
     task_queue: str
     command: Sequence[str] | None = None
     kills: int = 0
-    _slots: list[AsyncExitStack] = field(default_factory=list, init=False)
-    _processes: list[asyncio.subprocess.Process] = field(default_factory=list, init=False)
+    label: str | None = None
+    _workers: list[_Worker] = field(default_factory=list, init=False)
+    _left_behind: dict[str | None, float] = field(default_factory=dict, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
 
     @asynccontextmanager
@@ -139,27 +159,68 @@ class WorkerPool:
         with (self.rig.log_dir / "workers.log").open("ab") as self._log:
             try:
                 for _ in range(count):
-                    await self._start()
+                    await self._start(self.label, current=True)
                 yield self
             finally:
-                for slot in self._slots:
-                    await slot.aclose()
+                for worker in self._workers:
+                    await worker.slot.aclose()
 
     @property
     def pids(self) -> list[int]:
         """The process ids of the workers running now."""
-        return [process.pid for process in self._processes]
+        return [worker.process.pid for worker in self._workers]
 
     async def kill_and_replace(self, rng: random.Random) -> None:
-        """SIGKILL one worker chosen at random (it finishes nothing), then start a new one."""
-        index = rng.randrange(len(self._slots))
-        process, slot = self._processes.pop(index), self._slots.pop(index)
-        process.kill()
-        await slot.aclose()
-        self.kills += 1
-        await self._start()
+        """SIGKILL one worker chosen at random (it finishes nothing), then start a new one.
 
-    async def _start(self) -> None:
+        The new one is of the killed one's version, so the sagas pinned to it go on.
+        """
+        worker = self._workers.pop(rng.randrange(len(self._workers)))
+        worker.process.kill()
+        await worker.slot.aclose()
+        self.kills += 1
+        await self._start(worker.label, current=False)
+
+    async def deploy(self, label: str, count: int) -> None:
+        """Start `count` workers as the version `label` and make it current.
+
+        The workers of the versions before it keep running: the sagas pinned to those end there.
+        """
+        self._left_behind[self.label] = time.monotonic()
+        self.label = label
+        for _ in range(count):
+            await self._start(label, current=True)
+
+    async def stop_drained(self, *, no_more_sagas: bool = False) -> list[str]:
+        """Stop the workers of every version that is not current and runs no saga any more.
+
+        A version is looked at only `SETTLE_S` after it was left behind, unless no saga will be
+        started any more: a saga whose first workflow task its worker was running then is
+        pinned to it a moment later.
+
+        Returns:
+            The build ids of the versions stopped.
+        """
+        stopped = []
+        settled = time.monotonic() - (0 if no_more_sagas else SETTLE_S)
+        for label in {worker.label for worker in self._workers} - {self.label}:
+            version = build_id(label)
+            if self._left_behind[label] > settled or await self._running_on(version):
+                continue
+            for worker in [worker for worker in self._workers if worker.label == label]:
+                self._workers.remove(worker)
+                await worker.slot.aclose()
+            stopped.append(version)
+        return stopped
+
+    async def _running_on(self, version: str) -> int:
+        query = (
+            f"TaskQueue = '{self.task_queue}' AND ExecutionStatus = 'Running' AND "
+            f"TemporalWorkerDeploymentVersion = '{DEFAULT_DEPLOYMENT_NAME}:{version}'"
+        )
+        return (await self.rig.client.count_workflows(query)).count
+
+    async def _start(self, label: str | None, *, current: bool) -> None:
         assert self._log is not None
         slot = AsyncExitStack()
         process = await slot.enter_async_context(
@@ -168,8 +229,9 @@ class WorkerPool:
                 self.task_queue,
                 self.rig.services_url,
                 self._log,
+                env={"BUILD_LABEL": label} if label else None,
                 command=self.command,
+                current=current,
             )
         )
-        self._slots.append(slot)
-        self._processes.append(process)
+        self._workers.append(_Worker(slot, process, label))

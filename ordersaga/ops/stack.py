@@ -13,18 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import httpx
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker
 
 import worker
 from activities import create_http_client
+from ordersaga.deployment import build_id, make_current, worker_version
 from ordersaga.devserver import DevServer
-from ordersaga.eventbus import open_event_bus
+from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.exits import StartFailure, see_log, until_ready
-from ordersaga.settings import DEFAULT_NAMESPACE, ServiceUrls, Settings
+from ordersaga.settings import (
+    DEFAULT_DEPLOYMENT_NAME,
+    DEFAULT_NAMESPACE,
+    ServiceUrls,
+    Settings,
+)
 from ordersaga.sockets import ensure_free
 from ordersaga.temporal import connect
 from worker import create_worker
@@ -39,12 +48,14 @@ class ServicesProcess:
         data_dir: Their databases' folder, which outlives the process.
         log: Where their output goes.
         host: The interface they listen on.
+        code: The checkout whose `services` package runs [default: this one's].
     """
 
     port: int
     data_dir: Path
     log: IO[bytes] | int = subprocess.DEVNULL
     host: str = "127.0.0.1"
+    code: Path | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -67,7 +78,8 @@ class ServicesProcess:
         ensure_free(self.host, self.port, "stand-in services")
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services", "--host", self.host, "--port", str(self.port),
-            "--data-dir", str(self.data_dir), stdout=self.log, stderr=self.log,
+            "--data-dir", str(self.data_dir.resolve()), stdout=self.log, stderr=self.log,
+            cwd=self.code,
         )  # fmt: skip
         try:
             await until_ready(
@@ -175,8 +187,31 @@ async def embedded_stack(
         event_bus_url = f"sqlite:///{(data_dir / 'events.db').resolve()}"
         bus = open_event_bus(event_bus_url)
         stack.push_async_callback(bus.close)
-        await stack.enter_async_context(create_worker(client, task_queue, http, urls, bus))
+        version = worker_version(settings or Settings())
+        await stack.enter_async_context(
+            current_worker(client, task_queue, http, urls, bus, version)
+        )
         yield Stack(client, services_url, task_queue, event_bus_url)
+
+
+@asynccontextmanager
+async def current_worker(
+    client: Client,
+    task_queue: str,
+    http: aiohttp.ClientSession,
+    urls: ServiceUrls,
+    bus: EventBus,
+    version: WorkerDeploymentVersion | None = None,
+) -> AsyncIterator[Worker]:
+    """A worker of this process (`worker.create_worker`), polling, its version made current.
+
+    New sagas on `task_queue` reach it from the moment the context is entered. It is `version`
+    of its deployment; by default this code's build of the default deployment.
+    """
+    version = version or WorkerDeploymentVersion(DEFAULT_DEPLOYMENT_NAME, build_id())
+    async with create_worker(client, task_queue, http, urls, bus, version) as running:
+        await make_current(client, version)
+        yield running
 
 
 #: `worker.py`, run as a script by `worker_process`.
@@ -195,6 +230,7 @@ async def worker_process(
     ready_within: float = 30.0,
     stop_within: float = 15.0,
     command: Sequence[str] | None = None,
+    current: bool = True,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run `python worker.py` in a process of its own; yields the process once it polls.
 
@@ -221,6 +257,8 @@ async def worker_process(
         stop_within: Seconds to wait for a terminated worker to end before killing it.
         command: Another worker program to run the same way (such as bench's baseline
             worker, `python -m ordersaga.ops.baseline`); `python worker.py` by default.
+        current: Make the worker's deployment version current once it polls (if it has one),
+            so that new sagas go to it.
 
     Raises:
         StartFailure: The worker exited before it polled, or did not poll within
@@ -240,7 +278,11 @@ async def worker_process(
         client = await connect(address, namespace)
         try:
             async with asyncio.timeout(ready_within):
-                await wait_for_pollers(client, task_queue, worker_identity(process.pid), process)
+                version = await wait_for_pollers(
+                    client, task_queue, worker_identity(process.pid), process
+                )
+                if current and version:
+                    await make_current(client, version)
         except WorkerExited as exited:
             raise StartFailure(f"{exited} before it polled {task_queue}; {see_log(log)}") from None
         except TimeoutError:
@@ -271,10 +313,13 @@ async def wait_for_pollers(
     identity: str,
     process: asyncio.subprocess.Process | None = None,
     interval_s: float = 0.05,
-) -> None:
-    """Return once a worker with `identity` polls both kinds of task of `task_queue`.
+) -> WorkerDeploymentVersion | None:
+    """Wait until a worker with `identity` polls both kinds of task of `task_queue`.
 
     Bound it with `asyncio.timeout`.
+
+    Returns:
+        The deployment version the worker polls as; None if it is unversioned.
 
     Raises:
         WorkerExited: `process` was given and ended first.
@@ -283,7 +328,7 @@ async def wait_for_pollers(
     while True:
         if process is not None and process.returncode is not None:
             raise WorkerExited(f"a worker exited with code {process.returncode}")
-        polling = 0
+        polling = []
         for kind in kinds:
             described = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
@@ -292,9 +337,12 @@ async def wait_for_pollers(
                     task_queue_type=kind,
                 )
             )
-            polling += any(poller.identity == identity for poller in described.pollers)
-        if polling == len(kinds):
-            return
+            polling += [poller for poller in described.pollers if poller.identity == identity]
+        if len(polling) == len(kinds):
+            options = polling[0].deployment_options
+            if not options.build_id:
+                return None
+            return WorkerDeploymentVersion(options.deployment_name, options.build_id)
         await asyncio.sleep(interval_s)
 
 

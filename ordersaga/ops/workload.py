@@ -20,6 +20,7 @@ from ordersaga.models import OrderRequest, workflow_id_for
 from ordersaga.ops.load import Place, retry_transient
 from ordersaga.placing import DEMO_ORDER, start_saga
 from ordersaga.policy import SagaPolicy
+from ordersaga.search_attributes import ORDER_STATUS
 from workflows import OrderSaga
 from workflows.baseline import BaselineWorkflow
 
@@ -131,14 +132,18 @@ def baseline_id(run_id: str, index: int) -> str:
 
 
 async def final_states(client: Client, order_ids: list[str]) -> dict[str, str]:
-    """The state each of these sagas ended in, by order id (`status` query: needs a worker)."""
+    """The state each of these sagas ended in, by order id.
+
+    Read from each saga's `OrderStatus` search attribute, which needs no worker: the workers of
+    a version whose sagas have all ended may be gone.
+    """
     limit = asyncio.Semaphore(32)
 
     async def state(order_id: str) -> str:
-        handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
+        handle = client.get_workflow_handle(workflow_id_for(order_id))
         async with limit:
-            status = await retry_transient(lambda: handle.query(OrderSaga.status))
-        return status.state
+            described = await retry_transient(handle.describe)
+        return described.typed_search_attributes.get(ORDER_STATUS) or "unknown"
 
     return dict(zip(order_ids, await asyncio.gather(*map(state, order_ids)), strict=True))
 

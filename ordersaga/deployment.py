@@ -1,0 +1,185 @@
+"""Worker Deployment Versioning: which build of the saga a worker runs, and which build is current.
+
+Every worker is a version of one Worker Deployment (`DEPLOYMENT_NAME` in the settings). Its build
+id is derived from the saga's code: a digest of every module of this repository that the
+`workflows` package imports, read as syntax (comments, docstrings and layout left out). A change
+to what a saga does therefore cannot run under an old build id, and a change that only touches
+words or layout keeps it. `OrderSaga` is PINNED: a saga runs to its end on the build that
+started it, and new sagas go to the deployment's current version (docs/versioning.md).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
+from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import WorkerDeploymentConfig
+
+from ordersaga.exits import StartFailure
+from ordersaga.settings import Settings
+
+#: The folder holding the project's packages.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The package whose code, with what it imports from this repository, makes a build.
+SAGA_PACKAGE = "workflows"
+
+#: How long `make_current` waits for the server to know a version its worker just polled with.
+REGISTRATION_WAIT_S = 30.0
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of module `name` if it is one of this repository's, else None."""
+    base = PROJECT_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(tree: ast.Module, package: str) -> Iterator[str]:
+    """The modules a module of `package` imports, submodules named by `from x import y` too."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            body.pop(0)
+    return tree
+
+
+def saga_code_digest() -> str:
+    """A digest of the syntax of every repository module the saga's code imports.
+
+    Returns:
+        12 hexadecimal digits.
+    """
+    modules = (PROJECT_ROOT / SAGA_PACKAGE).glob("[!_]*.py")
+    pending = [SAGA_PACKAGE, *(f"{SAGA_PACKAGE}.{path.stem}" for path in modules)]
+    seen: dict[str, Path] = {}
+    while pending:
+        name = pending.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        pending.extend(_imports(ast.parse(path.read_text()), package))
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        tree = _without_docstrings(ast.parse(seen[name].read_text()))
+        digest.update(f"{name}\n{ast.dump(tree)}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def build_id(label: str | None = None) -> str:
+    """This code's build id: the saga's code digest, after `label` (a release name) if given."""
+    digest = saga_code_digest()
+    return f"{label}-{digest}" if label else digest
+
+
+def worker_version(settings: Settings) -> WorkerDeploymentVersion:
+    """The version of the deployment that a worker of this code, with `settings`, is."""
+    return WorkerDeploymentVersion(settings.deployment_name, build_id(settings.build_label))
+
+
+def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
+    """A worker's versioning options: it is `version`, and its workflows are PINNED to it."""
+    return WorkerDeploymentConfig(
+        version=version,
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
+def make_current_hint(version: WorkerDeploymentVersion, address: str) -> str:
+    """The one line that tells a person how to send new sagas to `version`."""
+    return (
+        f"new sagas go to this worker once its version is current: order-saga deploy "
+        f"set-current --build-id {version.build_id} --address {address}"
+    )
+
+
+async def make_current(
+    client: Client, version: WorkerDeploymentVersion, *, within_s: float = REGISTRATION_WAIT_S
+) -> None:
+    """Make `version` its deployment's current version: new sagas start on it.
+
+    A version becomes known to the server shortly after its first worker polls; until then
+    this retries, for up to `within_s` seconds.
+
+    Raises:
+        StartFailure: The server did not know the version within `within_s` seconds.
+        RPCError: The server refused, for another reason than not knowing the version yet.
+    """
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace,
+        deployment_name=version.deployment_name,
+        build_id=version.build_id,
+        identity=client.identity,
+    )
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                try:
+                    await client.workflow_service.set_worker_deployment_current_version(request)
+                    return
+                except RPCError as err:
+                    if err.status not in (
+                        RPCStatusCode.NOT_FOUND,
+                        RPCStatusCode.FAILED_PRECONDITION,
+                    ):
+                        raise
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise StartFailure(
+            f"no worker of build {version.build_id} ({version.deployment_name}) has polled "
+            f"within {within_s:g} s: start one (python worker.py) with that code, then try again"
+        ) from None
+
+
+async def current_version(client: Client, deployment_name: str) -> str | None:
+    """The build id of `deployment_name`'s current version; None if it has none yet."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(
+                namespace=client.namespace, deployment_name=deployment_name
+            )
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    current = described.worker_deployment_info.routing_config.current_deployment_version
+    return current.build_id or None
+
+
+async def is_current(client: Client, version: WorkerDeploymentVersion) -> bool:
+    """Whether new sagas start on `version`."""
+    return await current_version(client, version.deployment_name) == version.build_id

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from temporalio.api.deployment.v1 import WorkerDeploymentInfo
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
@@ -164,8 +165,8 @@ async def make_current(
         ) from None
 
 
-async def current_version(client: Client, deployment_name: str) -> str | None:
-    """The build id of `deployment_name`'s current version; None if it has none yet."""
+async def describe_deployment(client: Client, deployment_name: str) -> WorkerDeploymentInfo | None:
+    """What the server knows of `deployment_name`; None before any worker of it has polled."""
     try:
         described = await client.workflow_service.describe_worker_deployment(
             DescribeWorkerDeploymentRequest(
@@ -176,8 +177,13 @@ async def current_version(client: Client, deployment_name: str) -> str | None:
         if err.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
-    current = described.worker_deployment_info.routing_config.current_deployment_version
-    return current.build_id or None
+    return described.worker_deployment_info
+
+
+async def current_version(client: Client, deployment_name: str) -> str | None:
+    """The build id of `deployment_name`'s current version; None if it has none yet."""
+    info = await describe_deployment(client, deployment_name)
+    return (info and info.routing_config.current_deployment_version.build_id) or None
 
 
 async def is_current(client: Client, version: WorkerDeploymentVersion) -> bool:

@@ -15,9 +15,8 @@ from ordersaga.devserver import DevServer
 from ordersaga.models import SagaState
 from ordersaga.ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
 from ordersaga.ops.rig import Rig, embedded_rig
-from ordersaga.placing import start_saga
-from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order, undone_after
-from tests.record_histories import wait_for
+from tests.operator_waits import saga_waiting_for_an_operator
+from tests.orders import undone_after
 from tests.service_state import Services
 from workflows import OrderSaga
 
@@ -66,13 +65,7 @@ async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
     services: Services,
     tmp_path: Path,
 ) -> None:
-    await services.set_faults("payment", latency_ms=500)
-    order = make_order(payment={"token": DECLINED_TOKEN, "last4": "0002"}, policy=IMPATIENT)
-    saga = await start_saga(client, order, saga_task_queue)
-    await wait_for(saga, "InventoryReserved")
-    await services.set_faults("inventory", fail_next=1000)
-    await wait_for(saga, SagaState.NEEDS_ATTENTION)
-    await services.reset_faults()
+    saga = await saga_waiting_for_an_operator(client, services, saga_task_queue)
 
     rig = Rig(client, dev_server.address, services_url, tmp_path)
     retried: set[str] = set()

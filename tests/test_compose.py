@@ -21,7 +21,7 @@ LONG_RUNNING = {
     "postgresql", "temporal", "temporal-ui", "services", "worker", "codec-server",
     "prometheus", "grafana",
 }  # fmt: skip
-SETUP_JOBS = {"temporal-admin-tools", "temporal-create-namespace"}
+SETUP_JOBS = {"temporal-admin-tools", "temporal-create-namespace", "make-current"}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,7 @@ def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
             "temporal-create-namespace": "service_completed_successfully",
             "services": "service_healthy",
         },
+        "make-current": {"worker": "service_healthy"},
     }
     for name, wanted in order.items():
         conditions = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}

@@ -23,9 +23,8 @@ from ordersaga.devserver import DevServer
 from ordersaga.models import OperatorAction, Resolution, SagaState
 from ordersaga.ops.deploy import deployment_status, move_waiting
 from ordersaga.ops.stack import worker_process
-from ordersaga.placing import start_saga
-from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order, undone_after
-from tests.record_histories import wait_for
+from tests.operator_waits import saga_waiting_for_an_operator
+from tests.orders import undone_after
 from tests.service_state import Services
 from workflows import OrderSaga
 
@@ -66,15 +65,7 @@ async def test_a_waiting_saga_moves_to_a_build_its_history_replays_on(
     with (tmp_path / "workers.log").open("ab") as log:
         async with contextlib.AsyncExitStack() as old_worker:
             await old_worker.enter_async_context(worker("old", log))
-            await services.set_faults("payment", latency_ms=500)
-            declined = {"token": DECLINED_TOKEN, "last4": "0002"}
-            saga = await start_saga(
-                client, make_order(payment=declined, policy=IMPATIENT), deployment
-            )
-            await wait_for(saga, "InventoryReserved")
-            await services.set_faults("inventory", fail_next=1000)
-            await wait_for(saga, SagaState.NEEDS_ATTENTION)
-            await services.reset_faults()
+            saga = await saga_waiting_for_an_operator(client, services, deployment)
             async with worker("new", log):
                 moves = await move_waiting(client, old, new)
                 await old_worker.aclose()  # from here on only the new build's worker runs

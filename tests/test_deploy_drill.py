@@ -21,13 +21,14 @@ from temporalio.common import WorkerDeploymentVersion
 
 from ordersaga.deployment import build_id, make_current
 from ordersaga.exits import StartFailure
-from ordersaga.models import OperatorAction, OrderResult, Resolution, SagaState
+from ordersaga.models import OperatorAction, OrderResult, Resolution
 from ordersaga.ops.deploy import VersionState, deployment_status, retire
 from ordersaga.ops.stack import worker_process
 from ordersaga.placing import start_saga
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from tests.fraud_build import build_id_of, copy_stack, fraud_build, in_copy, steps_of
-from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order
+from tests.operator_waits import saga_waiting_for_an_operator
+from tests.orders import make_order
 from tests.record_histories import wait_for
 from workflows import OrderSaga
 
@@ -69,15 +70,7 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                 await v1_running.enter_async_context(v1_worker)
 
                 # On v1: one saga waiting for an operator (its release keeps failing) ...
-                await services.set_faults("payment", latency_ms=500)
-                declined = {"token": DECLINED_TOKEN, "last4": "0002"}
-                waiting = await start_saga(
-                    client, make_order(payment=declined, policy=IMPATIENT), TASK_QUEUE
-                )
-                await wait_for(waiting, "InventoryReserved")
-                await services.set_faults("inventory", fail_next=1000)
-                await wait_for(waiting, SagaState.NEEDS_ATTENTION)
-                await services.reset_faults()
+                waiting = await saga_waiting_for_an_operator(client, services, TASK_QUEUE)
                 # ... and sagas held mid-step by a slow Shipping service.
                 await services.set_faults("shipping", latency_ms=3000)
                 old = [await start_saga(client, make_order(), TASK_QUEUE) for _ in range(LOAD)]

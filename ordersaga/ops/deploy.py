@@ -18,16 +18,21 @@ from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus
 from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
     DeleteWorkerDeploymentVersionRequest,
-    DescribeWorkerDeploymentRequest,
     UpdateWorkflowExecutionOptionsRequest,
 )
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from ordersaga.deployment import build_id, current_version, make_current, worker_version
+from ordersaga.deployment import (
+    build_id,
+    current_version,
+    describe_deployment,
+    make_current,
+    worker_version,
+)
 from ordersaga.exits import StartFailure
 from ordersaga.models import SagaState
 from ordersaga.search_attributes import ORDER_STATUS
@@ -81,21 +86,14 @@ async def deployment_status(client: Client, deployment_name: str) -> list[Versio
     Raises:
         StartFailure: There is no such deployment (no worker of it has polled yet).
     """
-    try:
-        described = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(
-                namespace=client.namespace, deployment_name=deployment_name
-            )
+    info = await describe_deployment(client, deployment_name)
+    if info is None:
+        raise StartFailure(
+            f"no Worker Deployment {deployment_name!r} on this server: start a worker "
+            "(python worker.py) so that its version is registered"
         )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise StartFailure(
-                f"no Worker Deployment {deployment_name!r} on this server: start a worker "
-                "(python worker.py) so that its version is registered"
-            ) from None
-        raise
     summaries = sorted(
-        described.worker_deployment_info.version_summaries,
+        info.version_summaries,
         key=lambda summary: summary.create_time.ToDatetime(),
         reverse=True,
     )

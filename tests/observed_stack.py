@@ -86,7 +86,9 @@ async def observed_mix(client: Client, address: str, tmp: Path) -> AsyncIterator
             "DATA_DIR": str(tmp / "worker-data"),
         }
         await stack.enter_async_context(
-            worker_process(address, TASK_QUEUE, services_url, worker_log, env=worker_env)
+            worker_process(
+                address, TASK_QUEUE, services_url, worker_log, data_dir=tmp, env=worker_env
+            )
         )
         mix = Mix(metrics_url=f"http://{metrics_address}/metrics", files=files)
         mix.confirmed = [make_order() for _ in range(6)]

@@ -25,8 +25,11 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--declined", "0.2"]
     command += ["--out-of-stock", "0.1", "--rounds", "2", "--out", str(out), "--chart", str(chart)]
     command += ["--data-dir", str(tmp_path / "stack")]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    elsewhere = tmp_path / "elsewhere"  # the folder it runs in: it writes nothing there
+    elsewhere.mkdir()
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=elsewhere)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
 
     results = json.loads(out.read_text())
     assert set(results) >= {"run_id", "config", "machine", "runs", "ratios"}

@@ -24,8 +24,11 @@ ENDED = {"OrderConfirmed", "Aborted", "Failed"}
 
 
 async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violation(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    elsewhere = tmp_path / "elsewhere"  # the folder it runs in: it writes nothing there
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     breaks = {what: 1 for what in Break} | {Break.WORKER_KILL: 2}
     config = ChaosConfig(
         orders=80,
@@ -36,7 +39,7 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
         latency_ms=10,
         workers=2,
     )
-    async with embedded_rig(tmp_path) as rig:
+    async with embedded_rig(tmp_path / "stack") as rig:
         result = await chaos(rig, config)
 
     assert result.placed == 80
@@ -53,8 +56,9 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     # The version the run began with drained (its sagas ended on it) and its workers stopped.
     assert result.drained == [build_id()]
     # The lost answers were retried onto effects that had committed: their idempotency held.
-    faults = (tmp_path / "services.log").read_text().count("fault_after_commit")
+    faults = (tmp_path / "stack" / "services.log").read_text().count("fault_after_commit")
     assert faults > 0
+    assert list(elsewhere.iterdir()) == []
 
 
 async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(

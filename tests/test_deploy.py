@@ -60,7 +60,9 @@ async def test_a_waiting_saga_moves_to_a_build_its_history_replays_on(
 
     def worker(label: str, log: IO[bytes]) -> AbstractAsyncContextManager[object]:
         env = {"DEPLOYMENT_NAME": deployment, "BUILD_LABEL": label}
-        return worker_process(dev_server.address, deployment, services_url, log, env=env)
+        return worker_process(
+            dev_server.address, deployment, services_url, log, data_dir=tmp_path, env=env
+        )
 
     with (tmp_path / "workers.log").open("ab") as log:
         async with contextlib.AsyncExitStack() as old_worker:
@@ -89,7 +91,13 @@ async def test_deploy_status_lists_the_versions_and_a_worker_says_how_to_become_
     env = {"DEPLOYMENT_NAME": deployment}
     with log_file.open("ab") as log:
         async with worker_process(
-            dev_server.address, deployment, services_url, log, env=env, current=False
+            dev_server.address,
+            deployment,
+            services_url,
+            log,
+            data_dir=tmp_path,
+            env=env,
+            current=False,
         ):
             before = await run(deploy_command(dev_server, deployment, "status"))
             made = await run(deploy_command(dev_server, deployment, "set-current"))

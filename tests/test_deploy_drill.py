@@ -65,7 +65,9 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
     async with copy_stack(copy, tmp_path) as stack:
         client, services = stack.client, stack.services
         with v1_log.open("ab") as log:
-            v1_worker = worker_process(stack.address, TASK_QUEUE, stack.services_url, log)
+            v1_worker = worker_process(
+                stack.address, TASK_QUEUE, stack.services_url, log, data_dir=tmp_path / "v1"
+            )
             async with contextlib.AsyncExitStack() as v1_running:
                 await v1_running.enter_async_context(v1_worker)
 
@@ -84,6 +86,7 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         TASK_QUEUE,
                         stack.services_url,
                         log2,
+                        data_dir=tmp_path / "v2",
                         command=command,
                         current=False,
                     ):

@@ -70,7 +70,9 @@ async def test_card_number_nowhere_and_payloads_encrypted(
     task_queue = f"secrets-{order_id}"
     worker_log = tmp_path / "worker.log"
     with worker_log.open("ab") as log:
-        async with worker_process(dev_server.address, task_queue, services_url, log):
+        async with worker_process(
+            dev_server.address, task_queue, services_url, log, data_dir=tmp_path
+        ):
             starter = StarterRunner(
                 os.environ
                 | {

@@ -47,7 +47,12 @@ async def stack(
         with (data_dir / "worker.log").open("ab") as log:
             command = (sys.executable, str(fraud_copy / "worker.py"))
             async with worker_process(
-                running.address, TASK_QUEUE, running.services_url, log, command=command
+                running.address,
+                TASK_QUEUE,
+                running.services_url,
+                log,
+                data_dir=data_dir,
+                command=command,
             ):
                 yield running
 

@@ -107,7 +107,13 @@ async def test_a_worker_that_never_polls_is_named_with_its_log(
 
     with log_path.open("ab") as log, pytest.raises(StartFailure) as failure:
         async with worker_process(
-            dev_server.address, "never-polled", "http://x", log, ready_within=1, command=silent
+            dev_server.address,
+            "never-polled",
+            "http://x",
+            log,
+            data_dir=tmp_path,
+            ready_within=1,
+            command=silent,
         ):
             pass
 

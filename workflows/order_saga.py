@@ -72,8 +72,9 @@ class OrderSaga:
     async def run(self, request: OrderInput) -> OrderResult:
         """Run the saga to the end: a confirmed order, or a failure after compensating.
 
-        Here is what happens around the order (its refusal, deadline, withdrawal and
-        cancellation); `_place_order` is the order's own steps.
+        Here is what happens around the order: its refusal, its withdrawal, its cancellation,
+        and its deadline, which the `StepRunner` made here holds every step to; `_place_order`
+        is the order's own steps.
         """
         self._request = self._accept(request)
         self._telemetry.started(self._request)

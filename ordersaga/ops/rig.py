@@ -229,6 +229,7 @@ class WorkerPool:
                 self.task_queue,
                 self.rig.services_url,
                 self._log,
+                data_dir=self.rig.log_dir,
                 env={"BUILD_LABEL": label} if label else None,
                 command=self.command,
                 current=current,

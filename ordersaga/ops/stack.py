@@ -31,6 +31,7 @@ from ordersaga.exits import StartFailure, see_log, until_ready
 from ordersaga.settings import (
     DEFAULT_DEPLOYMENT_NAME,
     DEFAULT_NAMESPACE,
+    ENV_FILE_VARIABLE,
     ServiceUrls,
     Settings,
 )
@@ -225,6 +226,7 @@ async def worker_process(
     services_url: str,
     log: IO[bytes] | int,
     *,
+    data_dir: Path,
     namespace: str = DEFAULT_NAMESPACE,
     env: Mapping[str, str] | None = None,
     ready_within: float = 30.0,
@@ -234,8 +236,10 @@ async def worker_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run `python worker.py` in a process of its own; yields the process once it polls.
 
-    The worker gets `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TASK_QUEUE` and `SERVICES_URL` in
-    its environment (on top of this process's environment and `env`). The context is entered
+    The worker gets `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TASK_QUEUE`, `SERVICES_URL` and
+    `DATA_DIR` in its environment (on top of this process's environment and `env`), and no
+    settings file: what it writes (the saga events of the default event bus, for one) stays in
+    `data_dir`, never in the data folder of the directory it runs in. The context is entered
     once the Temporal server lists the process (by its identity, `<pid>@<host>`) among the
     pollers of both the workflow and the activity task queue, so work placed on `task_queue`
     from then on reaches it.
@@ -251,6 +255,7 @@ async def worker_process(
         task_queue: The task queue the worker polls.
         services_url: Base URL of the stand-in services.
         log: Where the worker's output goes (a file opened for binary writing, or DEVNULL).
+        data_dir: The worker's data folder.
         namespace: The Temporal namespace.
         env: More environment variables for the worker (`INVENTORY_URL`, ...).
         ready_within: Seconds to wait for the worker to poll.
@@ -271,6 +276,8 @@ async def worker_process(
         "TEMPORAL_NAMESPACE": namespace,
         "TASK_QUEUE": task_queue,
         "SERVICES_URL": services_url,
+        "DATA_DIR": str(data_dir),
+        ENV_FILE_VARIABLE: "",
     }
     argv = command or (sys.executable, str(WORKER_SCRIPT))
     process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, env=worker_env)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import hashlib
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,8 +41,22 @@ SAGA_PACKAGE = "workflows"
 REGISTRATION_WAIT_S = 30.0
 
 
+@functools.cache
+def _project_packages() -> frozenset[str]:
+    """The top-level packages of the distribution this module belongs to (`order-saga`).
+
+    Installed as a wheel, they sit in site-packages beside every library: a module is the
+    project's by its package's name, not by its folder.
+    """
+    owners = importlib.metadata.packages_distributions()
+    distributions = set(owners[__name__.partition(".")[0]])
+    return frozenset(name for name, found in owners.items() if distributions & set(found))
+
+
 def _module_file(name: str) -> Path | None:
-    """The file of module `name` if it is one of this repository's, else None."""
+    """The file of module `name` if it is one of this project's, else None."""
+    if name.partition(".")[0] not in _project_packages():
+        return None
     base = PROJECT_ROOT.joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():

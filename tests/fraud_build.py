@@ -52,8 +52,8 @@ def patched_paths() -> list[str]:
     return [line.split("\t")[2] for line in numstat.splitlines()]
 
 
-def fraud_build(dest: Path) -> Path:
-    """Copy this checkout to `dest` and apply the recipe there; return `dest`."""
+def copy_checkout(dest: Path) -> Path:
+    """Copy what runs of this checkout to `dest`; return `dest`."""
     for name in TREE:
         source = ROOT / name
         if source.is_dir():
@@ -61,7 +61,12 @@ def fraud_build(dest: Path) -> Path:
             shutil.copytree(source, dest / name, ignore=ignored)
         else:
             shutil.copy2(source, dest / name)
-    git("apply", str(PATCH), cwd=dest)
+    return dest
+
+
+def fraud_build(dest: Path) -> Path:
+    """Copy this checkout to `dest` and apply the recipe there; return `dest`."""
+    git("apply", str(PATCH), cwd=copy_checkout(dest))
     return dest
 
 

@@ -222,6 +222,7 @@ class _ChaosRun:
         self.schedule: list[Scheduled] = []
         self.retried: set[str] = set()
         self.drained: list[str] = []
+        self.deploys = 0
         self.began = time.monotonic()
         self.ended = asyncio.Event()
         self.all_placed = asyncio.Event()
@@ -289,7 +290,8 @@ class _ChaosRun:
             await self.pool.kill_and_replace(self.rng)
             return ""
         if what is Break.DEPLOY:
-            label = f"chaos-{len(self.schedule) + 1}"
+            label = f"deploy-{self.deploys + 1}"
+            self.deploys += 1
             await self.pool.deploy(label, self.config.workers)
             return f"to {build_id(label)}"
         if what is Break.SERVICES_KILL:

@@ -202,6 +202,14 @@ async def current_version(client: Client, deployment_name: str) -> str | None:
     return (info and info.routing_config.current_deployment_version.build_id) or None
 
 
+def running_on(version: WorkerDeploymentVersion) -> str:
+    """A visibility query for the sagas pinned to `version` that have not ended."""
+    return (
+        f"WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running' AND "
+        f"TemporalWorkerDeploymentVersion = '{version.deployment_name}:{version.build_id}'"
+    )
+
+
 async def is_current(client: Client, version: WorkerDeploymentVersion) -> bool:
     """Whether new sagas start on `version`."""
     return await current_version(client, version.deployment_name) == version.build_id

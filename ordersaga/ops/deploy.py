@@ -31,6 +31,7 @@ from ordersaga.deployment import (
     current_version,
     describe_deployment,
     make_current,
+    running_on,
     worker_version,
 )
 from ordersaga.exits import StartFailure
@@ -72,14 +73,6 @@ def _routing(status: WorkerDeploymentVersionStatus.ValueType) -> str:
     return name.removeprefix("WORKER_DEPLOYMENT_VERSION_STATUS_").lower()
 
 
-def _pinned_to(version: WorkerDeploymentVersion) -> str:
-    """A visibility query for the sagas pinned to `version` that have not ended."""
-    return (
-        f"WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running' AND "
-        f"TemporalWorkerDeploymentVersion = '{version.deployment_name}:{version.build_id}'"
-    )
-
-
 async def deployment_status(client: Client, deployment_name: str) -> list[VersionState]:
     """Every version of `deployment_name`, newest first.
 
@@ -100,7 +93,7 @@ async def deployment_status(client: Client, deployment_name: str) -> list[Versio
     states = []
     for summary in summaries:
         version = WorkerDeploymentVersion(deployment_name, summary.deployment_version.build_id)
-        pinned = _pinned_to(version)
+        pinned = running_on(version)
         waiting = f"{pinned} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
         states.append(
             VersionState(
@@ -151,7 +144,7 @@ async def move_waiting(
             f"this code is build {build_id()}, not {new.build_id}: run move-waiting from the "
             "checkout of the build the sagas move to"
         )
-    query = f"{_pinned_to(old)} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
+    query = f"{running_on(old)} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
     replayer = Replayer(workflows=[OrderSaga], data_converter=client.data_converter)
     moves = []
     async for saga in client.list_workflows(query):

@@ -19,8 +19,9 @@ from typing import IO
 
 import httpx
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 
-from ordersaga.deployment import build_id
+from ordersaga.deployment import build_id, running_on
 from ordersaga.devserver import DevServer
 from ordersaga.logs import configure_logging
 from ordersaga.ops.stack import ServicesProcess, worker_process
@@ -204,20 +205,17 @@ class WorkerPool:
         stopped = []
         settled = time.monotonic() - (0 if no_more_sagas else SETTLE_S)
         for label in {worker.label for worker in self._workers} - {self.label}:
-            version = build_id(label)
+            version = WorkerDeploymentVersion(DEFAULT_DEPLOYMENT_NAME, build_id(label))
             if self._left_behind[label] > settled or await self._running_on(version):
                 continue
             for worker in [worker for worker in self._workers if worker.label == label]:
                 self._workers.remove(worker)
                 await worker.slot.aclose()
-            stopped.append(version)
+            stopped.append(version.build_id)
         return stopped
 
-    async def _running_on(self, version: str) -> int:
-        query = (
-            f"TaskQueue = '{self.task_queue}' AND ExecutionStatus = 'Running' AND "
-            f"TemporalWorkerDeploymentVersion = '{DEFAULT_DEPLOYMENT_NAME}:{version}'"
-        )
+    async def _running_on(self, version: WorkerDeploymentVersion) -> int:
+        query = f"{running_on(version)} AND TaskQueue = '{self.task_queue}'"
         return (await self.rig.client.count_workflows(query)).count
 
     async def _start(self, label: str | None, *, current: bool) -> None:

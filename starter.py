@@ -315,7 +315,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     place_cmd = commands.add_parser("place", help="place an order (start its saga)")
     source = place_cmd.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file", help="the order as JSON (the OrderForm shape, see README)")
+    source.add_argument(
+        "--file", help="the order as JSON (the OrderForm shape, see docs/running.md)"
+    )
     source.add_argument("--order-id", help="order id; the saga's workflow id is order-<id>")
     place_cmd.add_argument(
         "--item",

@@ -136,6 +136,7 @@ async def demo(settings: Settings, *, stay: bool) -> None:
     data folder; the Web UI shows them through a codec server on `codec_server_port`.
     """
     data_dir, ui_port = settings.data_dir, settings.ui_port
+    earlier_run = (data_dir / "temporal.db").exists()
     data_dir.mkdir(parents=True, exist_ok=True)
     if Keyring.from_settings(settings) is None:
         key_file = ensure_key_file(data_dir / "codec-keys")
@@ -148,6 +149,13 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         f"Starting Temporal (UI on :{ui_port}), the services (:{settings.services_port}), "
         f"the codec server (:{settings.codec_server_port}) and a worker…"
     )
+    if earlier_run:
+        print(
+            f"Adding to the last run in {data_dir}/: its orders and figures stay in what follows "
+            f"(delete {data_dir}/ to start clean)."
+        )
+    else:
+        print(f"Starting clean in {data_dir}/.")
     app = create_codec_app(codec, token.get_secret_value(), [f"http://localhost:{ui_port}"])
     async with (
         serving(app, "127.0.0.1", settings.codec_server_port) as codec_url,

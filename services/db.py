@@ -23,15 +23,15 @@ class Database:
 
     The services write from `async` endpoints, so every write transaction runs on the event
     loop's thread, one after another: SQLite lets one writer in at a time whatever the threads,
-    a transaction here takes a fraction of a millisecond, handing each to a pool thread and back
-    cost a sixth of the services' CPU per call, and with one writing thread no write ever waits
-    for another's lock (which would hold up the loop). They read from sync endpoints, on
-    FastAPI's thread pool: a read may be long (the audit's lists) and, with write-ahead logging,
-    never waits for the writer.
+    a transaction here is shorter than the hand-off of it to a pool thread and back would be, and
+    with one writing thread no write ever waits for another's lock (which would hold up the
+    loop). They read from sync endpoints, on FastAPI's thread pool: a read may be long (the
+    audit's lists) and, with write-ahead logging, never waits for the writer.
 
     Each thread keeps one connection: sqlite3 connections belong to the thread that made them,
     FastAPI runs sync endpoints (and `asyncio.to_thread` runs its calls) on a pool of reused
-    threads, and opening a connection per request cost a sixth of a worker's time under load.
+    threads, and opening a connection per request would cost more than the request under load.
+    What each choice was measured to save is in docs/performance.md.
     """
 
     def __init__(self, path: Path) -> None:

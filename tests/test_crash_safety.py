@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,6 +83,13 @@ def worker_log(tmp_path: Path) -> Iterator[IO[bytes]]:
         yield log
 
 
+def worker_on(
+    address: str, task_queue: str, services_url: str, log: IO[bytes]
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """A `worker.py` process polling `task_queue`, its files beside its log."""
+    return worker_process(address, task_queue, services_url, log, data_dir=Path(log.name).parent)
+
+
 async def crash_order(
     services: Services, local_activities: bool = False, **changes: Any
 ) -> OrderRequest:
@@ -113,13 +121,7 @@ async def start_and_kill_worker_during(
     """Start the saga on a worker process, SIGKILL it while its service holds `activity_type`'s
     call (slowed down by the caller), mend the faults."""
     service = SERVICE_OF[activity_type]
-    async with worker_process(
-        dev_server.address,
-        task_queue,
-        services_url,
-        worker_log,
-        data_dir=Path(worker_log.name).parent,
-    ) as first:
+    async with worker_on(dev_server.address, task_queue, services_url, worker_log) as first:
         calls_before = await services.calls(service)
         handle = await start_saga(client, order, task_queue)
         if activity_type in COMPENSATIONS:
@@ -154,13 +156,7 @@ async def test_worker_killed_during_a_step_confirms_with_one_effect_per_step(
         step, client, order, dev_server, services_url, services, task_queue, worker_log
     )
 
-    async with worker_process(
-        dev_server.address,
-        task_queue,
-        services_url,
-        worker_log,
-        data_dir=Path(worker_log.name).parent,
-    ) as second:
+    async with worker_on(dev_server.address, task_queue, services_url, worker_log) as second:
         async with asyncio.timeout(SAGA_WITHIN_S):
             result = await handle.result()
         status = await handle.query(OrderSaga.status)  # a query needs a worker
@@ -203,13 +199,7 @@ async def test_worker_killed_during_a_compensation_aborts_with_everything_undone
         compensation, client, order, dev_server, services_url, services, task_queue, worker_log
     )
 
-    async with worker_process(
-        dev_server.address,
-        task_queue,
-        services_url,
-        worker_log,
-        data_dir=Path(worker_log.name).parent,
-    ) as second:
+    async with worker_on(dev_server.address, task_queue, services_url, worker_log) as second:
         with pytest.raises(WorkflowFailureError) as failed:
             async with asyncio.timeout(SAGA_WITHIN_S):
                 await handle.result()
@@ -272,9 +262,7 @@ async def _restart_mid_saga(
     in_flight = await crash_order(services)
     stock_before = await stock_of(services, in_flight)
 
-    async with worker_process(
-        server.address, task_queue, services_url, worker_log, data_dir=Path(worker_log.name).parent
-    ) as worker:
+    async with worker_on(server.address, task_queue, services_url, worker_log) as worker:
         finished = await start_saga(client, done_before, task_queue)
         result_before = await finished.result()
 

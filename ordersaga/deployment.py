@@ -91,26 +91,29 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     return tree
 
 
+@functools.cache
 def saga_code_digest() -> str:
     """A digest of the syntax of every repository module the saga's code imports.
+
+    Computed once per process: the code a process runs does not change under it.
 
     Returns:
         12 hexadecimal digits.
     """
     modules = (PROJECT_ROOT / SAGA_PACKAGE).glob("[!_]*.py")
     pending = [SAGA_PACKAGE, *(f"{SAGA_PACKAGE}.{path.stem}" for path in modules)]
-    seen: dict[str, Path] = {}
+    seen: dict[str, ast.Module] = {}
     while pending:
         name = pending.pop()
         path = _module_file(name)
         if name in seen or path is None:
             continue
-        seen[name] = path
+        seen[name] = tree = ast.parse(path.read_text())
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        pending.extend(_imports(ast.parse(path.read_text()), package))
+        pending.extend(_imports(tree, package))
     digest = hashlib.sha256()
     for name in sorted(seen):
-        tree = _without_docstrings(ast.parse(seen[name].read_text()))
+        tree = _without_docstrings(seen[name])
         digest.update(f"{name}\n{ast.dump(tree)}\n".encode())
     return digest.hexdigest()[:12]
 

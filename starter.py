@@ -289,6 +289,8 @@ def print_status(saga: SagaStatus) -> None:
         print(f"  undone:       {', '.join(saga.compensations_run) or '-'}")
     if saga.failed_step:
         print(f"  failed step:  {saga.failed_step} ({saga.failure_type}: {saga.failure_reason})")
+    elif saga.failure_type:  # refused, withdrawn or cancelled: no step is to blame
+        print(f"  reason:       {saga.failure_type}: {saga.failure_reason}")
     if saga.attention:
         print(
             f"  needs attention: {saga.attention.compensation} failed "

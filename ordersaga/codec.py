@@ -1,27 +1,32 @@
-"""Payload encryption: AES-256-GCM over every payload, failures included, before Temporal sees it.
+"""Payload encryption: AES-256-GCM over every payload before Temporal sees it.
 
 Each encrypted payload keeps only two metadata entries in the clear: its encoding
 (`binary/encrypted`) and the id of the key that encrypted it, so that keys can rotate and old
 histories still decode. Its data is a 12-byte random nonce followed by the AES-GCM ciphertext of
 the whole original payload (metadata and data), with the key id as associated data, so that a
 payload cannot be relabelled to another key.
+
+Failure messages stay readable (in the `temporal` CLI, in the Web UI's history): the saga's
+failures name states, steps and the services' reasons, never personal data, and a failure's
+details are payloads, encrypted like any other.
+
+Where this process encrypts, a payload that arrives unencrypted (a `temporal workflow start`
+without the codec flags) is refused: it is already stored readable, and nothing must add to it.
 """
 
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import (
-    DataConverter,
-    DefaultFailureConverterWithEncodedAttributes,
-    PayloadCodec,
-)
+from temporalio.converter import DataConverter, PayloadCodec
 
 from ordersaga.keyring import Keyring, KeyringError
 from ordersaga.search_attributes import saga_query
@@ -31,16 +36,31 @@ ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
+#: Metadata with which a codec that encrypts marks a payload that arrived unencrypted.
+ARRIVED_UNENCRYPTED = "arrived-unencrypted"
+
+#: Why such a payload is refused, and what to do.
+UNENCRYPTED_PROBLEM = (
+    "input: arrived unencrypted, and encryption is on: start orders with starter.py, or give "
+    "the temporal CLI its codec flags (docs/running.md); what was sent is stored readable in "
+    "this workflow's history until it is deleted (temporal workflow delete)"
+)
+
 
 class DecryptionError(ValueError):
     """An encrypted payload cannot be decrypted: unknown key, or not what was encrypted."""
 
 
+class UnencryptedPayload(ValueError):
+    """A payload arrived unencrypted where encryption is on, for a type that has no refusal."""
+
+
 class EncryptionCodec(PayloadCodec):
     """Encrypts payloads with the keyring's active key; decrypts with whichever key they name.
 
-    Payloads that are not encrypted pass through `decode` unchanged, so histories written
-    before encryption was turned on still read.
+    Payloads that are not encrypted pass through `decode`, so histories written before
+    encryption was turned on still read; where it encrypts, it marks them (`ARRIVED_UNENCRYPTED`)
+    for `EncryptedOnlyPayloadConverter` to refuse.
     """
 
     def __init__(self, keyring: Keyring, *, encrypt: bool = True) -> None:
@@ -64,8 +84,21 @@ class EncryptionCodec(PayloadCodec):
         return [self.encrypt(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Decrypt each encrypted payload; pass the others through."""
-        return [self.decrypt(payload) for payload in payloads]
+        """Decrypt each encrypted payload; pass the others through, marked if encrypting."""
+        return [self._decoded(payload) for payload in payloads]
+
+    def _decoded(self, payload: Payload) -> Payload:
+        if not self._encrypt or payload.metadata.get("encoding") == ENCODING:
+            return self.decrypt(payload)
+        marked = Payload()
+        marked.CopyFrom(payload)
+        marked.metadata[ARRIVED_UNENCRYPTED] = b"1"
+        return marked
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether `encode` encrypts (and so unencrypted payloads are refused)."""
+        return self._encrypt
 
     def holds(self, key_id: str) -> bool:
         """Whether the keyring has the key `key_id`, so payloads under it decrypt."""
@@ -115,16 +148,46 @@ def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
     return EncryptionCodec(keyring, encrypt=encrypt)
 
 
-def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """Pydantic payloads, encoded by `codec` with failure messages and stack traces too."""
+class EncryptedOnlyPayloadConverter(PydanticPayloadConverter):
+    """Pydantic payloads, where payloads that arrived unencrypted are refused.
+
+    A type that can say "refused" (the saga's input: `arrived_unencrypted()` on a member of its
+    type hint) gets its refusal, so the saga ends refused in one line, having done nothing; any
+    other value is refused with `UnencryptedPayload`.
+    """
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[Any] | None = None
+    ) -> list[Any]:
+        """The values of `payloads`, or their refusals if any arrived unencrypted."""
+        if not any(ARRIVED_UNENCRYPTED in payload.metadata for payload in payloads):
+            return super().from_payloads(payloads, type_hints)
+        refusals = [_refusal(hint) for hint in type_hints or []]
+        if len(refusals) != len(payloads) or None in refusals:
+            raise UnencryptedPayload(UNENCRYPTED_PROBLEM)
+        return refusals
+
+
+def _refusal(hint: Any) -> Any | None:
+    """What a type that can refuse makes of a value that arrived unencrypted, if it can."""
+    for member in typing.get_args(hint) or (hint,):
+        if typing.get_args(member):
+            return _refusal(member)  # Annotated[Union[...], ...]
+        refuse = getattr(member, "arrived_unencrypted", None)
+        if refuse is not None:
+            return refuse(UNENCRYPTED_PROBLEM)
+    return None
+
+
+def data_converter(codec: EncryptionCodec | None) -> DataConverter:
+    """Pydantic payloads, encoded by `codec`, refused if unencrypted where it encrypts."""
     if codec is None:
         return pydantic_data_converter
     return DataConverter(
-        payload_converter_class=PydanticPayloadConverter,
+        payload_converter_class=(
+            EncryptedOnlyPayloadConverter if codec.encrypts else PydanticPayloadConverter
+        ),
         payload_codec=codec,
-        # Moves a failure's message and stack trace into a payload, which the codec encrypts:
-        # error messages may quote order data.
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
 

@@ -22,6 +22,8 @@ class SagaEventType(StrEnum):
 
     ORDER_SAGA_STARTED = "OrderSagaStarted"
     SAGA_FAILED = "SagaFailed"
+    SAGA_INTERRUPTED = "SagaInterrupted"
+    """Withdrawn by the customer or cancelled: no step failed."""
     COMPENSATION_NEEDS_ATTENTION = "CompensationNeedsAttention"
     SAGA_COMPENSATED = "SagaCompensated"
 

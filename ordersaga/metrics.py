@@ -8,14 +8,17 @@ its client is connected with the runtime `ordersaga.runtime.worker_runtime` retu
 Names as Prometheus shows them (no prefix, no `_total` suffix; durations in seconds):
 
 - counters `saga_started`, `saga_refused` (an input the saga would not run, so never
-  started), `saga_completed`, `saga_aborted` and `saga_failed` (both labelled
-  `failed_step`, `reason_type`), `saga_compensations` and `saga_compensations_failed` (label
+  started), `saga_completed`, `saga_aborted` and `saga_failed` (a step failed; both labelled
+  `failed_step`, `reason_type`), `saga_withdrawn` and `saga_cancelled` (no step failed: the
+  customer withdrew, or the saga was cancelled), `saga_compensations` and
+  `saga_compensations_failed` (label
   `compensation`), `saga_needs_attention`, `saga_attention_resolved` (label `action`),
   `saga_revenue` (label `currency`, minor units of confirmed orders);
 - histograms `saga_duration` (label `outcome`) and `saga_step_duration` (labels `step`,
   `outcome`), as `_bucket`, `_sum` and `_count`.
 
-Active sagas are `saga_started - saga_completed - saga_aborted - saga_failed`. Every series also
+Active sagas are `saga_started` less the five ends (`saga_completed`, `saga_aborted`,
+`saga_failed`, `saga_withdrawn`, `saga_cancelled`). Every series also
 carries `namespace`, `task_queue` and `workflow_type`. The SDK's own metrics are prefixed
 `temporal_` (`temporal_workflow_completed`, `temporal_activity_execution_failed`, ...).
 """
@@ -31,6 +34,8 @@ SAGA_COUNTERS = (
     "saga_completed",
     "saga_aborted",
     "saga_failed",
+    "saga_withdrawn",
+    "saga_cancelled",
     "saga_compensations",
     "saga_compensations_failed",
     "saga_needs_attention",

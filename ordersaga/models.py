@@ -364,6 +364,11 @@ class RefusedOrder(BaseModel):
 
     problems: list[str]
 
+    @classmethod
+    def arrived_unencrypted(cls, problem: str) -> RefusedOrder:
+        """What the saga gets, where encryption is on, for an input that arrived without it."""
+        return cls.model_construct(problems=[problem])
+
     @model_validator(mode="before")
     @classmethod
     def _problems_of(cls, data: Any) -> dict[str, list[str]]:
@@ -379,20 +384,28 @@ OrderInput = Annotated[OrderRequest | RefusedOrder, Field(union_mode="left_to_ri
 
 
 class SagaState(StrEnum):
-    """How a saga stands apart from its steps: started, or ending badly.
+    """How a saga stands apart from its steps: started, or ending other than confirmed.
 
     Between `STARTED` and the end, a saga is in the state after its last step done
     (`workflows/order_steps.py` names them: `InventoryReserved`, ...), the last of which is
-    the confirmed order.
+    the confirmed order. A step's failure ends it `ABORTED` or `FAILED`; a customer's change of
+    mind or an operator's cancellation is nobody's failure, and ends it `WITHDRAWN` or
+    `CANCELLED`, whatever step was under way.
     """
 
     STARTED = "Started"
     REFUSED = "Refused"
     """Its input was not an order it may run: nothing was done."""
     FAILED = "Failed"
+    """A step failed before any step had taken effect: nothing to undo."""
     COMPENSATING = "Compensating"
     NEEDS_ATTENTION = "NeedsAttention"
     ABORTED = "Aborted"
+    """A step failed; every step taken was undone."""
+    WITHDRAWN = "Withdrawn"
+    """The customer took the order back; every step taken was undone."""
+    CANCELLED = "Cancelled"
+    """The saga was cancelled (`temporal workflow cancel`); every step taken was undone."""
 
 
 # --- Activity inputs and results -------------------------------------------------------------

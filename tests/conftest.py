@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import socket
@@ -40,6 +41,40 @@ def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # A demo running beside the tests must not lend them its settings file.
         environment.setenv(ENV_FILE_VARIABLE, "")
         yield keys
+
+
+#: What tools of the developer's own keep in the checkout, and is no test's doing.
+NOT_WATCHED = frozenset({".git", ".venv", ".mypy_cache", ".ruff_cache", "__pycache__"})
+
+
+def files_under(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Each file under `folder` (but in `NOT_WATCHED`), with its size and modification time."""
+    found: dict[Path, tuple[int, int]] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in NOT_WATCHED and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(root, name)
+            with contextlib.suppress(FileNotFoundError):  # a file another process just removed
+                stat = path.stat()
+                found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def writes_nothing_outside_its_folders() -> Iterator[None]:
+    """The suite writes only in pytest's temporary folders: not in the checkout, not in the
+    folder it runs from (where a demo keeps `data/`). Bench, chaos and the workers of the tests
+    run on stacks of their own; a file written here would be a phantom in someone's figures."""
+    watched = {Path(__file__).resolve().parent.parent, Path.cwd().resolve()}
+    before = {folder: files_under(folder) for folder in watched}
+    yield
+    for folder, files in before.items():
+        changed = sorted(
+            str(path.relative_to(folder))
+            for path, state in files_under(folder).items()
+            if files.get(path) != state
+        )
+        assert not changed, f"the tests wrote in {folder}: {', '.join(changed)}"
 
 
 @pytest.fixture(scope="module", autouse=True)

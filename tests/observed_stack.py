@@ -20,12 +20,14 @@ from unittest import mock
 
 from temporalio.client import Client, WorkflowFailureError
 
-from ordersaga.models import OrderRequest
+from ordersaga.models import OrderRequest, Withdrawal
 from ordersaga.ops.stack import services_process, worker_process
 from ordersaga.placing import start_saga
 from ordersaga.sockets import free_port
+from tests.interruptions import caught_mid_shipment, slow_shipping
 from tests.orders import DECLINED_TOKEN, SOLD_OUT_SKU, UNSERVED_POSTAL_CODE, make_order
 from tests.starter_runner import STARTER, new_order_id
+from workflows import OrderSaga
 
 TASK_QUEUE = "observed"
 
@@ -38,6 +40,9 @@ class Mix:
     declined: list[OrderRequest] = field(default_factory=list)
     unserved: list[OrderRequest] = field(default_factory=list)
     sold_out: list[OrderRequest] = field(default_factory=list)
+    #: Caught while their shipment was being scheduled: one withdrawn, one cancelled.
+    withdrawn: list[OrderRequest] = field(default_factory=list)
+    cancelled: list[OrderRequest] = field(default_factory=list)
     #: The order `starter.py` placed (one of `confirmed`).
     traced_order_id: str = ""
     metrics_url: str = ""
@@ -45,7 +50,14 @@ class Mix:
 
     @property
     def all(self) -> list[OrderRequest]:
-        return [*self.confirmed, *self.declined, *self.unserved, *self.sold_out]
+        return [
+            *self.confirmed,
+            *self.declined,
+            *self.unserved,
+            *self.sold_out,
+            *self.withdrawn,
+            *self.cancelled,
+        ]
 
     def spans(self) -> list[dict[str, Any]]:
         return [
@@ -112,6 +124,14 @@ async def observed_mix(client: Client, address: str, tmp: Path) -> AsyncIterator
             },
         )
         await asyncio.gather(starter, *(_run_saga(client, order) for order in mix.all))
+        mix.withdrawn, mix.cancelled = [make_order()], [make_order()]
+        async with slow_shipping(services_url):
+            withdrawn = await caught_mid_shipment(client, mix.withdrawn[0], TASK_QUEUE)
+            await withdrawn.execute_update(OrderSaga.withdraw, Withdrawal())
+            cancelled = await caught_mid_shipment(client, mix.cancelled[0], TASK_QUEUE)
+            await cancelled.cancel()
+            with suppress(WorkflowFailureError):
+                await cancelled.result()
         # The starter's order, as the workflow saw it: one item, SKU-BOOK at 1500.
         mix.confirmed.append(
             make_order(

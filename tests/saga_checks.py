@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle
 
 from ordersaga.models import OrderRequest
@@ -109,3 +110,11 @@ def assert_fully_undone(effects: OrderEffects) -> None:
     assert len(effects.charges) <= 1, "charged more than once"
     assert effects.live_shipments == []
     assert effects.record is None or effects.record["status"] != "confirmed"
+
+
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """The saga's current details, as the Web UI's workflow page asks a worker for them."""
+    metadata: WorkflowMetadata = await handle.query(
+        "__temporal_workflow_metadata", result_type=WorkflowMetadata
+    )
+    return metadata.current_details

@@ -53,6 +53,12 @@ class Saga:
             reason=f"{reason_type}: refused",
         )
 
+    def interrupted(self, at_s: float, reason_type: str) -> Saga:
+        """`SagaInterrupted`: withdrawn (`OrderWithdrawn`) or cancelled (`Cancelled`)."""
+        return self.add(
+            SagaEventType.SAGA_INTERRUPTED, at_s, reason_type=reason_type, reason="interrupted"
+        )
+
     def compensated(self, at_s: float, state: str, *names: str) -> Saga:
         """`SagaCompensated`."""
         return self.add(
@@ -125,4 +131,16 @@ def unserved(order_id: str, total: int, currency: str, took_s: float, start: dat
         .add("PaymentRefunded", 4, by_hand=False)
         .add("InventoryReleased", 5, by_hand=False)
         .compensated(took_s, "Aborted", "refund_payment", "release_inventory")
+    )
+
+
+def withdrawn(order_id: str, total: int, took_s: float, start: datetime = T0) -> Saga:
+    """The customer withdraws the order while it is being charged: the reservation is released."""
+    return (
+        Saga(order_id, start)
+        .started(total)
+        .add("InventoryReserved", took_s / 3, reservation_id=f"res-{order_id}")
+        .interrupted(took_s / 2, "OrderWithdrawn")
+        .add("InventoryReleased", took_s * 2 / 3, by_hand=False)
+        .compensated(took_s, "Withdrawn", "release_inventory")
     )

@@ -19,8 +19,11 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from ordersaga.codec import UNENCRYPTED_PROBLEM
+from ordersaga.devserver import DevServer
 from ordersaga.models import OrderForm, OrderRequest, describe_errors
 from tests.orders import order_data
 from tests.starter_runner import StarterRunner, new_order_id, saga_exists
@@ -462,13 +465,18 @@ async def test_a_bad_order_id_flag_is_refused(starter: StarterRunner) -> None:
 # --- A raw payload that reaches the workflow another way ----------------------------------------
 
 
-async def start_raw(client: Client, task_queue: str, payload: dict[str, Any]) -> ApplicationError:
-    """Start "OrderSaga" with a plain dict, as `temporal workflow start --input` does; return
-    the failure it ends with, after checking that it failed at once: no workflow task failed
-    (which would be retried forever) and no step ran."""
-    handle = await client.start_workflow(
-        "OrderSaga", payload, id=f"order-{payload['order_id']}", task_queue=task_queue
+async def start_raw(
+    client: Client, task_queue: str, payload: dict[str, Any], *, sender: Client | None = None
+) -> ApplicationError:
+    """Start "OrderSaga" with a plain dict, as `temporal workflow start --input` does (through
+    `sender` if given, else `client`); return the failure it ends with, read through `client`,
+    after checking that it failed at once: no workflow task failed (which would be retried
+    forever) and no step ran."""
+    workflow_id = f"order-{payload['order_id']}"
+    await (sender or client).start_workflow(
+        "OrderSaga", payload, id=workflow_id, task_queue=task_queue
     )
+    handle = client.get_workflow_handle(workflow_id)
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), timeout=10)
     events = [event.event_type for event in (await handle.fetch_history()).events]
@@ -520,3 +528,28 @@ async def test_a_raw_card_number_is_refused_and_not_repeated(
     history = await client.get_workflow_handle(f"order-{payload['order_id']}").fetch_history()
     failed = history.events[-1].workflow_execution_failed_event_attributes
     assert CARD not in str(failed)
+
+
+async def test_an_unencrypted_order_is_refused_at_once_where_encryption_is_on(
+    client: Client, dev_server: DevServer, saga_task_queue: str
+) -> None:
+    # As `temporal workflow start` without the codec flags sends it, to encrypting workers.
+    plain = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
+    payload = order() | {"order_id": f"raw-{uuid.uuid4().hex[:10]}"}
+
+    failure = await start_raw(client, saga_task_queue, payload, sender=plain)
+
+    assert f"Order {payload['order_id']} refused: {UNENCRYPTED_PROBLEM}" in failure.message
+
+
+async def test_status_shows_why_a_saga_was_refused(
+    client: Client, saga_task_queue: str, starter: StarterRunner
+) -> None:
+    payload = order(items=[]) | {"order_id": f"raw-{uuid.uuid4().hex[:10]}"}
+    await start_raw(client, saga_task_queue, payload)
+
+    run = await starter("status", payload["order_id"])
+
+    assert run.code == 0, run.err
+    assert "state:        Refused" in run.out
+    assert "reason:       OrderRefused: items: must list at least one item" in run.out

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.codec import ENCODING, KEY_ID, DecryptionError, EncryptionCodec, data_converter
+from ordersaga.codec import (
+    ARRIVED_UNENCRYPTED,
+    ENCODING,
+    KEY_ID,
+    UNENCRYPTED_PROBLEM,
+    DecryptionError,
+    EncryptionCodec,
+    UnencryptedPayload,
+    data_converter,
+)
 from ordersaga.keyring import Keyring, KeyringError, new_key_entry, parse
+from ordersaga.models import OrderInput, RefusedOrder, Withdrawal
 from ordersaga.settings import Settings
 
 
@@ -56,15 +68,49 @@ async def test_unencrypted_payloads_pass_and_decode_only_mode() -> None:
     assert await codec.decode([PLAIN]) == [PLAIN]
 
 
-async def test_failure_message_and_stack_trace_are_encrypted() -> None:
+async def test_failure_messages_are_readable_and_their_details_encrypted() -> None:
+    # The CLI and the Web UI show a failed saga's reason as it is; its details stay sealed.
     converter = data_converter(EncryptionCodec(keyring("k1")))
     failure = Failure()
-    error = ApplicationError("card 4242 declined for Ada", type="PaymentDeclined")
+    error = ApplicationError("charge_payment failed: card declined", {"who": "Ada"}, type="X")
     await converter.encode_failure(error, failure)
+    assert failure.message == "charge_payment failed: card declined"
+    assert not failure.HasField("encoded_attributes")
+    [details] = failure.application_failure_info.details.payloads
+    assert details.metadata["encoding"] == ENCODING
     assert "Ada" not in str(failure)
-    assert failure.encoded_attributes.metadata["encoding"] == ENCODING
     decoded = await converter.decode_failure(failure)
-    assert "declined for Ada" in str(decoded)
+    assert isinstance(decoded, ApplicationError) and decoded.details == ({"who": "Ada"},)
+
+
+async def test_an_unencrypted_saga_input_is_a_refusal_where_encryption_is_on() -> None:
+    converter = data_converter(EncryptionCodec(keyring("k1")))
+    [marked] = await converter.payload_codec.decode([PLAIN])  # type: ignore[union-attr]
+    assert marked.metadata[ARRIVED_UNENCRYPTED] == b"1"
+    # The saga's input type can refuse: the saga gets its refusal, with what to do.
+    saga_input = cast(type, OrderInput)  # a union, as the saga's `run` declares it
+    [refused] = converter.payload_converter.from_payloads([marked], [saga_input])
+    assert refused == RefusedOrder.arrived_unencrypted(UNENCRYPTED_PROBLEM)
+    assert "temporal workflow delete" in UNENCRYPTED_PROBLEM
+    # Any other value is refused with an error (an update's argument, say).
+    with pytest.raises(UnencryptedPayload, match="arrived unencrypted"):
+        converter.payload_converter.from_payloads([marked], [Withdrawal])
+    # Encrypted payloads convert as ever.
+    [sealed] = await converter.payload_codec.encode([PLAIN])  # type: ignore[union-attr]
+    [opened] = await converter.payload_codec.decode([sealed])  # type: ignore[union-attr]
+    assert converter.payload_converter.from_payloads([opened], [dict]) == [
+        {"order_id": "A1", "secret": 1}
+    ]
+
+
+async def test_a_decode_only_codec_lets_unencrypted_payloads_through() -> None:
+    # While encryption rolls out (every process decodes before any encrypts), plain sagas run.
+    converter = data_converter(EncryptionCodec(keyring("k1"), encrypt=False))
+    [payload] = await converter.payload_codec.decode([PLAIN])  # type: ignore[union-attr]
+    assert payload == PLAIN
+    assert converter.payload_converter.from_payloads([payload], [dict]) == [
+        {"order_id": "A1", "secret": 1}
+    ]
 
 
 def test_keyring_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:

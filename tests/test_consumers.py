@@ -18,10 +18,11 @@ from ordersaga.consumers.runner import consume, open_consumers
 from ordersaga.eventbus import open_event_bus
 from ordersaga.events import SagaEvent, SagaEventType
 from ordersaga.ops import cli, dashboard
-from tests.saga_events import T0, Saga, confirmed, declined, sold_out, unserved
+from tests.saga_events import T0, Saga, confirmed, declined, sold_out, unserved, withdrawn
 
 #: Two confirmed (USD), a declined card, a sold-out item, an unserved address (EUR, charged and
-#: refunded), one saga waiting for an operator and one still at its first step.
+#: refunded), one saga waiting for an operator, one still at its first step, and one withdrawn
+#: by the customer.
 SAGAS = [
     confirmed("A1", 4500, "USD", took_s=4),
     declined("A2", 1500, took_s=6, start=T0 + timedelta(seconds=10)),
@@ -39,6 +40,7 @@ SAGAS = [
     ),
     Saga("A6", T0 + timedelta(seconds=50)).started(899),
     confirmed("A7", 1000, "USD", took_s=10, start=T0 + timedelta(seconds=60)),
+    withdrawn("A8", 2500, took_s=3, start=T0 + timedelta(seconds=70)),
 ]
 EVENTS = [event for saga in SAGAS for event in saga.events]
 NOW = T0 + timedelta(minutes=10)
@@ -97,6 +99,14 @@ def test_monitoring_keeps_each_sagas_record(data_dir: Path) -> None:
     a5 = store.record("A5")
     assert a5 is not None
     assert (a5.outcome, a5.needs_attention, a5.last_sequence) == (None, True, 4)
+    a8 = store.record("A8")
+    assert a8 is not None
+    assert (a8.outcome, a8.failed_step, a8.reason_type, a8.compensations) == (
+        Outcome.WITHDRAWN,
+        None,
+        "OrderWithdrawn",
+        ("release_inventory",),
+    )
 
 
 def test_the_figures_are_exact(data_dir: Path) -> None:
@@ -104,20 +114,22 @@ def test_the_figures_are_exact(data_dir: Path) -> None:
     assert shown == Figures(
         now=NOW,
         window=timedelta(hours=1),
-        started=7,
-        ended=5,
+        started=8,
+        ended=6,
         confirmed=2,
         aborted=2,
         failed=1,
-        compensated=2,
+        withdrawn=1,
+        cancelled=0,
+        compensated=3,
         active=2,
         needs_attention=1,
-        success_rate=2 / 5,
-        error_rate=3 / 5,
-        compensation_rate=2 / 5,
-        average_duration_s=(4 + 6 + 2 + 8 + 10) / 5,
+        success_rate=2 / 6,
+        error_rate=3 / 6,  # the withdrawal is nobody's failure
+        compensation_rate=3 / 6,
+        average_duration_s=(4 + 6 + 2 + 8 + 10 + 3) / 6,
         p95_latency_s=10.0,
-        orders_per_min=7 / 60,
+        orders_per_min=8 / 60,
         revenue_per_hour={"USD": 5500.0},  # EUR A4 was refunded: no revenue
     )
 
@@ -179,6 +191,10 @@ def test_one_message_per_order_outcome(data_dir: Path) -> None:
             "Your order A7 is confirmed (confirmation conf-A7): 10.00 USD. "
             "We will let you know when it ships.",
         ),
+        "A8": (
+            NotificationKind.CANCELLED,
+            "Your order A8 was cancelled: you asked us to; you have not been charged.",
+        ),
     }
     a4 = sent["A4"]
     assert (a4.event_id, a4.customer_id, a4.created_at) == (
@@ -188,23 +204,27 @@ def test_one_message_per_order_outcome(data_dir: Path) -> None:
     )
     # A test can read the table directly, too.
     with sqlite3.connect(data_dir / "notifications.db") as conn:
-        assert conn.execute("SELECT count(*) FROM notifications").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM notifications").fetchone() == (6,)
 
 
 @pytest.mark.parametrize(
-    ("step", "reason_type", "why"),
+    ("saga", "why"),
     [
-        ("charge_payment", "OrderWithdrawn", "you asked us to"),
-        ("schedule_shipment", "Cancelled", "we had to cancel it"),
-        ("reserve_inventory", "DeadlineExceeded", "we could not complete it in time"),
-        ("confirm_order", "ServiceUnavailable", "we could not confirm it"),
+        (Saga("C1").started(1200).interrupted(1, "OrderWithdrawn"), "you asked us to"),
+        (Saga("C1").started(1200).interrupted(1, "Cancelled"), "we had to cancel it"),
+        (
+            Saga("C1").started(1200).failed(1, "reserve_inventory", "DeadlineExceeded"),
+            "we could not complete it in time",
+        ),
+        (
+            Saga("C1").started(1200).failed(1, "confirm_order", "ServiceUnavailable"),
+            "we could not confirm it",
+        ),
     ],
 )
-def test_cancellation_messages_say_why(
-    tmp_path: Path, step: str, reason_type: str, why: str
-) -> None:
+def test_cancellation_messages_say_why(tmp_path: Path, saga: Saga, why: str) -> None:
     store = NotificationStore(tmp_path / "n.db")
-    saga = Saga("C1").started(1200).failed(1, step, reason_type).compensated(2, "Aborted")
+    saga.compensated(2, "Aborted")
     for event in saga.events:
         store.apply(event)
     [sent] = store.notifications()
@@ -221,20 +241,21 @@ def test_the_dashboard_shows_the_figures_whole_down_to_80_columns(
     screen = console.file.getvalue()  # type: ignore[attr-defined]
     for shown in [
         "Success rate",
-        "40.0%",
+        "33.3%",
         "Avg duration",
-        "6.00 s",
+        "5.50 s",
         "P95 latency",
         "10.00 s",
         "Error rate",
-        "60.0%",
+        "50.0%",
         "Compensation rate",
         "Active sagas",
         "Waiting for an operator",
         "Orders/min",
-        "0.12",
+        "0.13",
         "55.00 USD/h",
-        "7 started, 5 ended: 2 confirmed, 2 aborted, 1 failed (2 compensated)",
+        "8 started, 6 ended: 2 confirmed, 2 aborted, 1 failed, 1 withdrawn, 0 cancelled",
+        "(3 compensated)",
         "Active sagas (2)",
         "A5",
         "CompensationNeedsAttention",

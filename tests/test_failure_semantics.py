@@ -101,7 +101,10 @@ async def test_withdraw_before_confirmation_undoes_everything(
 
     assert run.code == 0, run.err
     assert f"Order {order.order_id} withdrawn." in run.out
-    assert "state:        Aborted" in run.out
+    assert "state:        Withdrawn" in run.out
+    # The customer changed their mind: Shipping, which was failing then, is not blamed.
+    assert "reason:       OrderWithdrawn: withdrawn by the customer" in run.out
+    assert "failed step" not in run.out
     with pytest.raises(WorkflowFailureError) as failure:
         await saga.result()
     assert isinstance(failure.value.cause, ApplicationError)

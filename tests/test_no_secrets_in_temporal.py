@@ -2,11 +2,14 @@
 
 The saga is placed as a user would (`starter.py place --card ...`), run by a worker process of
 its own, against the session's dev server, services and event store, all encrypting with the
-session's keyring (`payload_keys` in conftest).
+session's keyring (`payload_keys` in conftest). Failure messages are the exception, readable on
+purpose (the CLI and the Web UI show them): an aborted saga's carry its reason and no personal
+data.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -14,17 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client
 
 from ordersaga.codec import ENCODING
-from ordersaga.devserver import DevServer
+from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.ops.stack import worker_process
 from tests.starter_runner import StarterRunner, new_order_id
 
 #: A valid test card used by no other test, so that finding it anywhere is this test's leak.
 CARD = "5555555555554444"
-#: Only the order's (encrypted) input carries the shipping address.
-ADDRESS_LINE = "1 Example Street"
+#: Only the order's (encrypted) input carries the customer's name and shipping address.
+PERSONAL = ("Ada Demo", "1 Example Street", "Springfield")
+
+#: The postal code no carrier serves: Shipping refuses, the saga aborts (`services/shipping.py`).
+UNSERVED = "00000"
 
 
 def payloads_in(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -59,7 +66,17 @@ def raw_bytes(*paths: Path) -> bytes:
     return found
 
 
+@pytest.mark.parametrize(
+    ("postal_code", "failure"),
+    [
+        ("12345", None),
+        (UNSERVED, "schedule_shipment failed: ShippingUnavailable: no carrier serves this"),
+    ],
+    ids=["confirmed", "aborted"],
+)
 async def test_card_number_nowhere_and_payloads_encrypted(
+    postal_code: str,
+    failure: str | None,
     client: Client,
     dev_server: DevServer,
     services_url: str,
@@ -82,7 +99,9 @@ async def test_card_number_nowhere_and_payloads_encrypted(
                 }
             )
             run = await starter(
-                "place", "--order-id", order_id, "--item", "SKU-BOOK:1:1500", "--card", CARD
+                "place",
+                *("--order-id", order_id, "--item", "SKU-BOOK:1:1500", "--card", CARD),
+                *("--postal-code", postal_code),
             )
     # It ran normally, encrypted: the saga ended (confirmed, unless another part refuses).
     assert "Started saga" in run.out, run.err
@@ -97,7 +116,23 @@ async def test_card_number_nowhere_and_payloads_encrypted(
     for where, payload in payloads:
         assert base64.b64decode(payload["metadata"]["encoding"]) == ENCODING, where
         assert "encryption-key-id" in payload["metadata"], where
-    assert ADDRESS_LINE.encode() not in exported.encode()
+    for personal in PERSONAL:
+        assert personal not in exported, personal
+    # A failed saga's reason reads as it is, in the history the CLI and the Web UI show.
+    if failure:
+        [ended] = [
+            e for e in history.events if e.HasField("workflow_execution_failed_event_attributes")
+        ]
+        assert failure in ended.workflow_execution_failed_event_attributes.failure.message
+        # As the `temporal` CLI prints it, with no codec: in words, not "Encoded failure".
+        show = await asyncio.create_subprocess_exec(
+            installed_binary("temporal"), "workflow", "show", "--address", dev_server.address,
+            "--workflow-id", handle.id, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        shown = (await show.communicate())[0].decode()
+        assert show.returncode == 0
+        assert failure in shown and "Encoded failure" not in shown
+        assert not any(personal in shown for personal in PERSONAL)
     assert b'"order_id"' not in b"".join(base64.b64decode(p.get("data", "")) for _, p in payloads)
 
     # The card number: not in the history, search attributes, memo, any log or store.

@@ -1,7 +1,8 @@
 """Metrics, traces and logs of a real worker after a known mix of orders.
 
-The mix: 7 confirmed (one placed by `starter.py`), 2 declined cards, 1 undeliverable address and
-1 sold-out SKU, on a worker process with metrics, span files and JSON logs on.
+The mix: 7 confirmed (one placed by `starter.py`), 2 declined cards, 1 undeliverable address,
+1 sold-out SKU, and 2 caught while Shipping worked, 1 withdrawn and 1 cancelled, on a worker
+process with metrics, span files and JSON logs on.
 """
 
 from __future__ import annotations
@@ -46,24 +47,29 @@ async def metrics(mix: Mix) -> list[Sample]:
 
 async def test_endpoint_serves_the_sdks_metrics(metrics: list[Sample]) -> None:
     assert total(metrics, "temporal_workflow_completed", workflow_type="OrderSaga") == 7
-    assert total(metrics, "temporal_workflow_failed", workflow_type="OrderSaga") == 4
+    assert total(metrics, "temporal_workflow_failed", workflow_type="OrderSaga") == 5
+    assert total(metrics, "temporal_workflow_canceled", workflow_type="OrderSaga") == 1
     assert total(metrics, "temporal_activity_execution_failed") >= 4  # the four refusals
     assert any(s.name == "temporal_worker_task_slots_available" for s in metrics)
 
 
 async def test_saga_counters_match_the_mix(mix: Mix, metrics: list[Sample]) -> None:
-    assert total(metrics, "saga_started") == 11
+    assert total(metrics, "saga_started") == 13
     assert total(metrics, "saga_completed") == 7
+    # The withdrawal and the cancellation came while Shipping worked: Shipping is not blamed.
     assert total(metrics, "saga_aborted") == 3
+    assert total(metrics, "saga_withdrawn", failed_step="", reason_type="OrderWithdrawn") == 1
+    assert total(metrics, "saga_cancelled", failed_step="", reason_type="Cancelled") == 1
     assert total(metrics, "saga_aborted", failed_step="charge_payment") == 2
     assert total(metrics, "saga_aborted", reason_type="PaymentDeclined") == 2
     assert total(metrics, "saga_aborted", failed_step="schedule_shipment") == 1
     assert total(metrics, "saga_aborted", reason_type="ShippingUnavailable") == 1
     assert total(metrics, "saga_failed", failed_step="reserve_inventory") == 1
     assert total(metrics, "saga_failed", reason_type="OutOfStock") == 1
-    assert total(metrics, "saga_compensations", compensation="release_inventory") == 3
-    assert total(metrics, "saga_compensations", compensation="refund_payment") == 1
-    assert total(metrics, "saga_compensations") == 4
+    assert total(metrics, "saga_compensations", compensation="release_inventory") == 5
+    assert total(metrics, "saga_compensations", compensation="refund_payment") == 3
+    assert total(metrics, "saga_compensations", compensation="cancel_shipment") == 2
+    assert total(metrics, "saga_compensations") == 10
     assert total(metrics, "saga_compensations_failed") == 0
     assert total(metrics, "saga_needs_attention") == 0
     revenue = sum(order.total for order in mix.confirmed)
@@ -75,25 +81,33 @@ async def test_saga_counters_match_the_mix(mix: Mix, metrics: list[Sample]) -> N
             ("saga_completed", -1),
             ("saga_aborted", -1),
             ("saga_failed", -1),
+            ("saga_withdrawn", -1),
+            ("saga_cancelled", -1),
         )
     )
     assert active == 0
 
 
 async def test_saga_histograms_match_the_mix(metrics: list[Sample]) -> None:
-    for outcome, count in (("confirmed", 7), ("aborted", 3), ("failed", 1)):
+    for outcome, count in (
+        ("confirmed", 7),
+        ("aborted", 3),
+        ("failed", 1),
+        ("withdrawn", 1),
+        ("cancelled", 1),
+    ):
         assert total(metrics, "saga_duration_count", outcome=outcome) == count
         assert total(metrics, "saga_duration_bucket", outcome=outcome, le="+Inf") == count
     # Seconds, not milliseconds: a saga on the dev server takes well under a minute.
     assert 0 < total(metrics, "saga_duration_sum", outcome="confirmed") < 7 * 60
-    for step, ok, failed in (
-        ("reserve_inventory", 10, 1),
-        ("charge_payment", 8, 2),
-        ("schedule_shipment", 7, 1),
-        ("confirm_order", 7, 0),
+    for step, ok, failed, cancelled in (
+        ("reserve_inventory", 12, 1, 0),
+        ("charge_payment", 10, 2, 0),
+        ("schedule_shipment", 7, 1, 2),  # the two interrupted: cancelled, not failed
+        ("confirm_order", 7, 0, 0),
     ):
-        assert total(metrics, "saga_step_duration_count", step=step, outcome="ok") == ok
-        assert total(metrics, "saga_step_duration_count", step=step, outcome="failed") == failed
+        for outcome, count in (("ok", ok), ("failed", failed), ("cancelled", cancelled)):
+            assert total(metrics, "saga_step_duration_count", step=step, outcome=outcome) == count
 
 
 async def test_every_saga_counter_is_exposed_by_name(metrics: list[Sample]) -> None:

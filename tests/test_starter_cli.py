@@ -99,7 +99,8 @@ async def test_status_and_cancel_of_an_order(
 
     assert in_flight.code == 0 and "RUNNING" in in_flight.out
     assert cancel.code == 0 and "Cancellation requested" in cancel.out
-    assert "CANCELED" in final.out and "state:        Aborted" in final.out
+    assert "CANCELED" in final.out and "state:        Cancelled" in final.out
+    assert "reason:       Cancelled: cancelled" in final.out and "failed step" not in final.out
     assert (await services.effects(order_id)).net_charged == 0
 
 

@@ -38,6 +38,7 @@ from tests.orders import (
     undone_through,
 )
 from tests.record_histories import wait_for
+from tests.saga_checks import current_details
 from tests.stand_ins import StandIns, fault, refusal
 from workflows import OrderSaga
 from workflows.order_steps import CONFIRMED, ORDER_STEPS
@@ -192,7 +193,12 @@ async def test_cancelling_mid_step_undoes_what_may_have_happened(
         status = await handle.query(OrderSaga.status)
 
     assert isinstance(failure.value.cause, CancelledError)
-    assert status.state == SagaState.ABORTED
+    # Cancelled, not failed: no step is blamed.
+    assert (status.state, status.failed_step, status.failure_type) == (
+        SagaState.CANCELLED,
+        None,
+        "Cancelled",
+    )
     # The shipment was in flight when cancelled, so it is cancelled too.
     assert status.compensations_run == undone_through("schedule_shipment")
 
@@ -344,13 +350,22 @@ async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         held.set()
+        details = await current_details(handle)  # what the Web UI's workflow page shows
 
-    assert status.state == SagaState.ABORTED
+    # Withdrawn, not failed: no step is blamed, though shipping was under way.
+    assert (status.state, status.failed_step, status.failure_type) == (
+        SagaState.WITHDRAWN,
+        None,
+        "OrderWithdrawn",
+    )
     assert status.withdrawn
     assert status.compensations_run == undone_through("schedule_shipment")
     assert STEPS[-1] not in stand_ins.calls
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "OrderWithdrawn"
+    assert cause.message.startswith(f"Order {status.order_id} withdrawn by the customer;")
+    assert details.startswith("**Withdrawn**\n\nOrderWithdrawn: withdrawn by the customer")
+    assert f"Undone: {', '.join(status.compensations_run)}" in details
 
 
 async def test_an_order_being_undone_cannot_be_withdrawn(

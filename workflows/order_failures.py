@@ -99,7 +99,7 @@ def saga_error(err: BaseException, status: SagaStatus) -> BaseException:
         )
     if status.withdrawn:
         return ApplicationError(
-            f"{order}: withdrawn by the customer; compensated: {undone}",
+            f"Order {status.order_id} withdrawn by the customer; compensated: {undone}",
             details,
             type=ORDER_WITHDRAWN,
             non_retryable=True,

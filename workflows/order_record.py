@@ -36,6 +36,10 @@ from workflows.order_failures import (
 from workflows.saga import Decision
 from workflows.telemetry import SagaTelemetry
 
+#: How a saga interrupted from outside ends, by its failure type: in a state of its own, so no
+#: step's service is blamed for a customer's change of mind or an operator's cancellation.
+INTERRUPTED_ENDS = {ORDER_WITHDRAWN: SagaState.WITHDRAWN, CANCELLED: SagaState.CANCELLED}
+
 
 class OrderRecord:
     """The status of one order saga, and its telemetry, which reports every change of it.
@@ -73,11 +77,15 @@ class OrderRecord:
         self.telemetry.step_failed()
         return StepFailed(step, failure_type, reason)
 
-    def interrupted(self, step: str) -> StepFailed:
-        """The customer withdrew the order, or the saga was cancelled, while it was at `step`."""
+    def interrupted(self) -> None:
+        """The customer withdrew the order, or the saga was cancelled: no step failed."""
         if self.status.withdrawn:
-            return self.failed(step, ORDER_WITHDRAWN, "withdrawn by the customer")
-        return self.failed(step, CANCELLED, "cancelled")
+            self.status.failure_type = ORDER_WITHDRAWN
+            self.status.failure_reason = "withdrawn by the customer"
+        else:
+            self.status.failure_type = CANCELLED
+            self.status.failure_reason = "cancelled"
+        self.telemetry.interrupted()
 
     def confirmed(self, order: OrderRequest) -> OrderResult:
         """Every step of `order` succeeded: what the saga returns."""
@@ -93,6 +101,12 @@ class OrderRecord:
         """The saga is now in `state` (compensating, or one of its ends)."""
         self.status.state = state.value
         self.telemetry.state_changed()
+
+    def ended(self, undid_steps: bool) -> None:
+        """The saga ends unconfirmed, having undone its steps if `undid_steps`."""
+        interrupted = INTERRUPTED_ENDS.get(self.status.failure_type or "")
+        self.entered(interrupted or (SagaState.ABORTED if undid_steps else SagaState.FAILED))
+        self.telemetry.unwound()
 
     def compensated(self, step: OrderStep[Any]) -> None:
         """`step` is undone (or an operator settled its undoing)."""

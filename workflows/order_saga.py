@@ -33,8 +33,11 @@ from workflows.order_record import OrderRecord
 from workflows.saga import CompensationFailure, Decision, Saga, shielded
 from workflows.step_runner import StepRunner
 
-#: States in which the saga waits no more: what a withdrawal waits for.
-SETTLED = frozenset({SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION})
+#: States in which the saga waits no more: what a withdrawal waits for (a step may have failed
+#: for good as the customer withdrew).
+SETTLED = frozenset(
+    {SagaState.WITHDRAWN, SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION}
+)
 
 
 # A payload that is not an order reaches `run` as a `RefusedOrder`; one that is not even JSON
@@ -163,8 +166,7 @@ class OrderSaga:
         if self._steps:
             self._steps.cancel()
         if not isinstance(err, StepFailed):
-            registered = self._saga.registered
-            self._record.interrupted(registered[-1] if registered else ORDER_STEPS[0].name)
+            self._record.interrupted()
         if self._status.failure_type in INTERRUPTIONS:
             self._runner.interrupted()
         await shielded(self._undo_all())
@@ -172,13 +174,11 @@ class OrderSaga:
 
     async def _undo_all(self) -> None:
         """Undo every step that may have taken effect, and say how the saga ended."""
-        if self._saga.pending:
+        undoing = bool(self._saga.pending)
+        if undoing:
             self._record.entered(SagaState.COMPENSATING)
             await self._saga.compensate()
-            self._record.entered(SagaState.ABORTED)
-        else:
-            self._record.entered(SagaState.FAILED)
-        self._telemetry.unwound()
+        self._record.ended(undid_steps=undoing)
         await self._telemetry.publish_unpublished()
 
     async def _ask_operator(self, failure: CompensationFailure) -> Decision:

@@ -55,9 +55,10 @@ class StepRunner:
             )
         except FailureError as err:
             # An activity's failure arrives as an ActivityError; a local activity's as its cause.
-            telemetry.step_interrupted(step.name, started)
             if is_cancelled_exception(err):
+                telemetry.step_ended(step.name, started, "cancelled")
                 raise  # cancelled mid-step: the step may have taken effect, and stays registered
+            telemetry.step_ended(step.name, started, "failed")
             if Deadline.cut_short(err, time_left, policy.timeout):
                 raise self._past_deadline(step.name) from err
             raise self._record.failed(step.name, *describe(err)) from err

@@ -96,9 +96,13 @@ class SagaTelemetry:
         self.state_changed()
         workflow.logger.info("Step done", extra=self._log_context | {"step": step.name})
 
-    def step_interrupted(self, step: str, since: datetime) -> None:
-        """`step`'s call ended without success: failed, refused or cancelled."""
-        self._took("saga_step_duration", since, step=step, outcome="failed")
+    def step_ended(self, step: str, since: datetime, outcome: str) -> None:
+        """`step`'s call ended without success, as `outcome`.
+
+        `failed` (or refused), or `cancelled`: the saga was withdrawn or cancelled meanwhile,
+        which is not the step's service's doing.
+        """
+        self._took("saga_step_duration", since, step=step, outcome=outcome)
 
     def step_failed(self) -> None:
         """The saga failed at `status.failed_step`; it will undo what it did."""
@@ -114,8 +118,25 @@ class SagaTelemetry:
             extra=self._log_context | {"step": status.failed_step, "type": status.failure_type},
         )
 
+    def interrupted(self) -> None:
+        """The customer withdrew the order, or the saga was cancelled; it will undo its steps."""
+        status = self._status
+        self._emit(
+            SagaEventType.SAGA_INTERRUPTED,
+            reason_type=status.failure_type or "",
+            reason=status.failure_reason or "",
+        )
+        workflow.logger.info(
+            "Saga interrupted", extra=self._log_context | {"type": status.failure_type}
+        )
+
     def state_changed(self) -> None:
-        """Keep the `OrderStatus` and `FailedStep` search attributes current."""
+        """Keep the saga's current details and `OrderStatus` and `FailedStep` current.
+
+        The details are what the Web UI's workflow page shows in words; the search attributes
+        are what its list and `starter.py list` filter on.
+        """
+        workflow.set_current_details(current_details(self._status))
         if not self._keeps_search_attributes:
             return
         # Only the searchable states are upserted, each in a workflow task of its own: each
@@ -295,6 +316,27 @@ class SagaTelemetry:
         if attributes:
             histogram = histogram.with_additional_attributes(attributes)
         histogram.record(max(workflow.now() - since, timedelta(0)))
+
+
+def current_details(status: SagaStatus) -> str:
+    """Where the saga stands, in a few lines of Markdown, as the Web UI's workflow page shows it.
+
+    Made only of state, step and compensation names and failure text, none of which carries
+    personal data (docs/observability.md).
+    """
+    lines = [f"**{status.state}**"]
+    if status.failure_type:
+        failed = f"{status.failed_step} failed: " if status.failed_step else ""
+        lines.append(f"{failed}{status.failure_type}: {status.failure_reason}")
+    if attention := status.attention:
+        lines.append(
+            f"Waiting for an operator: {attention.compensation} failed {attention.attempts} "
+            f"times ({attention.reason})"
+        )
+    lines.append(f"Done: {', '.join(status.steps_done) or 'nothing'}")
+    if status.compensations_run:
+        lines.append(f"Undone: {', '.join(status.compensations_run)}")
+    return "\n\n".join(lines)
 
 
 def _options(policy: ActivityPolicy, within: timedelta | None = None) -> dict[str, Any]:

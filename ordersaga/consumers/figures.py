@@ -25,13 +25,16 @@ class Figures:
         started: Sagas that started in the window.
         ended: Sagas that ended in the window.
         confirmed: Of those, how many were confirmed.
-        aborted: ... ended Aborted (compensated after a failure or cancellation).
-        failed: ... ended Failed (nothing to undo).
+        aborted: ... ended Aborted (a step failed; compensated).
+        failed: ... ended Failed (a step failed; nothing to undo).
+        withdrawn: ... ended Withdrawn (the customer took the order back; compensated).
+        cancelled: ... ended Cancelled (cancelled from outside; compensated).
         compensated: ... ran at least one compensation.
         active: Sagas running at `now` (started, not ended), whenever they started.
         needs_attention: Of those, how many wait for an operator.
         success_rate: confirmed / ended.
-        error_rate: (aborted + failed) / ended.
+        error_rate: (aborted + failed) / ended: withdrawals and cancellations are nobody's
+            fault, and count only as ended.
         compensation_rate: compensated / ended.
         average_duration_s: Mean of start-to-end seconds over the ended sagas (all outcomes).
         p95_latency_s: 95th percentile of the same durations, by nearest rank: the smallest
@@ -48,6 +51,8 @@ class Figures:
     confirmed: int
     aborted: int
     failed: int
+    withdrawn: int
+    cancelled: int
     compensated: int
     active: int
     needs_attention: int
@@ -78,6 +83,8 @@ def figures(store: MonitoringStore, now: datetime, window: timedelta) -> Figures
         confirmed=counts[Outcome.CONFIRMED],
         aborted=counts[Outcome.ABORTED],
         failed=counts[Outcome.FAILED],
+        withdrawn=counts[Outcome.WITHDRAWN],
+        cancelled=counts[Outcome.CANCELLED],
         compensated=compensated,
         active=len(active),
         needs_attention=sum(r.needs_attention for r in active),

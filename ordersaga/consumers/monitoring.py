@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS sagas (
     last_event TEXT NOT NULL,
     started_at INTEGER,         -- microseconds since the Unix epoch, by the workflow's clock
     ended_at INTEGER,
-    outcome TEXT,               -- confirmed, aborted or failed; NULL while running
+    outcome TEXT,               -- confirmed, aborted, failed, withdrawn, cancelled; NULL: running
     failed_step TEXT,
     reason_type TEXT,
     total INTEGER,              -- minor units of currency
@@ -47,11 +47,13 @@ COMPENSATION_OF = {row.undone_event: row.undo for row in ORDER_STEPS}
 
 
 class Outcome(StrEnum):
-    """How a saga ended."""
+    """How a saga ended: its end state (`SagaState`), in lower case."""
 
     CONFIRMED = "confirmed"
-    ABORTED = "aborted"  # compensated: it had steps to undo
-    FAILED = "failed"  # nothing to undo
+    ABORTED = "aborted"  # a step failed; compensated: it had steps to undo
+    FAILED = "failed"  # a step failed; nothing to undo
+    WITHDRAWN = "withdrawn"  # the customer took the order back: no step failed
+    CANCELLED = "cancelled"  # cancelled from outside: no step failed
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def advance(record: SagaRecord, event: SagaEvent) -> SagaRecord:
             return replace(
                 record, failed_step=str(data["step"]), reason_type=str(data["reason_type"])
             )
+        case SagaEventType.SAGA_INTERRUPTED:
+            return replace(record, reason_type=str(data["reason_type"]))
         case SagaEventType.COMPENSATION_NEEDS_ATTENTION:
             return replace(record, needs_attention=True)
         case SagaEventType.SAGA_COMPENSATED:
@@ -126,7 +130,7 @@ def advance(record: SagaRecord, event: SagaEvent) -> SagaRecord:
             return replace(
                 record,
                 ended_at=event.occurred_at,
-                outcome=Outcome.ABORTED if data["state"] == "Aborted" else Outcome.FAILED,
+                outcome=Outcome(str(data["state"]).lower()),
                 compensations=tuple(n for n in names.split(",") if n),
                 needs_attention=False,
             )

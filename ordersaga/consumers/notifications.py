@@ -103,6 +103,8 @@ class NotificationStore:
                     self._note(
                         conn, event, failed_step=data["step"], reason_type=data["reason_type"]
                     )
+                case SagaEventType.SAGA_INTERRUPTED:
+                    self._note(conn, event, reason_type=data["reason_type"])
                 case kind if kind == CONFIRMED_EVENT:
                     message = confirmation_message(
                         event.order_id,

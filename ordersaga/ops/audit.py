@@ -7,8 +7,8 @@ After every saga has ended, for every order (docs/operations.md lists them too):
 - confirmed (workflow completed) ⇒ exactly its items reserved and not released, exactly its total
   charged and not refunded, one live shipment of its items, one confirmed record that names them
   and names the ids the saga returned;
-- failed, aborted or cancelled ⇒ no live reservation, net charge zero, no live shipment, no
-  confirmed record;
+- failed, aborted, withdrawn or cancelled ⇒ no live reservation, net charge zero, no live
+  shipment, no confirmed record;
 - no order charged twice; no saga still running (unless allowed); no effect without a saga;
 - stock is conserved: per SKU, the starting stock (the seed plus every admin adjustment, which
   the Inventory service keeps in its `stock_adjustments` ledger) equals the units available plus

@@ -65,7 +65,8 @@ def render(shown: Figures, active: list[SagaRecord]) -> RenderableType:
     )
     counts = Text(
         f"{shown.started} started, {shown.ended} ended: {shown.confirmed} confirmed, "
-        f"{shown.aborted} aborted, {shown.failed} failed ({shown.compensated} compensated)",
+        f"{shown.aborted} aborted, {shown.failed} failed, {shown.withdrawn} withdrawn, "
+        f"{shown.cancelled} cancelled ({shown.compensated} compensated)",
         style="dim",
     )
     return Group(title, panels, counts, _active_table(shown.now, active))

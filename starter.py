@@ -24,14 +24,11 @@ import httpx
 import pydantic
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.workflow import UpdateMethodMultiParam
 
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.exits import run_to_exit
@@ -41,14 +38,13 @@ from ordersaga.models import (
     OrderForm,
     OrderResult,
     Resolution,
-    SagaState,
     SagaStatus,
     Withdrawal,
     describe_errors,
-    order_id_of,
     workflow_id_for,
 )
 from ordersaga.money import MoneyError, both_units, is_major_units, minor_units
+from ordersaga.order_desk import ActionRefused, OrderDesk, UnknownOrder
 from ordersaga.placing import (
     DEMO_ORDER,
     InputError,
@@ -57,10 +53,6 @@ from ordersaga.placing import (
     tokenize,
 )
 from ordersaga.search_attributes import (
-    CUSTOMER_ID,
-    FAILED_STEP,
-    ORDER_STATUS,
-    ORDER_TOTAL,
     saga_query,
 )
 from ordersaga.settings import Group, Settings
@@ -191,70 +183,47 @@ async def cancel(client: Client, args: argparse.Namespace) -> int:
 
 async def withdraw(client: Client, args: argparse.Namespace) -> int:
     """The customer takes the order back; accepted only before it is confirmed."""
-    saga = await update_saga(
-        client, args.order_id, OrderSaga.withdraw, Withdrawal(reason=args.reason)
-    )
-    if saga is None:
+    desk = OrderDesk(client, args.settings.task_queue)
+    try:
+        saga = await desk.withdraw(args.order_id, Withdrawal(reason=args.reason))
+    except ActionRefused as err:
+        print(f"error: refused: {err}", file=sys.stderr)
         return 1
     print(f"Order {args.order_id} withdrawn.")
     print_status(saga)
     return 0
 
 
-async def update_saga(
-    client: Client,
-    order_id: str,
-    update: UpdateMethodMultiParam[[OrderSaga, Update], SagaStatus],
-    arg: Update,
-) -> SagaStatus | None:
-    """Send an update to an order's saga; None, after saying why, if the saga refused it."""
-    handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
-    try:
-        return await handle.execute_update(update, arg)
-    except WorkflowUpdateFailedError as err:
-        print(f"error: refused: {err.cause}", file=sys.stderr)
-    except RPCError:
-        description = await handle.describe()  # raises NOT_FOUND if there is no such saga
-        if description.status is WorkflowExecutionStatus.RUNNING:
-            raise
-        ended = description.status.name if description.status else "ended"
-        print(f"error: refused: the saga of order {order_id} has ended ({ended})", file=sys.stderr)
-    return None
-
-
 async def attention(client: Client, args: argparse.Namespace) -> int:
     """List the orders whose saga waits for an operator, with what it waits on."""
-    query = f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND ExecutionStatus = 'Running'"
-    found = 0
-    async for execution in client.list_workflows(query):
-        saga = await client.get_workflow_handle(execution.id).query(OrderSaga.status)
-        if saga.attention:
-            found += 1
-            print(
-                f"{saga.order_id}: {saga.attention.compensation} failed "
-                f"{saga.attention.attempts} times: {saga.attention.reason}"
-            )
-    print(f"{found} order(s) need attention." if found else "No order needs attention.")
+    waiting = await OrderDesk(client, args.settings.task_queue).needing_attention()
+    for saga in waiting:
+        assert saga.attention is not None
+        print(
+            f"{saga.order_id}: {saga.attention.compensation} failed "
+            f"{saga.attention.attempts} times: {saga.attention.reason}"
+        )
+    print(f"{len(waiting)} order(s) need attention." if waiting else "No order needs attention.")
     return 0
 
 
 async def list_orders(client: Client, args: argparse.Namespace) -> int:
     """List order sagas by state and customer, as the Web UI filters them."""
-    query = saga_query(args.status, args.customer)
+    listed = await OrderDesk(client, args.settings.task_queue).listing(
+        args.status, args.customer, limit=None
+    )
     rows: list[tuple[str, ...]] = [
         ("ORDER", "STATUS", "TOTAL (MINOR UNITS)", "CUSTOMER", "FAILED STEP")
     ]
-    async for execution in client.list_workflows(query):
-        attributes = execution.typed_search_attributes
-        found = (ORDER_STATUS, ORDER_TOTAL, CUSTOMER_ID, FAILED_STEP)
-        values = [attributes.get(key) for key in found]
-        rows.append((order_id_of(execution.id), *("-" if v is None else str(v) for v in values)))
+    for saga in listed:
+        values = (saga.state, saga.total, saga.customer_id, saga.failed_step)
+        rows.append((saga.order_id, *("-" if v is None else str(v) for v in values)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-    print(f"{len(rows) - 1} order(s) match {query}")
+    print(f"{len(rows) - 1} order(s) match {saga_query(args.status, args.customer)}")
     return 0
 
 
@@ -264,8 +233,10 @@ async def resolve(client: Client, args: argparse.Namespace) -> int:
         OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
     )
     resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
-    saga = await update_saga(client, args.order_id, OrderSaga.resolve_compensation, resolution)
-    if saga is None:
+    try:
+        saga = await OrderDesk(client, args.settings.task_queue).resolve(args.order_id, resolution)
+    except ActionRefused as err:
+        print(f"error: refused: {err}", file=sys.stderr)
         return 1
     print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
     print_status(saga)
@@ -417,6 +388,9 @@ def run_command(args: argparse.Namespace) -> int:
     except CodecMismatch as err:
         print(f"error: {err}; nothing was started", file=sys.stderr)
         return 2
+    except UnknownOrder:
+        print(f"error: no saga for order {args.order_id}", file=sys.stderr)
+        return 1
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             print(f"error: no saga for order {args.order_id}", file=sys.stderr)

@@ -16,12 +16,9 @@ CORS lets the UI's origin (and only it) call the server from the browser.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -41,6 +38,9 @@ from ordersaga.settings import Settings
 from ordersaga.sockets import listening_socket
 
 log = structlog.get_logger()
+
+#: The codec server and its port's setting, as a start failure names them.
+CODEC_SERVER = "codec server, CODEC_SERVER_PORT"
 
 Operation = Literal["decode", "encode"]
 Namespace = Annotated[str | None, Header(alias="X-Namespace")]
@@ -111,30 +111,6 @@ def create_codec_app(codec: PayloadCodec, token: str, cors_origins: list[str]) -
     return app
 
 
-@asynccontextmanager
-async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[str]:
-    """Serve `app` in this event loop until the context ends; yields its base URL.
-
-    Raises:
-        PortInUseError: `port` is taken.
-    """
-    sock = listening_socket(host, port, "codec server, CODEC_SERVER_PORT")
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise StartFailure(f"the codec server on port {port} stopped at start")
-            await asyncio.sleep(0.02)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 def ensure_token_file(path: Path) -> str:
     """The token in `path`, made (random, readable by its owner only) if there is none yet."""
     if not path.exists():
@@ -155,9 +131,7 @@ def run_codec_server(settings: Settings) -> None:
         raise StartFailure("set CODEC_KEY_FILE or CODEC_KEYS: the codec server needs the keys")
     if settings.codec_server_token is None:
         raise StartFailure("CODEC_SERVER_TOKEN (--codec-server-token) is required")
-    sock = listening_socket(
-        settings.codec_server_host, settings.codec_server_port, "codec server, CODEC_SERVER_PORT"
-    )
+    sock = listening_socket(settings.codec_server_host, settings.codec_server_port, CODEC_SERVER)
     configure_logging(settings.logging_level, json=settings.log_json)
     token = settings.codec_server_token.get_secret_value()
     app = create_codec_app(EncryptionCodec(keyring), token, settings.cors_origins)

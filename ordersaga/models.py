@@ -10,6 +10,7 @@ Money is always an integer number of minor units (cents) plus an ISO 4217 curren
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -325,12 +326,24 @@ def describe_errors(error: ValidationError) -> list[str]:
     The whole order is called `order`: `order: is not valid JSON (EOF while parsing...)`.
     Like the messages it reads, a line never contains the value that was given.
     """
+    return describe_problems(error.errors(include_url=False, include_input=False))
+
+
+def describe_problems(problems: Iterable[Mapping[str, Any]], within: str = "") -> list[str]:
+    """`describe_errors` of pydantic's problems (as `ValidationError.errors()` lists them).
+
+    Args:
+        problems: The problems; their `input`, if any, is never read.
+        within: A leading part of each location that names no field (FastAPI's `body`).
+    """
     lines = []
-    for problem in error.errors(include_url=False, include_input=False):
-        field = ".".join(
-            str(part) for part in problem["loc"] if part not in (_CARD_TAG, _TOKEN_TAG)
+    for problem in problems:
+        location = (
+            problem["loc"][1:] if within and problem["loc"][:1] == (within,) else problem["loc"]
         )
-        if problem["type"] == "json_invalid":
+        field = ".".join(str(part) for part in location if part not in (_CARD_TAG, _TOKEN_TAG))
+        if problem["type"] == "json_invalid":  # of the whole document, wherever it broke
+            field = ""
             message = f"is not valid JSON ({problem.get('ctx', {}).get('error', 'unreadable')})"
         else:
             message = _GENERAL_MESSAGES.get(problem["type"], problem["msg"])

@@ -41,6 +41,7 @@ DEFAULT_UI_URL = "http://localhost:8233"
 DEFAULT_SERVICES_PORT = 8300
 DEFAULT_SERVICES_URL = f"http://127.0.0.1:{DEFAULT_SERVICES_PORT}"
 DEFAULT_CODEC_SERVER_PORT = 8234
+DEFAULT_API_PORT = 8400
 
 #: The file of settings that `order-saga demo` writes while it runs, so that every command run
 #: beside it (starter, worker, audit, ...) uses its keys and addresses without being told.
@@ -71,6 +72,7 @@ class Group(StrEnum):
     CODEC_SERVER = "codec server (for the Web UI)"
     DEMO = "embedded demo stack"
     DEPLOYMENT = "worker deployment (versioning)"
+    API = "Order API (HTTP)"
 
 
 def setting(default: Any, help_text: str, group: Group, *aliases: str) -> Any:
@@ -220,11 +222,25 @@ class Settings(BaseSettings):
         Group.CODEC_SERVER,
     )
 
+    # The Order API
+    api_host: str = setting("127.0.0.1", "interface the Order API listens on", Group.API)
+    api_port: int = setting(DEFAULT_API_PORT, "port the Order API listens on", Group.API)
+    api_shop_token: SecretStr | None = setting(
+        None, "bearer token of the shop's front end: places, reads, withdraws orders", Group.API
+    )
+    api_operator_token: SecretStr | None = setting(
+        None,
+        "bearer token of operators: reads and lists orders, resolves compensations",
+        Group.API,
+    )
+
     # The embedded demo stack
     temporal_port: int = setting(7233, "dev server frontend port", Group.DEMO)
     ui_port: int = setting(8233, "dev server Web UI port", Group.DEMO)
 
-    @field_validator("services_port", "codec_server_port", "temporal_port", "ui_port", mode="after")
+    @field_validator(
+        "services_port", "codec_server_port", "api_port", "temporal_port", "ui_port", mode="after"
+    )
     @classmethod
     def _is_port(cls, port: int) -> int:
         if not 1 <= port <= 65535:
@@ -246,7 +262,12 @@ class Settings(BaseSettings):
         return path
 
     @field_validator(
-        "temporal_address", "metrics_address", "codec_server_host", "services_host", mode="after"
+        "temporal_address",
+        "metrics_address",
+        "codec_server_host",
+        "services_host",
+        "api_host",
+        mode="after",
     )
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:

@@ -6,12 +6,14 @@ import contextlib
 import gc
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -43,8 +45,15 @@ def payload_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield keys
 
 
+# Hypothesis keeps its example database and caches in the machine's temporary folder, not in
+# `.hypothesis/` of the folder the suite runs from; set as the suite loads, before any test
+# module asks for them.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "order-saga-hypothesis")
+
 #: What tools of the developer's own keep in the checkout, and is no test's doing.
-NOT_WATCHED = frozenset({".git", ".venv", ".mypy_cache", ".ruff_cache", "__pycache__"})
+NOT_WATCHED = frozenset(
+    {".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+)
 
 
 def files_under(folder: Path) -> dict[Path, tuple[int, int]]:

@@ -23,13 +23,14 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ordersaga.codec import codec_from_settings
-from ordersaga.codec_server import create_codec_app, serving
+from ordersaga.codec_server import create_codec_app
 from ordersaga.keyring import ensure_key_file
 from ordersaga.models import OrderRequest, SagaState, Withdrawal, workflow_id_for
 from ordersaga.ops.demo import SCENARIOS, run_scenario
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER
 from ordersaga.search_attributes import ORDER_STATUS
+from ordersaga.serving import serving
 from ordersaga.settings import DEFAULT_NAMESPACE, Settings
 from ordersaga.sockets import free_port
 from ordersaga.temporal import ui_link
@@ -81,7 +82,7 @@ async def ui_stack(data_dir: Path) -> AsyncIterator[UiStack]:
     token = SecretStr("web-ui-test-token")
     app = create_codec_app(codec, token.get_secret_value(), [f"http://localhost:{ui_port}"])
     async with (
-        serving(app, "127.0.0.1", free_port()) as codec_url,
+        serving(app, "127.0.0.1", free_port(), "codec server") as codec_url,
         embedded_stack(
             data_dir,
             temporal_port=free_port(),
@@ -190,3 +191,28 @@ async def open_list_with_columns(page: Page, ui: UiStack, *columns: str) -> str:
     table = page.locator("table").first
     await table.get_by_text(columns[0], exact=True).wait_for()
     return await table.inner_text()
+
+
+async def place_at_checkout(page: Page, api_url: str, token: str, card: str, order_id: str) -> str:
+    """Place the checkout page's order with `card` (its label) and watch its saga to the end.
+
+    Returns:
+        The state the page shows at the end.
+    """
+    await page.goto(f"{api_url}/checkout#token={token}")
+    await page.get_by_label("Order id").fill(order_id)
+    await page.get_by_label("Card").select_option(label=card)
+    await page.get_by_role("button", name="Place order").click()
+    state = page.locator("#state")
+    await state.and_(page.locator(".ended-ok, .ended-bad")).wait_for()
+    return await state.inner_text()
+
+
+async def retry_from_operator_page(page: Page, api_url: str, token: str, order_id: str) -> str:
+    """Answer `order_id`'s waiting compensation with Retry on the operator page; what it says."""
+    await page.goto(f"{api_url}/operator#token={token}")
+    row = page.locator(f"tr[data-order='{order_id}']")
+    await row.get_by_role("button", name="Retry").click()
+    said = page.get_by_role("status")
+    await said.get_by_text(f"Order {order_id}").wait_for()
+    return await said.inner_text()

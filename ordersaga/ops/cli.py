@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from typing import NoReturn
 
+from ordersaga.api.server import run_api
 from ordersaga.codec_server import run_codec_server
 from ordersaga.consumers import runner as consumers_runner
 from ordersaga.exits import run_to_exit
@@ -38,7 +39,13 @@ def run(argv: list[str] | None = None) -> int:
         "demo", help="run the dev server, services and a worker; place one order per saga path"
     )
     add_settings(
-        demo, Group.DATA, Group.DEMO, Group.SERVICES_SERVER, Group.CODEC, Group.CODEC_SERVER
+        demo,
+        Group.DATA,
+        Group.DEMO,
+        Group.SERVICES_SERVER,
+        Group.CODEC,
+        Group.CODEC_SERVER,
+        Group.API,
     )
     demo.add_argument(
         "--exit",
@@ -53,6 +60,10 @@ def run(argv: list[str] | None = None) -> int:
         "codec-server", help="serve /decode and /encode of payloads for the Temporal Web UI"
     )
     add_settings(codec_server, Group.CODEC, Group.CODEC_SERVER, Group.DATA)
+    api = commands.add_parser(
+        "api", help="serve the Order API and its checkout and operator pages over HTTP"
+    )
+    add_settings(api, Group.TEMPORAL, Group.TLS, Group.CODEC, Group.API, Group.DATA)
     codec_key = commands.add_parser(
         "codec-key", help="print a new payload key entry (KEY_ID:BASE64_KEY) for a keyring"
     )
@@ -74,6 +85,8 @@ def run(argv: list[str] | None = None) -> int:
         services_server.run_from_args(services, args)
     elif args.command == "codec-server":
         run_codec_server(load_settings(args, "order-saga codec-server"))
+    elif args.command == "api":
+        asyncio.run(run_api(load_settings(args, "order-saga api")))
     elif args.command == "codec-key":
         print(new_key_entry(args.key_id))
     elif args.command == "consumers":

@@ -15,8 +15,11 @@ from pydantic import SecretStr
 from rich.console import Console
 from temporalio.client import WorkflowFailureError
 
+from ordersaga.api.app import create_api_app
+from ordersaga.api.auth import Tokens
+from ordersaga.api.server import ORDER_API
 from ordersaga.codec import codec_from_settings
-from ordersaga.codec_server import create_codec_app, ensure_token_file, serving
+from ordersaga.codec_server import CODEC_SERVER, create_codec_app, ensure_token_file
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
@@ -25,6 +28,7 @@ from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.dashboard import frame
 from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
+from ordersaga.serving import serving
 from ordersaga.settings import (
     DEFAULT_NAMESPACE,
     DEFAULT_UI_URL,
@@ -124,7 +128,8 @@ def ensure_ports_free(settings: Settings) -> None:
         (settings.temporal_port, "Temporal frontend, TEMPORAL_PORT"),
         (settings.ui_port, "Temporal Web UI, UI_PORT"),
         (settings.services_port, "stand-in services, SERVICES_PORT"),
-        (settings.codec_server_port, "codec server, CODEC_SERVER_PORT"),
+        (settings.codec_server_port, CODEC_SERVER),
+        (settings.api_port, ORDER_API),
     ):
         ensure_free("127.0.0.1", port, f"{what}; is another order-saga demo running?")
 
@@ -142,12 +147,18 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         key_file = ensure_key_file(data_dir / "codec-keys")
         settings = settings.model_copy(update={"codec_key_file": key_file})
     token = settings.codec_server_token or SecretStr(ensure_token_file(data_dir / "codec-token"))
+    api_tokens = Tokens(
+        shop=_secret(settings.api_shop_token) or ensure_token_file(data_dir / "api-shop-token"),
+        operator=_secret(settings.api_operator_token)
+        or ensure_token_file(data_dir / "api-operator-token"),
+    )
     codec = codec_from_settings(settings)
     assert codec is not None
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     print(
         f"Starting Temporal (UI on :{ui_port}), the services (:{settings.services_port}), "
-        f"the codec server (:{settings.codec_server_port}) and a worker…"
+        f"the codec server (:{settings.codec_server_port}), the Order API (:{settings.api_port}) "
+        "and a worker…"
     )
     if earlier_run:
         print(
@@ -158,7 +169,7 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         print(f"Starting clean in {data_dir}/.")
     app = create_codec_app(codec, token.get_secret_value(), [f"http://localhost:{ui_port}"])
     async with (
-        serving(app, "127.0.0.1", settings.codec_server_port) as codec_url,
+        serving(app, "127.0.0.1", settings.codec_server_port, CODEC_SERVER) as codec_url,
         embedded_stack(
             data_dir,
             temporal_port=settings.temporal_port,
@@ -169,6 +180,12 @@ async def demo(settings: Settings, *, stay: bool) -> None:
             # The dev server's UI has no login to pass a token from: the token goes in the path.
             ui_codec_endpoint=f"{codec_url}/{token.get_secret_value()}",
         ) as stack,
+        serving(
+            create_api_app(stack.client, stack.task_queue, api_tokens),
+            "127.0.0.1",
+            settings.api_port,
+            ORDER_API,
+        ) as api_url,
     ):
         order_ids = [f"demo-{run_id}-{scenario.name}" for scenario in SCENARIOS]
         print(f"Placing {len(SCENARIOS)} orders, one for each way a saga can go…")
@@ -200,6 +217,12 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         print(f"\nWeb UI: {ui_url}/namespaces/{DEFAULT_NAMESPACE}/workflows")
         print(f"  e.g. {ui_link(ui_url, DEFAULT_NAMESPACE, 'order-' + order_ids[0])}")
         print(f"Temporal at localhost:{settings.temporal_port}, services at {stack.services_url}")
+        print(
+            f"Order API: {api_url} (bearer tokens in {data_dir / 'api-shop-token'} "
+            f"and {data_dir / 'api-operator-token'})"
+        )
+        print(f"  checkout page: {api_url}/checkout#token={api_tokens.shop}")
+        print(f"  operator page: {api_url}/operator#token={api_tokens.operator}")
         print(
             f"Payloads are encrypted (keys: {settings.codec_key_file}); the UI decodes them "
             f"through {codec_url} (bearer token in {data_dir / 'codec-token'})."
@@ -255,3 +278,7 @@ async def wait_for_interrupt() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 import worker
 from activities import create_http_client
+from ordersaga.api.auth import Tokens
 from ordersaga.deployment import build_id, make_current, worker_version
 from ordersaga.devserver import DevServer
 from ordersaga.eventbus import EventBus, open_event_bus
@@ -35,7 +36,7 @@ from ordersaga.settings import (
     ServiceUrls,
     Settings,
 )
-from ordersaga.sockets import ensure_free
+from ordersaga.sockets import ensure_free, free_port
 from ordersaga.temporal import connect
 from worker import create_worker
 
@@ -124,6 +125,64 @@ async def services_process(
         yield services.base_url
     finally:
         await services.stop()
+
+
+@dataclass(frozen=True)
+class ApiProcess:
+    """The Order API running in a process of its own.
+
+    Attributes:
+        url: Where it answers.
+        pid: Its process id.
+    """
+
+    url: str
+    pid: int
+
+
+@asynccontextmanager
+async def api_process(
+    address: str,
+    task_queue: str,
+    tokens: Tokens,
+    log: IO[bytes] | int,
+    port: int | None = None,
+) -> AsyncIterator[ApiProcess]:
+    """Run `order-saga api` for the length of the context, on the sagas of `task_queue`.
+
+    Its settings come from this process's environment (the codec's keys, say) and these
+    arguments, never from a settings file.
+
+    Raises:
+        StartFailure: It exited, or did not answer within a minute.
+    """
+    port = port or free_port()
+    env = os.environ | {
+        "TEMPORAL_ADDRESS": address,
+        "TASK_QUEUE": task_queue,
+        "API_PORT": str(port),
+        "API_SHOP_TOKEN": tokens.shop,
+        "API_OPERATOR_TOKEN": tokens.operator,
+        ENV_FILE_VARIABLE: "",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ordersaga.ops.cli", "api", env=env, stdout=log, stderr=log
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    async def answers() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                headers = {"Authorization": f"Bearer {tokens.operator}"}
+                return (await http.get(f"{url}/openapi.json", headers=headers)).is_success
+        except httpx.TransportError:
+            return False
+
+    try:
+        await until_ready(process, answers, f"the Order API on port {port}", log, 60.0)
+        yield ApiProcess(url, process.pid)
+    finally:
+        await stop_process(process)
 
 
 @dataclass(frozen=True)

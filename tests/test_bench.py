@@ -74,6 +74,26 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert "CPU ms/order" in finished.stdout
 
 
+def test_bench_via_the_api_places_every_order_through_it(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--rounds", "1"]
+    command += ["--no-baseline", "--via", "api", "--declined", "0.2", "--out", str(out)]
+    command += ["--data-dir", str(tmp_path / "stack")]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    results = json.loads(out.read_text())
+    saga = results["runs"]["saga"]
+    assert results["config"]["via"] == "api"
+    assert saga["outcomes"] == {"OrderConfirmed": 16, "Aborted": 4}
+    assert saga["cpu_ms_per_order"]["api"] > 0  # the API's own process, counted apart
+    # Every order (the warm-up's too) went through the API: one 202 each in its log.
+    log = (tmp_path / "stack" / "api.log").read_text().splitlines()
+    placed = [json.loads(line) for line in log if '"route": "/orders"' in line]
+    assert [(line["method"], line["status"]) for line in placed] == [("POST", 202)] * (ORDERS + 2)
+
+
 def test_a_bench_stopped_by_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
     command += ["-n", "100000", "--no-baseline", "--data-dir", str(tmp_path / "stack")]

@@ -120,9 +120,7 @@ async def place_order(order: OrderRequest, desk: Desk, response: HTTPResponse) -
     return OrderAccepted(order_id=order.order_id, status_url=status_url)
 
 
-@router.get(
-    "/orders/{order_id}", dependencies=[EITHER], responses=_refusals(401, 404, 422, 503)
-)
+@router.get("/orders/{order_id}", dependencies=[EITHER], responses=_refusals(401, 404, 422, 503))
 async def order_status(order_id: OrderId, desk: Desk) -> OrderView:
     """Where the order's saga stands: state, steps done, compensations, reason."""
     return await desk.view(order_id)

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import tempfile
 import time
 import uuid
@@ -30,13 +31,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 from rich.console import Console
 from rich.progress import Progress
 
+from ordersaga.api.auth import Tokens
 from ordersaga.exits import StartFailure
-from ordersaga.models import workflow_id_for
+from ordersaga.models import OrderRequest, workflow_id_for
 from ordersaga.ops import baseline
 from ordersaga.ops.cpu import CpuReading, Group, Pids
 from ordersaga.ops.load import Place, Sample, run_load
@@ -50,9 +53,11 @@ from ordersaga.ops.options import (
 )
 from ordersaga.ops.report import cost_table, run_figures, table, write_chart
 from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
+from ordersaga.ops.stack import api_process
 from ordersaga.ops.workload import (
     Kind,
     Mix,
+    api_place,
     baseline_id,
     baseline_place,
     final_states,
@@ -82,6 +87,8 @@ class BenchConfig:
         baseline: Run the baseline too.
         seed: Seed of the order mix.
         policy: The saga's timeouts and retries (part of each order).
+        via: How the saga's orders are placed: by a Temporal `client`, or through the
+            Order `api` (`order-saga api`, a process of its own).
     """
 
     orders: int = 500
@@ -96,6 +103,7 @@ class BenchConfig:
     baseline: bool = True
     seed: int = 1
     policy: SagaPolicy = field(default_factory=SagaPolicy)
+    via: Literal["client", "api"] = "client"
 
     @property
     def faults(self) -> FaultSettings:
@@ -131,15 +139,16 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
     )
     orders = [make_order(f"b{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
     queue = f"bench-saga-{run_id}"
-    saga = _MeasuredRun("saga", saga_place(rig.client, queue, orders), WorkerPool(rig, queue))
-    runs = [saga]
-    if config.baseline:
-        queue = f"bench-baseline-{run_id}"
-        place = baseline_place(rig.client, queue, run_id)
-        runs.insert(0, _MeasuredRun("baseline", place, WorkerPool(rig, queue, baseline.COMMAND)))
     await rig.set_faults(config.faults)
     try:
         async with AsyncExitStack() as workers:
+            saga = await _saga_run(workers, rig, config, queue, orders)
+            runs = [saga]
+            if config.baseline:
+                queue = f"bench-baseline-{run_id}"
+                place = baseline_place(rig.client, queue, run_id)
+                pool = WorkerPool(rig, queue, baseline.COMMAND)
+                runs.insert(0, _MeasuredRun("baseline", place, pool))
             for run in runs:
                 await workers.enter_async_context(run.pool.running(config.workers))
             await _run_in_rounds(runs, config, console)
@@ -160,6 +169,30 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
     }
 
 
+async def _saga_run(
+    running: AsyncExitStack, rig: Rig, config: BenchConfig, queue: str, orders: list[OrderRequest]
+) -> _MeasuredRun:
+    """The saga's run: its orders placed by a Temporal client, or through the Order API.
+
+    The API runs in a process of its own, its CPU counted, until `running` ends.
+    """
+    pool = WorkerPool(rig, queue)
+    if config.via == "client":
+        return _MeasuredRun("saga", saga_place(rig.client, queue, orders), pool)
+    tokens = Tokens(shop=secrets.token_urlsafe(16), operator=secrets.token_urlsafe(16))
+    log = running.enter_context((rig.log_dir / "api.log").open("ab"))
+    api = await running.enter_async_context(api_process(rig.address, queue, tokens, log))
+    http = await running.enter_async_context(
+        httpx.AsyncClient(
+            base_url=api.url,
+            headers={"Authorization": f"Bearer {tokens.shop}"},
+            limits=httpx.Limits(max_connections=None),
+            timeout=60,
+        )
+    )
+    return _MeasuredRun("saga", api_place(http, rig.client, orders), pool, api.pid)
+
+
 @dataclass
 class _MeasuredRun:
     """One run's measured orders, placed round by round, and the CPU they cost.
@@ -168,6 +201,7 @@ class _MeasuredRun:
         label: "baseline" or "saga".
         place: Places item `i` of the run (the warm-up's first, then the measured ones).
         pool: The run's workers.
+        api_pid: The Order API's process, if the orders go through it.
         samples: The measured items so far, their times on one clock that skips the time
             between rounds (as if the rounds had run back to back).
         cpu_seconds: CPU seconds each group spent during the run's rounds.
@@ -177,6 +211,7 @@ class _MeasuredRun:
     label: str
     place: Place
     pool: WorkerPool
+    api_pid: int | None = None
     samples: list[Sample] = field(default_factory=list)
     cpu_seconds: Counter[str] = field(default_factory=Counter)
     rounds: list[tuple[float, float]] = field(default_factory=list)
@@ -202,7 +237,7 @@ class _MeasuredRun:
         def shifted(index: int) -> Any:
             return self.place(config.warmup + first + index)
 
-        pids = _pids(self.pool)
+        pids = _pids(self.pool, self.api_pid)
         began, before = time.monotonic(), CpuReading.now(pids)
         samples = await run_load(
             shifted,
@@ -265,8 +300,12 @@ async def _run_in_rounds(
             first += count
 
 
-def _pids(pool: WorkerPool) -> Pids:
-    """Each group's processes; the server's and the services' only if the rig started them."""
+def _pids(pool: WorkerPool, api: int | None) -> Pids:
+    """Each group's processes.
+
+    The server's and the services' only if the rig started them, the Order API's if the
+    orders go through it.
+    """
     rig = pool.rig
     server = rig.server.pid if rig.server else None
     services = rig.services.pid if rig.services else None
@@ -278,6 +317,8 @@ def _pids(pool: WorkerPool) -> Pids:
         pids[Group.SERVER] = lambda: [server]
     if services:
         pids[Group.SERVICES] = lambda: [services]
+    if api:
+        pids[Group.API] = lambda: [api]
     return pids
 
 
@@ -344,6 +385,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action="store_true",
         help="the fast path: the saga's steps and compensations as local activities",
     )
+    parser.add_argument(
+        "--via",
+        choices=("client", "api"),
+        default="client",
+        help="place the saga's orders with a Temporal client, or through the Order API",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--chart", type=Path, help="write a PNG chart here")
     add_temporal_options(parser)
@@ -381,6 +428,7 @@ async def run_command(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         seed=args.seed,
         policy=SagaPolicy(local_activities=args.local_activities),
+        via=args.via,
     )
     check_faults(lambda: config.faults)
     console = Console(stderr=True)

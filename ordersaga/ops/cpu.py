@@ -19,6 +19,7 @@ class Group(StrEnum):
     SERVER = "server"
     WORKERS = "workers"
     SERVICES = "services"
+    API = "api"
     LOAD = "load"
 
 

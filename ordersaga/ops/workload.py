@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
+import httpx
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -100,14 +101,37 @@ def saga_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> P
                 await start_saga(client, order, task_queue)
 
         await retry_transient(start)
-        handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order.order_id))
-        try:
-            await retry_transient(handle.result)
-        except WorkflowFailureError:
-            return NOT_CONFIRMED
-        return CONFIRMED
+        return await _outcome(client, order.order_id)
 
     return place
+
+
+def api_place(api: httpx.AsyncClient, client: Client, orders: list[OrderRequest]) -> Place:
+    """Place `orders[i]` through the Order API, and wait for its saga's end.
+
+    `api` calls the API with the shop's token; the end is awaited through `client`, so that
+    what the API costs is the placing alone.
+    """
+
+    async def place(index: int) -> str:
+        order = orders[index]
+        answer = await api.post(
+            "/orders", content=order.model_dump_json(), headers={"content-type": "application/json"}
+        )
+        answer.raise_for_status()
+        return await _outcome(client, order.order_id)
+
+    return place
+
+
+async def _outcome(client: Client, order_id: str) -> str:
+    """How the saga of `order_id` ended: confirmed or not."""
+    handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
+    try:
+        await retry_transient(handle.result)
+    except WorkflowFailureError:
+        return NOT_CONFIRMED
+    return CONFIRMED
 
 
 def baseline_place(client: Client, task_queue: str, run_id: str) -> Place:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from ordersaga.codec import UNENCRYPTED_PROBLEM
 from tests.web_ui import (
@@ -46,9 +46,9 @@ async def test_a_failed_sagas_reason_reads_on_its_page(
 ) -> None:
     stack, outcomes = ui
     await open_workflow(page, stack, outcomes.declined)
-    shown = await page.inner_text("main")
-    assert "charge_payment failed: PaymentDeclined: the card was declined" in shown
-    assert "Encoded failure" not in shown
+    reason = "charge_payment failed: PaymentDeclined: the card was declined"
+    await expect(page.get_by_text(reason).first).to_be_visible()  # once the result is decoded
+    assert "Encoded failure" not in await page.inner_text("main")
 
     details = await open_current_details(page)
     assert "Aborted" in details
@@ -60,7 +60,7 @@ async def test_a_withdrawal_is_named_as_such_not_as_a_failed_step(
 ) -> None:
     stack, outcomes = ui
     await open_workflow(page, stack, outcomes.withdrawn)
-    assert "withdrawn by the customer" in await page.inner_text("main")
+    await expect(page.get_by_text("withdrawn by the customer").first).to_be_visible()
     details = await open_current_details(page)
     assert "Withdrawn" in details
     assert "failed" not in details  # no step is blamed
@@ -71,7 +71,7 @@ async def test_an_unencrypted_order_is_refused_in_words(
 ) -> None:
     stack, outcomes = ui
     await open_workflow(page, stack, outcomes.refused)
-    assert UNENCRYPTED_PROBLEM.split(";")[0] in await page.inner_text("main")
+    await expect(page.get_by_text(UNENCRYPTED_PROBLEM.split(";")[0]).first).to_be_visible()
 
 
 async def test_the_list_tells_the_outcomes_apart_with_the_sagas_columns(

@@ -7,6 +7,6 @@ WORKDIR /app
 # needs no line here. The extras: the image runs the stand-in services and the codec server,
 # through the `order-saga` command (whose command table imports rich).
 COPY . .
-RUN pip install '.[services,dashboard]' && useradd --create-home --uid 10001 saga && mkdir /data && chown saga /data
+RUN pip install ./temporal-saga-helper '.[services,dashboard]' && useradd --create-home --uid 10001 saga && mkdir /data && chown saga /data
 USER saga
 CMD ["order-saga-worker"]

@@ -45,7 +45,7 @@ PURE_MODULES = ("ordersaga", "pydantic", "pydantic_core", "pydantic_extra_types"
 #: the sandbox, was the sandbox's largest per-run cost. The sandbox still checks them on every
 #: path: the workflow unit tests and the replay of every recorded history run on the SDK's
 #: default sandbox, which re-imports them and restricts every call they make (see docs/code.md).
-WORKFLOW_MODULES = ("workflows",)
+WORKFLOW_MODULES = ("workflows", "temporal_saga")
 
 
 def create_worker(

@@ -1,11 +1,12 @@
 """Worker Deployment Versioning: which build of the saga a worker runs, and which build is current.
 
 Every worker is a version of one Worker Deployment (`DEPLOYMENT_NAME` in the settings). Its build
-id is derived from the saga's code: a digest of every module of this repository that the
-`workflows` package imports, read as syntax (comments, docstrings and layout left out). A change
-to what a saga does therefore cannot run under an old build id, and a change that only touches
-words or layout keeps it. `OrderSaga` is PINNED: a saga runs to its end on the build that
-started it, and new sagas go to the deployment's current version (docs/versioning.md).
+id is derived from the saga's code: a digest of every module of this repository (the order app
+and its saga helper, `temporal_saga`) that the `workflows` package imports, read as syntax
+(comments, docstrings and layout left out). A change to what a saga does therefore cannot run
+under an old build id, and a change that only touches words or layout keeps it. `OrderSaga` is
+PINNED: a saga runs to its end on the build that started it, and new sagas go to the
+deployment's current version (docs/versioning.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import functools
 import hashlib
 import importlib.metadata
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +33,6 @@ from temporalio.worker import WorkerDeploymentConfig
 from ordersaga.exits import StartFailure
 from ordersaga.settings import Settings
 
-#: The folder holding the project's packages.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 #: The package whose code, with what it imports from this repository, makes a build.
 SAGA_PACKAGE = "workflows"
 
@@ -41,23 +40,38 @@ SAGA_PACKAGE = "workflows"
 REGISTRATION_WAIT_S = 30.0
 
 
+#: A package of each distribution of this repository whose code can make a build: the order
+#: app's, and the saga helper's.
+REPOSITORY_PACKAGES = ("ordersaga", "temporal_saga")
+
+
 @functools.cache
 def _project_packages() -> frozenset[str]:
-    """The top-level packages of the distribution this module belongs to (`order-saga`).
+    """The top-level packages of this repository's distributions (`order-saga` and its helper).
 
-    Installed as a wheel, they sit in site-packages beside every library: a module is the
+    Installed as wheels, they sit in site-packages beside every library: a module is the
     project's by its package's name, not by its folder.
     """
     owners = importlib.metadata.packages_distributions()
-    distributions = set(owners[__name__.partition(".")[0]])
+    distributions = {found for package in REPOSITORY_PACKAGES for found in owners[package]}
     return frozenset(name for name, found in owners.items() if distributions & set(found))
+
+
+@functools.cache
+def _source_root(top: str) -> Path:
+    """The folder holding the top-level package or module `top` (found without importing it)."""
+    spec = importlib.util.find_spec(top)
+    assert spec is not None and spec.origin is not None, top
+    origin = Path(spec.origin).resolve()
+    return origin.parent.parent if spec.submodule_search_locations else origin.parent
 
 
 def _module_file(name: str) -> Path | None:
     """The file of module `name` if it is one of this project's, else None."""
-    if name.partition(".")[0] not in _project_packages():
+    top = name.partition(".")[0]
+    if top not in _project_packages():
         return None
-    base = PROJECT_ROOT.joinpath(*name.split("."))
+    base = _source_root(top).joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
@@ -100,7 +114,7 @@ def saga_code_digest() -> str:
     Returns:
         12 hexadecimal digits.
     """
-    modules = (PROJECT_ROOT / SAGA_PACKAGE).glob("[!_]*.py")
+    modules = (_source_root(SAGA_PACKAGE) / SAGA_PACKAGE).glob("[!_]*.py")
     pending = [SAGA_PACKAGE, *(f"{SAGA_PACKAGE}.{path.stem}" for path in modules)]
     seen: dict[str, ast.Module] = {}
     while pending:

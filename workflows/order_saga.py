@@ -28,9 +28,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.order_steps import ORDER_STEPS, STEPS, WITHDRAWABLE
 
+from temporal_saga import CompensationFailure, Decision, Saga, shielded
+
 from workflows.order_failures import INTERRUPTIONS, StepFailed, saga_error
 from workflows.order_record import OrderRecord
-from workflows.saga import CompensationFailure, Decision, Saga, shielded
 from workflows.step_runner import StepRunner
 
 #: States in which the saga waits no more: what a withdrawal waits for (a step may have failed

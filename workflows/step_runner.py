@@ -17,10 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from ordersaga.models import CompensationInput, OrderRequest, StepResult, idempotency_key
     from workflows.order_steps import ORDER_STEPS, OrderStep
 
+from temporal_saga import Compensation, Saga
+
 from workflows.deadline import Deadline
 from workflows.order_failures import DEADLINE_EXCEEDED, StepFailed, describe
 from workflows.order_record import OrderRecord
-from workflows.saga import Compensation, Saga
 
 
 class StepRunner:

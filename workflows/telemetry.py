@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
     from workflows.order_steps import ORDER_STEPS, SEARCHABLE_STATES, OrderStep
 
-from workflows.saga import is_refusal
+from temporal_saga import is_refusal
 
 #: Publishing the saga's last events retries until the bus takes them, like a compensation.
 PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)

@@ -1,4 +1,4 @@
-"""The `Saga` helper on its own, on the time-skipping server, with scripted activities."""
+"""`Saga` on the time-skipping server, with scripted activities."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from scripted_saga import SagaOutcome, SagaScript, ScriptedSaga, ScriptedStep
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-
-from tests.saga_workflows import SagaOutcome, SagaScript, ScriptedSaga, ScriptedStep
 
 #: How long a held activity waits for the test's go-ahead before failing the test.
 HOLD_LIMIT_S = 20.0
@@ -302,3 +301,24 @@ async def test_the_operator_hook_decides_about_a_failing_compensation(
 async def wait_asked(handle: Handle, asked: list[str]) -> None:
     while (await handle.query(ScriptedSaga.asked)) != asked:
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("refusal_type", "undone"),
+    [(None, ["c", "b", "a"]), ("Unavailable", ["b", "a"])],
+    ids=["default rule: a retryable error may have taken effect", "the project's own rule"],
+)
+async def test_what_counts_as_a_refusal_is_the_sagas_rule(
+    time_skipping_env: WorkflowEnvironment, refusal_type: str | None, undone: list[str]
+) -> None:
+    script = Script()
+    script.fail = {"act:c"}  # retryable, type "Unavailable", out of attempts at once
+
+    outcome = await run(
+        time_skipping_env,
+        script,
+        SagaScript(steps=steps("a", "b", "c"), refusal_type=refusal_type),
+    )
+
+    assert not outcome.completed
+    assert script.undone() == undone

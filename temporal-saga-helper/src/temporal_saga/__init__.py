@@ -1,6 +1,6 @@
 """A saga for any Temporal workflow: undo every step already taken, in reverse, when one fails.
 
-Use it from a workflow's run method::
+Use it from a workflow's run method (`from temporal_saga import Saga`)::
 
     saga = Saga()
     try:
@@ -18,8 +18,10 @@ The rules, each of which matters under failure:
 
 - A step's compensation is registered *before* the step runs: a step that timed out or was
   cancelled may still have taken effect, so it is undone too.
-- A step that is refused (a non-retryable `ApplicationError`, the service's word that nothing
-  happened) drops its own compensation: there is nothing to undo.
+- A step that is refused drops its own compensation: there is nothing to undo. What counts as a
+  refusal is the saga's `refused` rule; by default a non-retryable `ApplicationError`, the
+  service's word that nothing happened (`is_refusal`). A project whose services say so another
+  way gives its own rule.
 - `compensate()` cannot be cut short by a further cancellation of the workflow: it runs in a task
   of its own that a cancel request does not reach.
 - A compensation that fails (its activity's retry policy exhausted) never vanishes: it goes to
@@ -29,7 +31,8 @@ The rules, each of which matters under failure:
 
 Like the workflow using it, this code is deterministic: it only awaits what it is given, and
 imports nothing that reads a clock, randomness or the outside world. A worker can therefore
-pass it through the sandbox rather than import it afresh for every run (see `worker.py`).
+pass it through the sandbox rather than import it afresh for every run
+(`SandboxRestrictions.with_passthrough_modules("temporal_saga")`).
 """
 
 from __future__ import annotations
@@ -85,8 +88,12 @@ class CompensationError(Exception):
 FailureHook = Callable[[CompensationFailure], Awaitable[Decision]]
 
 
+#: Says whether a step's error means the step did not happen (so there is nothing to undo).
+RefusalRule = Callable[[BaseException], bool]
+
+
 def is_refusal(error: BaseException) -> bool:
-    """True if `error` says the step did not happen: a non-retryable `ApplicationError`.
+    """The default `RefusalRule`: `error` is a non-retryable `ApplicationError`.
 
     Also when it arrives wrapped, as a failed activity or child workflow reports it.
     """
@@ -130,12 +137,16 @@ class Saga:
             any whose dependants were not all undone.
         on_failure: Decides about each failed compensation; `compensate()` waits for it.
         on_compensated: Told each step whose compensation is done (or settled), as it happens.
+        refused: Whether a step's error means the step did not happen, so that its
+            compensation is dropped (default: `is_refusal`, a non-retryable
+            `ApplicationError`).
     """
 
     parallel: bool = False
     continue_with_error: bool = False
     on_failure: FailureHook | None = None
     on_compensated: Callable[[str], None] | None = None
+    refused: RefusalRule = is_refusal
     _registered: list[_Registered] = field(default_factory=list, init=False)
     _done: set[str] = field(default_factory=set, init=False)
 
@@ -199,7 +210,7 @@ class Saga:
         try:
             return await action()
         except BaseException as err:
-            if is_refusal(err):
+            if self.refused(err):
                 self._registered.remove(entry)
             raise
 
@@ -269,3 +280,16 @@ class Saga:
         if self.on_compensated:
             self.on_compensated(entry.step)
         return None
+
+
+__all__ = [
+    "Compensation",
+    "CompensationError",
+    "CompensationFailure",
+    "Decision",
+    "FailureHook",
+    "RefusalRule",
+    "Saga",
+    "is_refusal",
+    "shielded",
+]

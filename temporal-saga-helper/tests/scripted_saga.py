@@ -1,4 +1,4 @@
-"""A workflow that runs a scripted saga on the `Saga` helper, for the helper's own tests.
+"""A workflow that runs a scripted saga on `Saga`, for the helper's own tests.
 
 Each step is the activity `act`, each compensation the activity `undo`; the tests script what
 they do. No order types: the helper is meant for any saga.
@@ -7,44 +7,59 @@ they do. No order types: the helper is meant for any saga.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.saga import CompensationError, CompensationFailure, Decision, Saga
+    from temporal_saga import CompensationError, CompensationFailure, Decision, Saga
 
 #: One attempt per call: a failure reaches the saga at once.
 ONCE = RetryPolicy(maximum_attempts=1)
 
 
-class ScriptedStep(BaseModel):
+@dataclass
+class ScriptedStep:
     """A step of the scripted saga."""
 
     name: str
-    depends_on: list[str] = []
+    depends_on: list[str] = field(default_factory=list)
 
 
-class SagaScript(BaseModel):
+@dataclass
+class SagaScript:
     """The scripted saga's steps and options."""
 
     steps: list[ScriptedStep]
     parallel: bool = False
     continue_with_error: bool = False
     operator: bool = False
+    #: Refusals are `ApplicationError`s of this type (default: any non-retryable one).
+    refusal_type: str | None = None
 
 
-class SagaOutcome(BaseModel):
+@dataclass
+class SagaOutcome:
     """What the scripted saga did."""
 
     completed: bool
     compensated: list[str]
     pending: list[str]
-    failures: list[str] = []
-    decisions_asked: list[str] = []
+    failures: list[str] = field(default_factory=list)
+    decisions_asked: list[str] = field(default_factory=list)
+
+
+def _of_type(refusal_type: str) -> Callable[[BaseException], bool]:
+    """A refusal rule of a project whose services refuse with one error type, retryable or not."""
+
+    def refused(error: BaseException) -> bool:
+        cause = error.cause if isinstance(error, ActivityError) else error
+        return isinstance(cause, ApplicationError) and cause.type == refusal_type
+
+    return refused
 
 
 def _call(activity: str, step: str) -> Callable[[], Awaitable[object]]:
@@ -83,6 +98,7 @@ class ScriptedSaga:
             continue_with_error=script.continue_with_error,
             on_failure=self._ask_operator if script.operator else None,
             on_compensated=compensated.append,
+            **({"refused": _of_type(script.refusal_type)} if script.refusal_type else {}),
         )
         try:
             for step in script.steps:

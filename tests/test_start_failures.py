@@ -38,6 +38,12 @@ async def order_saga(env: dict[str, str], *args: str) -> Run:
         (["demo", "--exit"], "SERVICES_PORT", "stand-in services, SERVICES_PORT"),
         (["demo", "--exit"], "CODEC_SERVER_PORT", "codec server, CODEC_SERVER_PORT"),
         (["demo", "--exit"], "UI_PORT", "Temporal Web UI, UI_PORT"),
+        (["demo", "--exit"], "API_PORT", "Order API, API_PORT"),
+        (
+            ["api", "--api-shop-token", "s", "--api-operator-token", "o"],
+            "API_PORT",
+            "Order API, API_PORT",
+        ),
     ],
 )
 async def test_a_taken_port_is_named_with_the_process_holding_it(
@@ -57,7 +63,20 @@ async def test_a_taken_port_is_named_with_the_process_holding_it(
 
 
 @pytest.mark.parametrize(
-    "command", [["audit"], ["bench", "-n", "1", "--no-baseline", "--services-url", "http://x"]]
+    "command",
+    [
+        ["audit"],
+        ["bench", "-n", "1", "--no-baseline", "--services-url", "http://x"],
+        [
+            "api",
+            "--api-shop-token",
+            "s",
+            "--api-operator-token",
+            "o",
+            "--api-port",
+            str(free_port()),
+        ],
+    ],
 )
 async def test_an_unreachable_temporal_is_one_line(command: list[str]) -> None:
     address = f"127.0.0.1:{free_port()}"
@@ -166,6 +185,18 @@ async def test_an_audit_without_the_services_databases_is_one_line(
 
     assert run.code == 2
     assert one_line(run).startswith("error: no database at ")
+
+
+async def test_an_api_without_both_tokens_is_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("API_")}
+
+    run = await order_saga(env, "api", "--api-shop-token", "s")
+
+    assert run.code == 2
+    assert one_line(run) == (
+        "error: API_SHOP_TOKEN and API_OPERATOR_TOKEN (--api-shop-token, --api-operator-token) "
+        "are both required: every route of the API needs a token"
+    )
 
 
 async def test_a_codec_server_without_keys_is_one_line() -> None:

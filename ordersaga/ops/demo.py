@@ -15,7 +15,6 @@ from pydantic import SecretStr
 from rich.console import Console
 from temporalio.client import WorkflowFailureError
 
-from ordersaga.api.app import create_api_app
 from ordersaga.api.auth import Tokens
 from ordersaga.api.server import ORDER_API
 from ordersaga.codec import codec_from_settings
@@ -26,7 +25,7 @@ from ordersaga.consumers.runner import consume
 from ordersaga.keyring import Keyring, ensure_key_file
 from ordersaga.models import CardDetails, OrderForm, SagaStatus
 from ordersaga.ops.dashboard import frame
-from ordersaga.ops.stack import Stack, embedded_stack
+from ordersaga.ops.stack import Stack, api_process, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
 from ordersaga.serving import serving
 from ordersaga.settings import (
@@ -180,13 +179,16 @@ async def demo(settings: Settings, *, stay: bool) -> None:
             # The dev server's UI has no login to pass a token from: the token goes in the path.
             ui_codec_endpoint=f"{codec_url}/{token.get_secret_value()}",
         ) as stack,
-        serving(
-            create_api_app(stack.client, stack.task_queue, api_tokens),
-            "127.0.0.1",
-            settings.api_port,
-            ORDER_API,
-        ) as api_url,
+        api_process(
+            stack.client.service_client.config.target_host,
+            stack.task_queue,
+            api_tokens,
+            data_dir / "api.log",
+            port=settings.api_port,
+            settings=_codec_keys_of(settings),
+        ) as api,
     ):
+        api_url = api.url
         order_ids = [f"demo-{run_id}-{scenario.name}" for scenario in SCENARIOS]
         print(f"Placing {len(SCENARIOS)} orders, one for each way a saga can go…")
         statuses = await asyncio.gather(
@@ -282,3 +284,10 @@ async def wait_for_interrupt() -> None:
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value else None
+
+
+def _codec_keys_of(settings: Settings) -> dict[str, str]:
+    """The key file a process of the demo's needs to read its payloads, as its environment."""
+    return (
+        {"CODEC_KEY_FILE": str(key_file.resolve())} if (key_file := settings.codec_key_file) else {}
+    )

@@ -145,26 +145,42 @@ async def api_process(
     address: str,
     task_queue: str,
     tokens: Tokens,
-    log: IO[bytes] | int,
+    log: IO[bytes] | int | Path,
     port: int | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ApiProcess]:
     """Run `order-saga api` for the length of the context, on the sagas of `task_queue`.
 
-    Its settings come from this process's environment (the codec's keys, say) and these
-    arguments, never from a settings file.
+    Its settings come from this process's environment (the codec's keys, say), `settings`
+    (environment variables) and these arguments, never from a settings file.
 
     Raises:
         StartFailure: It exited, or did not answer within a minute.
     """
     port = port or free_port()
-    env = os.environ | {
-        "TEMPORAL_ADDRESS": address,
-        "TASK_QUEUE": task_queue,
-        "API_PORT": str(port),
-        "API_SHOP_TOKEN": tokens.shop,
-        "API_OPERATOR_TOKEN": tokens.operator,
-        ENV_FILE_VARIABLE: "",
-    }
+    env = (
+        os.environ
+        | dict(settings or {})
+        | {
+            "TEMPORAL_ADDRESS": address,
+            "TASK_QUEUE": task_queue,
+            "API_PORT": str(port),
+            "API_SHOP_TOKEN": tokens.shop,
+            "API_OPERATOR_TOKEN": tokens.operator,
+            ENV_FILE_VARIABLE: "",
+        }
+    )
+    async with AsyncExitStack() as files:
+        if isinstance(log, Path):
+            log = files.enter_context(log.open("ab"))
+        async with _api(env, port, tokens, log) as api:
+            yield api
+
+
+@asynccontextmanager
+async def _api(
+    env: Mapping[str, str], port: int, tokens: Tokens, log: IO[bytes] | int
+) -> AsyncIterator[ApiProcess]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ordersaga.ops.cli", "api", env=env, stdout=log, stderr=log
     )  # fmt: skip

@@ -26,6 +26,7 @@ from ordersaga.ops.stack import current_worker, services_process
 from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
+from tests.api_process import Api, running_api
 from tests.service_state import Services
 from tests.services_fixture import running_services
 from tests.starter_runner import StarterRunner
@@ -202,6 +203,17 @@ async def saga_task_queue(
         current_worker(client, task_queue, http, urls, event_bus),
     ):
         yield task_queue
+
+
+@pytest.fixture(scope="module")
+async def api(
+    dev_server: DevServer, saga_task_queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    """The Order API (`order-saga api`, a process of its own) of one test module."""
+    async with running_api(
+        dev_server.address, saga_task_queue, tmp_path_factory.mktemp("api")
+    ) as api:
+        yield api
 
 
 @pytest.fixture

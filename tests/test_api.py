@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import sysconfig
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from temporalio.client import Client
 
 from ordersaga.models import SagaState
 from ordersaga.search_attributes import saga_query
-from tests.api_process import Api, running_api
+from tests.api_process import Api
 from tests.interruptions import slow_shipping
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.orders import DECLINED_TOKEN, order_data
@@ -30,16 +29,6 @@ from tests.starter_runner import saga_exists
 
 #: A test card only this module sends, so that finding it in the API's log is this module's leak.
 CARD = "4000056655665556"
-
-
-@pytest.fixture(scope="module")
-async def api(
-    dev_server: Any, saga_task_queue: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Api]:
-    async with running_api(
-        dev_server.address, saga_task_queue, tmp_path_factory.mktemp("api")
-    ) as api:
-        yield api
 
 
 async def ended(api: Api, order_id: str) -> dict[str, Any]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from playwright.async_api import Page
 from temporalio.client import Client, WorkflowFailureError
 
 from ordersaga.models import SagaState, order_id_of
-from tests.api_process import Api, running_api
+from tests.api_process import Api
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.service_state import Services
 from tests.starter_runner import new_order_id
@@ -18,16 +17,6 @@ from tests.web_ui import CHROMIUM, browser_page, place_at_checkout, retry_from_o
 from workflows import OrderSaga
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-async def api(
-    dev_server: Any, saga_task_queue: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Api]:
-    async with running_api(
-        dev_server.address, saga_task_queue, tmp_path_factory.mktemp("api-pages")
-    ) as api:
-        yield api
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from importlib.resources import files
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
 from fastapi import Response as HTTPResponse
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from temporalio.client import (
@@ -51,8 +52,11 @@ log = structlog.get_logger()
 #: The states `GET /orders` filters on, as its refusal lists them.
 STATES = ", ".join(SEARCHABLE_STATES)
 
-#: The pages the API serves, by path.
-PAGES = {"/checkout": "checkout.html", "/operator": "operator.html"}
+#: The pages the API serves (and the script they share), by path: static files, no data.
+PAGES = {"/checkout": "checkout.html", "/operator": "operator.html", "/api.js": "api.js"}
+
+#: The media type of each kind of page file.
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 #: Why a route may refuse a request, by status code.
 REFUSALS = {
@@ -196,12 +200,7 @@ def create_api_app(client: Client, task_queue: str, tokens: Tokens) -> FastAPI:
     app.state.tokens = tokens
     app.include_router(router)
     for path, page in PAGES.items():
-        app.add_api_route(
-            path,
-            _page((files("ordersaga.api") / "pages" / page).read_text()),
-            include_in_schema=False,
-            response_class=HTMLResponse,
-        )
+        app.add_api_route(path, _page(page), include_in_schema=False)
     handlers = {
         RequestValidationError: _invalid,
         HTTPException: _http_refusal,
@@ -230,9 +229,13 @@ async def _log_request(
     return response
 
 
-def _page(html: str) -> Any:
-    async def serve() -> HTMLResponse:
-        return HTMLResponse(html)
+def _page(name: str) -> Any:
+    """A route serving the page file `name`, read once."""
+    content = (files("ordersaga.api") / "pages" / name).read_text()
+    media_type = MEDIA_TYPES[PurePath(name).suffix]
+
+    async def serve() -> HTTPResponse:
+        return HTTPResponse(content, media_type=media_type)
 
     return serve
 

@@ -24,25 +24,16 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from ordersaga.models import WORKFLOW_ID_PREFIX, order_id_of
+
 log = structlog.get_logger()
-
-#: Every saga's workflow id is this prefix and its order id (`ordersaga.models.workflow_id_for`).
-_WORKFLOW_ID_PREFIX = "order-"
-
-
-def order_id_of(workflow_id: str) -> str | None:
-    """The order id in a saga's workflow id; None for a workflow that is not a saga."""
-    if workflow_id.startswith(_WORKFLOW_ID_PREFIX):
-        return workflow_id[len(_WORKFLOW_ID_PREFIX) :]
-    return None
 
 
 def saga_ids(workflow_id: str, run_id: str) -> dict[str, str]:
-    """The ids every line of a saga carries."""
+    """The ids every line of a saga carries (no order id for a workflow that is not a saga)."""
     ids = {"workflow_id": workflow_id, "run_id": run_id}
-    order_id = order_id_of(workflow_id)
-    if order_id is not None:
-        ids["order_id"] = order_id
+    if workflow_id.startswith(WORKFLOW_ID_PREFIX):
+        ids["order_id"] = order_id_of(workflow_id)
     return ids
 
 

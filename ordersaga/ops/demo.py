@@ -23,7 +23,7 @@ from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
 from ordersaga.keyring import Keyring, ensure_key_file
-from ordersaga.models import CardDetails, OrderForm, SagaStatus
+from ordersaga.models import CardDetails, OrderForm, SagaStatus, workflow_id_for
 from ordersaga.ops.dashboard import frame
 from ordersaga.ops.stack import Stack, api_process, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
@@ -217,7 +217,7 @@ async def demo(settings: Settings, *, stay: bool) -> None:
             print(f"  {note.order_id}: {note.message}")
         ui_url = DEFAULT_UI_URL.replace("8233", str(ui_port))
         print(f"\nWeb UI: {ui_url}/namespaces/{DEFAULT_NAMESPACE}/workflows")
-        print(f"  e.g. {ui_link(ui_url, DEFAULT_NAMESPACE, 'order-' + order_ids[0])}")
+        print(f"  e.g. {ui_link(ui_url, DEFAULT_NAMESPACE, workflow_id_for(order_ids[0]))}")
         print(f"Temporal at localhost:{settings.temporal_port}, services at {stack.services_url}")
         print(
             f"Order API: {api_url} (bearer tokens in {data_dir / 'api-shop-token'} "

@@ -18,8 +18,10 @@ def test_the_helper_installs_alone_and_its_example_saga_runs(tmp_path: Path) -> 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
+    # From a copy: pip builds in the source folder, and the checkout stays as it is.
+    source = shutil.copytree(HELPER, tmp_path / "temporal-saga-helper")
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", str(HELPER)],
+        [python, "-m", "pip", "install", "--quiet", str(source)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]

@@ -1,7 +1,7 @@
 """The `OrderSaga` workflow: run the order's steps in turn, or undo every step taken, in reverse.
 
 The steps are the rows of `workflows.order_steps` (reserve, charge, ship, confirm); the undoing is
-`workflows.saga.Saga`'s; where the saga stands is `workflows.order_record`'s. Temporal's event
+`temporal_saga.Saga`'s; where the saga stands is `workflows.order_record`'s. Temporal's event
 history is the saga's persistence: the compensations registered are rebuilt on replay.
 """
 

@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from ordersaga.consumers.figures import Figures, figures, percentile
+from ordersaga.consumers.messages import REASONS_BY_STEP
 from ordersaga.consumers.monitoring import MonitoringStore, Outcome
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import consume, open_consumers
@@ -19,6 +20,7 @@ from ordersaga.eventbus import open_event_bus
 from ordersaga.events import SagaEvent, SagaEventType
 from ordersaga.ops import cli, dashboard
 from tests.saga_events import T0, Saga, confirmed, declined, sold_out, unserved, withdrawn
+from workflows.order_steps import ORDER_STEPS
 
 #: Two confirmed (USD), a declined card, a sold-out item, an unserved address (EUR, charged and
 #: refunded), one saga waiting for an operator, one still at its first step, and one withdrawn
@@ -285,3 +287,9 @@ def test_the_commands_run_the_consumers_and_print_a_frame(
     assert "Active sagas (1)" in screen
     assert "D1" in screen
     assert "45.00 USD" in screen
+
+
+def test_every_step_has_the_customers_words_for_its_failure() -> None:
+    # The words live with the messages; a step added to the table needs its line there.
+    assert set(REASONS_BY_STEP) == {row.name for row in ORDER_STEPS}
+    assert all(REASONS_BY_STEP.values())

@@ -40,7 +40,6 @@ def loyalty_row(**changes: Any) -> Row[Any]:
         event="PointsAwarded",
         yields="points_id",
         undone_event="PointsRevoked",
-        customer_failure="we could not award the points",
     )
     return dataclasses.replace(row, **changes)
 

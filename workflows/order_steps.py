@@ -61,8 +61,6 @@ class OrderStep(Generic[Input]):
         yields: The key under which the id of what the step created is kept (in the status,
             the result and the event).
         undone_event: The event its compensation makes once done.
-        customer_failure: Why the order was cancelled, in the customer's words, when this step
-            failed other than by one of its service's refusals.
         charges_customer: The step takes the customer's money: its event names the amount,
             and the customer is told it was refunded.
     """
@@ -74,7 +72,6 @@ class OrderStep(Generic[Input]):
     event: str
     yields: str
     undone_event: str
-    customer_failure: str
     charges_customer: bool = False
 
     @property
@@ -104,7 +101,6 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         event="InventoryReserved",
         yields="reservation_id",
         undone_event="InventoryReleased",
-        customer_failure="we could not reserve the items",
     ),
     OrderStep(
         activity=PaymentActivities.charge_payment,
@@ -121,7 +117,6 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         event="PaymentCharged",
         yields="charge_id",
         undone_event="PaymentRefunded",
-        customer_failure="we could not take the payment",
         charges_customer=True,
     ),
     OrderStep(
@@ -137,7 +132,6 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         event="ShippingScheduled",
         yields="shipment_id",
         undone_event="ShipmentCancelled",
-        customer_failure="we could not arrange the delivery",
     ),
     OrderStep(
         activity=OrderActivities.confirm_order,
@@ -156,7 +150,6 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         event="OrderConfirmed",
         yields="confirmation_id",
         undone_event="OrderCancelled",
-        customer_failure="we could not confirm it",
     ),
 )
 
@@ -200,8 +193,6 @@ def _check_parts(row: OrderStep[Any], step: str) -> None:
         raise StepTableError(
             f"step {step}: its compensation is not a {row.provider.__name__} method"
         )
-    if not row.customer_failure:
-        raise StepTableError(f"step {step}: customer_failure must say what the customer is told")
 
 
 def _check_names(row: OrderStep[Any], step: str, taken: dict[str, str]) -> None:

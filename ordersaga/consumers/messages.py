@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ordersaga.consumers.money import format_money
 from ports import REFUSALS
-from workflows.order_steps import ORDER_STEPS
 
 #: Why an order was cancelled, by the failure's reason type.
 REASONS = {
@@ -21,7 +20,14 @@ REASONS = {
 }
 
 #: Why, by the failed step, for reasons not listed above (a service that stayed down, ...).
-REASONS_BY_STEP = {row.name: row.customer_failure for row in ORDER_STEPS}
+#: The customer's words live here, with the messages, not in the saga's step table; a step
+#: added to the table gets its line here (tests/test_consumers.py checks every step has one).
+REASONS_BY_STEP = {
+    "reserve_inventory": "we could not reserve the items",
+    "charge_payment": "we could not take the payment",
+    "schedule_shipment": "we could not arrange the delivery",
+    "confirm_order": "we could not confirm it",
+}
 
 
 def confirmation_message(

@@ -184,11 +184,7 @@ async def cancel(client: Client, args: argparse.Namespace) -> int:
 async def withdraw(client: Client, args: argparse.Namespace) -> int:
     """The customer takes the order back; accepted only before it is confirmed."""
     desk = OrderDesk(client, args.settings.task_queue)
-    try:
-        saga = await desk.withdraw(args.order_id, Withdrawal(reason=args.reason))
-    except ActionRefused as err:
-        print(f"error: refused: {err}", file=sys.stderr)
-        return 1
+    saga = await desk.withdraw(args.order_id, Withdrawal(reason=args.reason))
     print(f"Order {args.order_id} withdrawn.")
     print_status(saga)
     return 0
@@ -233,11 +229,7 @@ async def resolve(client: Client, args: argparse.Namespace) -> int:
         OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
     )
     resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
-    try:
-        saga = await OrderDesk(client, args.settings.task_queue).resolve(args.order_id, resolution)
-    except ActionRefused as err:
-        print(f"error: refused: {err}", file=sys.stderr)
-        return 1
+    saga = await OrderDesk(client, args.settings.task_queue).resolve(args.order_id, resolution)
     print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
     print_status(saga)
     return 0
@@ -390,6 +382,9 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     except UnknownOrder:
         print(f"error: no saga for order {args.order_id}", file=sys.stderr)
+        return 1
+    except ActionRefused as err:
+        print(f"error: refused: {err}", file=sys.stderr)
         return 1
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

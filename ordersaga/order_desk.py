@@ -136,7 +136,7 @@ class OrderDesk:
         handle = self._handle(order_id)
         description = await self._describe(handle)
         status = await handle.query(OrderSaga.status, rpc_timeout=ANSWER_TIMEOUT)
-        workflow_status = description.status.name if description.status else "UNKNOWN"
+        workflow_status = _status_name(description.status)
         return OrderView(**status.model_dump(), workflow_status=workflow_status)
 
     async def listing(
@@ -151,7 +151,7 @@ class OrderDesk:
             found.append(
                 OrderSummary(
                     order_id=order_id_of(execution.id),
-                    workflow_status=execution.status.name if execution.status else "UNKNOWN",
+                    workflow_status=_status_name(execution.status),
                     state=attributes.get(ORDER_STATUS),
                     customer_id=attributes.get(CUSTOMER_ID),
                     total=attributes.get(ORDER_TOTAL),
@@ -244,3 +244,8 @@ class OrderDesk:
         except ValueError:  # not an order this API would take: another body, whatever it was
             return None
         return placed if isinstance(placed, OrderRequest) else None
+
+
+def _status_name(status: WorkflowExecutionStatus | None) -> str:
+    """A workflow's status as Temporal names it (`RUNNING`, `FAILED`, ...)."""
+    return status.name if status else "UNKNOWN"

@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from ordersaga.models import OrderRequest, OrderResult
 from ordersaga.placing import start_saga
+from tests.service_state import Services
 from workflows import OrderSaga
 
 #: How long Shipping takes to answer while a saga is to be caught: long enough to act.
@@ -24,13 +25,13 @@ SHIPPING_LATENCY_MS = 3000
 @asynccontextmanager
 async def slow_shipping(services_url: str) -> AsyncIterator[None]:
     """Shipping answers after `SHIPPING_LATENCY_MS` until the context ends."""
-    faults = f"{services_url}/shipping/admin/faults"
-    async with httpx.AsyncClient() as http:
-        (await http.put(faults, json={"latency_ms": SHIPPING_LATENCY_MS})).raise_for_status()
+    async with httpx.AsyncClient(base_url=services_url) as http:
+        services = Services(http)
+        await services.set_faults("shipping", latency_ms=SHIPPING_LATENCY_MS)
         try:
             yield
         finally:
-            (await http.put(faults, json={"latency_ms": 0})).raise_for_status()
+            await services.set_faults("shipping")
 
 
 async def caught_mid_shipment(

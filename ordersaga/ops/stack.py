@@ -170,20 +170,6 @@ async def api_process(
             ENV_FILE_VARIABLE: "",
         }
     )
-    async with AsyncExitStack() as files:
-        if isinstance(log, Path):
-            log = files.enter_context(log.open("ab"))
-        async with _api(env, port, tokens, log) as api:
-            yield api
-
-
-@asynccontextmanager
-async def _api(
-    env: Mapping[str, str], port: int, tokens: Tokens, log: IO[bytes] | int
-) -> AsyncIterator[ApiProcess]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ordersaga.ops.cli", "api", env=env, stdout=log, stderr=log
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
     async def answers() -> bool:
@@ -194,11 +180,15 @@ async def _api(
         except httpx.TransportError:
             return False
 
-    try:
+    async with AsyncExitStack() as running:
+        if isinstance(log, Path):
+            log = running.enter_context(log.open("ab"))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ordersaga.ops.cli", "api", env=env, stdout=log, stderr=log
+        )  # fmt: skip
+        running.push_async_callback(stop_process, process)
         await until_ready(process, answers, f"the Order API on port {port}", log, 60.0)
         yield ApiProcess(url, process.pid)
-    finally:
-        await stop_process(process)
 
 
 @dataclass(frozen=True)

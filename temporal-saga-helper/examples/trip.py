@@ -6,6 +6,7 @@ the time-skipping test server). It prints what was booked and cancelled, in orde
 
 import asyncio
 import contextlib
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -79,3 +80,8 @@ async def main(test_server: str | None) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    # The SDK's Rust threads can still hold Python thread states while the interpreter tears
+    # down, which now and then aborts a short process after its work is done ("Fatal Python
+    # error: PyGILState_Release", a known SDK issue): the trip is over, so leave without it.
+    sys.stdout.flush()
+    os._exit(0)

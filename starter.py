@@ -30,20 +30,16 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.ids import workflow_id_for
+from domain.money import MoneyError, both_units, is_major_units, minor_units
+from domain.order import CardDetails, OrderForm
+from domain.problems import describe_errors
+from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
+from domain.search_attributes import (
+    saga_query,
+)
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.exits import run_to_exit
-from ordersaga.models import (
-    CardDetails,
-    OperatorAction,
-    OrderForm,
-    OrderResult,
-    Resolution,
-    SagaStatus,
-    Withdrawal,
-    describe_errors,
-    workflow_id_for,
-)
-from ordersaga.money import MoneyError, both_units, is_major_units, minor_units
 from ordersaga.order_desk import ActionRefused, OrderDesk, UnknownOrder
 from ordersaga.placing import (
     DEMO_ORDER,
@@ -51,9 +47,6 @@ from ordersaga.placing import (
     read_order_file,
     start_saga,
     tokenize,
-)
-from ordersaga.search_attributes import (
-    saga_query,
 )
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings

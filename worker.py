@@ -16,33 +16,45 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import build_activities, create_http_client
-from activities.events import EventPublishingInterceptor, publish_events
+from activities.http import ServiceClient, create_http_client
+from activities.inventory import InventoryActivities
+from activities.orders import OrderActivities
+from activities.payment import PaymentActivities
+from activities.shipping import ShippingActivities
+from domain.events import publish_events
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.deployment import deployment_config, is_current, make_current_hint, worker_version
 from ordersaga.eventbus import EventBus, open_event_bus
+from ordersaga.eventbus.publishing import EventPublishingInterceptor
 from ordersaga.exits import StartFailure, run_to_exit
 from ordersaga.log_context import ActivityLogContext
 from ordersaga.logs import configure_logging
 from ordersaga.runtime import worker_runtime
-from ordersaga.search_attributes import ensure_registered
 from ordersaga.settings import Group, ServiceUrls, Settings
 from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect
+from ordersaga.temporal import connect, ensure_registered
 from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
+from workflows.order_steps import check_registered
 
 log = structlog.get_logger()
 
 
 #: Modules workflows import that hold no state and do no I/O: the saga's shared types and
 #: the libraries they are built on.
-PURE_MODULES = ("ordersaga", "pydantic", "pydantic_core", "pydantic_extra_types", "annotated_types")
+PURE_MODULES = (
+    "domain",
+    "ports",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_extra_types",
+    "annotated_types",
+)
 
 #: The project's workflows and their helpers, deterministic by construction (they act only
 #: through `temporalio.workflow`) and holding no state between runs. Shared rather than
-#: re-imported for every run: their import, the workflow's decorators checking its class inside
-#: the sandbox, was the sandbox's largest per-run cost. The sandbox still checks them on every
+#: re-imported for every run, so the workflow's decorators check its class once per worker, not
+#: once per saga (docs/performance.md). The sandbox still checks them on every
 #: path: the workflow unit tests and the replay of every recorded history run on the SDK's
 #: default sandbox, which re-imports them and restricts every call they make (see docs/code.md).
 WORKFLOW_MODULES = ("workflows", "temporal_saga")
@@ -66,11 +78,38 @@ def create_worker(
         client,
         task_queue,
         [OrderSaga],
-        [*build_activities(http, urls), publish_events],
+        order_activities(http, urls),
         # ActivityLogContext first: lines logged by the others carry the saga's ids too.
         interceptors=[ActivityLogContext(), EventPublishingInterceptor(bus)],
         deployment=deployment_config(version) if version else None,
     )
+
+
+def order_activities(http: aiohttp.ClientSession, urls: ServiceUrls) -> list[Callable[..., Any]]:
+    """Every activity the saga calls: each port's adapter on its service, sharing `http`.
+
+    The one place the adapters are chosen: a shop swaps in its own provider's adapter here.
+
+    Raises:
+        StepTableError: A step's activity or compensation is left without an adapter.
+    """
+    inventory = InventoryActivities(ServiceClient(http, urls["inventory"]))
+    payment = PaymentActivities(ServiceClient(http, urls["payment"]))
+    shipping = ShippingActivities(ServiceClient(http, urls["shipping"]))
+    orders = OrderActivities(ServiceClient(http, urls["orders"]))
+    activities: list[Callable[..., Any]] = [
+        inventory.reserve_inventory,
+        inventory.release_inventory,
+        payment.charge_payment,
+        payment.refund_payment,
+        shipping.schedule_shipment,
+        shipping.cancel_shipment,
+        orders.confirm_order,
+        orders.cancel_order,
+        publish_events,
+    ]
+    check_registered(activities)
+    return activities
 
 
 def tuned_worker(

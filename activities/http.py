@@ -17,8 +17,7 @@ import aiohttp
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.models import CompensationInput
-from ports.contract import UndoRequest
+from ports.contract import CompensationInput, UndoRequest
 
 #: `ApplicationError.type` of a transient failure: retried.
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
@@ -37,8 +36,8 @@ def create_http_client(
 ) -> aiohttp.ClientSession:
     """The `aiohttp.ClientSession` that all activities of a worker share: one connection pool.
 
-    aiohttp rather than httpx: under a worker's load (20 calls in flight) it took a tenth of
-    httpx's CPU per call (see the docs' performance page). Use it as
+    aiohttp rather than httpx: it costs far less CPU per call under a worker's load
+    (docs/performance.md has the figures). Use it as
     `async with create_http_client() as http:` so its connections are closed; make it inside
     the event loop it serves.
 

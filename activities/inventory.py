@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, StepResult
-from ports.contract import line_items
-from ports.inventory import DOMAIN, Reservation, ReserveInventoryInput, ReserveRequest
+from ports.contract import CompensationInput, StepResult
+from ports.inventory import (
+    InventoryPort,
+    Reservation,
+    ReserveInventoryInput,
+)
 
 
-class InventoryActivities:
+class InventoryActivities(InventoryPort):
     """The Inventory port (`ports.inventory.InventoryPort`) on the stand-in service's API."""
-
-    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Inventory service through `client`."""
@@ -32,8 +31,7 @@ class InventoryActivities:
             ApplicationError: Non-retryable `OutOfStock` or `UnknownSku`; retryable
                 `ServiceUnavailable`.
         """
-        request = ReserveRequest(order_id=input.order_id, items=line_items(input.items))
-        answer = await self._client.post("/reservations", request, input.idempotency_key)
+        answer = await self._client.post("/reservations", input.request, input.idempotency_key)
         return StepResult(id=Reservation.model_validate(answer).reservation_id)
 
     @activity.defn

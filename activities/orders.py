@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import ActivityInput, CompensationInput, StepResult
-from ports.orders import DOMAIN, ConfirmOrderInput, ConfirmRequest, OrderRecord
+from ports.contract import CompensationInput, StepResult
+from ports.orders import ConfirmOrderInput, OrderRecord, OrdersPort
 
 
-class OrderActivities:
+class OrderActivities(OrdersPort):
     """The Order port (`ports.orders.OrdersPort`) on the stand-in service's API."""
-
-    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Order service through `client`."""
@@ -31,11 +27,7 @@ class OrderActivities:
             ApplicationError: Non-retryable `ConfirmationRejected`; retryable
                 `ServiceUnavailable`.
         """
-        request = ConfirmRequest.model_validate(
-            # Everything but the key and what every activity input carries (the saga's events).
-            input.model_dump(exclude={"idempotency_key", *ActivityInput.model_fields})
-        )
-        answer = await self._client.post("/confirmations", request, input.idempotency_key)
+        answer = await self._client.post("/confirmations", input.request, input.idempotency_key)
         return StepResult(id=OrderRecord.model_validate(answer).confirmation_id)
 
     @activity.defn

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, StepResult
-from ports.payment import DOMAIN, Charge, ChargePaymentInput, ChargeRequest
+from ports.contract import CompensationInput, StepResult
+from ports.payment import Charge, ChargePaymentInput, PaymentPort
 
 
-class PaymentActivities:
+class PaymentActivities(PaymentPort):
     """The Payment port (`ports.payment.PaymentPort`) on the stand-in service's API."""
-
-    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Payment service through `client`."""
@@ -22,7 +18,7 @@ class PaymentActivities:
 
     @activity.defn
     async def charge_payment(self, input: ChargePaymentInput) -> StepResult:
-        """Charge `input.amount` to the card token.
+        """Charge the amount to the card token.
 
         Returns:
             The charge's id.
@@ -31,14 +27,7 @@ class PaymentActivities:
             ApplicationError: Non-retryable `PaymentDeclined` (also for an unknown token);
                 retryable `ServiceUnavailable`.
         """
-        request = ChargeRequest(
-            order_id=input.order_id,
-            customer_id=input.customer_id,
-            amount=input.amount,
-            currency=input.currency,
-            token=input.payment.token,
-        )
-        answer = await self._client.post("/charges", request, input.idempotency_key)
+        answer = await self._client.post("/charges", input.request, input.idempotency_key)
         return StepResult(id=Charge.model_validate(answer).charge_id)
 
     @activity.defn

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from temporalio import activity
 
 from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, StepResult
-from ports.contract import line_items
-from ports.shipping import DOMAIN, ScheduleShipmentInput, Shipment, ShipmentRequest
+from ports.contract import CompensationInput, StepResult
+from ports.shipping import ScheduleShipmentInput, Shipment, ShippingPort
 
 
-class ShippingActivities:
+class ShippingActivities(ShippingPort):
     """The Shipping port (`ports.shipping.ShippingPort`) on the stand-in service's API."""
-
-    service: ClassVar[str] = DOMAIN.name
 
     def __init__(self, client: ServiceClient) -> None:
         """Call the Shipping service through `client`."""
@@ -31,10 +26,7 @@ class ShippingActivities:
         Raises:
             ApplicationError: Non-retryable `ShippingUnavailable`; retryable `ServiceUnavailable`.
         """
-        request = ShipmentRequest(
-            order_id=input.order_id, items=line_items(input.items), address=input.address
-        )
-        answer = await self._client.post("/shipments", request, input.idempotency_key)
+        answer = await self._client.post("/shipments", input.request, input.idempotency_key)
         return StepResult(id=Shipment.model_validate(answer).shipment_id)
 
     @activity.defn

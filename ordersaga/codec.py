@@ -28,8 +28,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
+from domain.search_attributes import saga_query
 from ordersaga.keyring import Keyring, KeyringError
-from ordersaga.search_attributes import saga_query
 from ordersaga.settings import Settings
 
 ENCODING = b"binary/encrypted"

@@ -11,7 +11,7 @@ from typing import IO
 
 from temporalio.client import Client
 
-from ordersaga import search_attributes
+from domain import search_attributes
 from ordersaga.exits import StartFailure, until_ready
 from ordersaga.runtime import default_runtime
 from ordersaga.sockets import ensure_free

@@ -24,7 +24,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from ordersaga.models import WORKFLOW_ID_PREFIX, order_id_of
+from domain.ids import WORKFLOW_ID_PREFIX, order_id_of
 
 log = structlog.get_logger()
 

@@ -15,15 +15,10 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from ordersaga.models import (
-    CardDetails,
-    OrderRequest,
-    OrderResult,
-    PaymentMethod,
-    SagaState,
-    workflow_id_for,
-)
-from ordersaga.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+from domain.ids import workflow_id_for
+from domain.order import CardDetails, OrderRequest, PaymentMethod
+from domain.saga import OrderResult, SagaState
+from domain.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 from workflows import OrderSaga
 
 #: Used for whatever `place` is not told, so that a demo order needs only an id and an item.

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import re
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from domain.search_attributes import SEARCH_ATTRIBUTES
 from ordersaga.codec import codec_from_settings, data_converter
 from ordersaga.exits import StartFailure
 from ordersaga.runtime import default_runtime
@@ -51,6 +58,9 @@ async def connect(
         address,
         namespace=namespace or settings.temporal_namespace,
         data_converter=data_converter(codec_from_settings(settings)),
+        # Headers carry the saga's events (ordersaga.eventbus.publishing): encrypted like
+        # every payload.
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
         # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
@@ -64,6 +74,25 @@ async def connect(
         raise TemporalUnreachable(unreachable_line(address, silent)) from None
     except RuntimeError as err:  # what the SDK raises for a server it cannot reach
         raise TemporalUnreachable(unreachable_line(address, err)) from err
+
+
+async def ensure_registered(client: Client) -> None:
+    """Register any of the saga's search attributes the namespace lacks.
+
+    Sagas upsert them as they go; on a server without them every workflow task would fail.
+    """
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

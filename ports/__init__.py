@@ -2,9 +2,11 @@
 
 A port module (`ports/payment.py`, say) defines, once, what the saga's activity and the service
 behind it share: the activity's input, the request and answer on the wire, the refusals with
-their HTTP status (`DOMAIN`), and a `Protocol` naming the activity and its compensation. The
-stand-in service (`services/<name>.py`) and the activity (`activities/<name>.py`) both import
-it; an adapter for a real provider implements the `Protocol`.
+their HTTP status (`DOMAIN`), and a `Protocol` whose two methods, the activity and its
+compensation, are activity definitions: the saga calls them by method. An activity's input is
+the idempotency key and the request its service takes, and nothing else. The stand-in service
+(`services/<name>.py`) and the adapter (`activities/<name>.py`, a subclass of the `Protocol`)
+both import it; an adapter for a real provider subclasses the `Protocol` too.
 
 Every port's provider must keep four rules; the saga's guarantees rest on them:
 
@@ -22,34 +24,27 @@ Every port's provider must keep four rules; the saga's guarantees rest on them:
    other failure (5xx, 408, 429, a timeout) is retried under the same key.
 
 `SERVICES` (every port's name, which is also its URL path, database and settings key) and
-`REFUSALS` come from the port modules found here; settings, the services' app, the bench and
-chaos rig, the audit and the saga's step table all derive from them.
+`REFUSALS` come from the ports listed here; settings, the services' app, the bench and chaos
+rig and the audit derive from them. A new port is a module here and a line in `DOMAINS`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from ports import inventory, orders, payment, shipping
 from ports.contract import ALREADY_COMPENSATED, INVALID_REQUEST, Domain, Refusal
 
 
 class PortError(Exception):
-    """A port module lacks something it must define, or clashes with another."""
+    """A port clashes with another."""
 
 
-def _domains() -> dict[str, Domain]:
-    domains: dict[str, Domain] = {}
-    for found in pkgutil.iter_modules(__path__):
-        if found.name == "contract":
-            continue
-        domain = getattr(importlib.import_module(f"{__name__}.{found.name}"), "DOMAIN", None)
-        if not isinstance(domain, Domain):
-            raise PortError(f"ports/{found.name}.py defines no DOMAIN = Domain(...)")
-        if domain.name != found.name:
-            raise PortError(f"ports/{found.name}.py: DOMAIN is named {domain.name!r}")
-        domains[domain.name] = domain
-    return dict(sorted(domains.items()))
+def _by_name(domains: tuple[Domain, ...]) -> dict[str, Domain]:
+    by_name: dict[str, Domain] = {}
+    for domain in domains:
+        if domain.name in by_name:
+            raise PortError(f"two ports are named {domain.name!r}")
+        by_name[domain.name] = domain
+    return dict(sorted(by_name.items()))
 
 
 def _refusals(domains: dict[str, Domain]) -> dict[str, Refusal]:
@@ -66,7 +61,7 @@ def _refusals(domains: dict[str, Domain]) -> dict[str, Refusal]:
 
 
 #: Every port, by service name.
-DOMAINS = _domains()
+DOMAINS = _by_name((inventory.DOMAIN, orders.DOMAIN, payment.DOMAIN, shipping.DOMAIN))
 
 #: The names of the services the saga calls.
 SERVICES = tuple(DOMAINS)

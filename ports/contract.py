@@ -1,4 +1,4 @@
-"""What every port shares: refusals with their HTTP status, and the wire models of undo calls.
+"""What every port shares: refusals, every step's result, and the models of undo calls.
 
 A port is the contract between the saga and one service it calls (see `ports/__init__.py`).
 Its module holds everything both sides must agree on, once: the activity's input, the request
@@ -13,7 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordersaga.models import MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, Identifier, OrderItem
+from domain.fields import MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, Identifier, StrictModel
+from domain.order import OrderItem
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,10 @@ class Refusal:
     Attributes:
         code: The stable `ApplicationError.type` (and the answer's `code`), such as `OutOfStock`.
         http_status: The status the service answers it with (a 4xx other than 408 and 429).
-        customer_reason: Why the order was cancelled, in the customer's words; None if the
-            customer is told only which step failed.
     """
 
     code: str
     http_status: int
-    customer_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.http_status < 500 or self.http_status in (408, 429):
@@ -47,8 +45,21 @@ class Domain:
     refusals: tuple[Refusal, ...] = ()
 
 
+class CompensationInput(StrictModel):
+    """Undo the effect that a step recorded under `effect_key`; a no-op if there is none."""
+
+    order_id: str
+    effect_key: str
+
+
+class StepResult(StrictModel):
+    """What a forward step created at its service (a reservation, charge, shipment or order)."""
+
+    id: str
+
+
 #: A request the service could not read: a field missing or out of range.
-INVALID_REQUEST = Refusal("InvalidRequest", 422, "some of its details could not be accepted")
+INVALID_REQUEST = Refusal("InvalidRequest", 422)
 
 #: A forward call that arrives after its undo (a late retry): refused, so it cannot take effect.
 ALREADY_COMPENSATED = Refusal("AlreadyCompensated", 409)

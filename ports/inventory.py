@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
+from temporalio import activity
 
-from ordersaga.models import ActivityInput, CompensationInput, Identifier, OrderItem, StepResult
-from ports.contract import Domain, LineItem, LineItems, Refusal, WireModel
+from domain.fields import Identifier, StrictModel
+from ports.contract import (
+    CompensationInput,
+    Domain,
+    LineItem,
+    LineItems,
+    Refusal,
+    StepResult,
+    WireModel,
+)
 
-OUT_OF_STOCK = Refusal("OutOfStock", 409, "an item is out of stock")
-UNKNOWN_SKU = Refusal("UnknownSku", 422, "an item is no longer sold")
+OUT_OF_STOCK = Refusal("OutOfStock", 409)
+UNKNOWN_SKU = Refusal("UnknownSku", 422)
 
 DOMAIN = Domain("inventory", refusals=(OUT_OF_STOCK, UNKNOWN_SKU))
-
-
-class ReserveInventoryInput(ActivityInput):
-    """Reserve the items of an order."""
-
-    idempotency_key: str
-    order_id: str
-    items: list[OrderItem]
 
 
 class ReserveRequest(WireModel):
@@ -28,6 +29,13 @@ class ReserveRequest(WireModel):
 
     order_id: Identifier
     items: LineItems
+
+
+class ReserveInventoryInput(StrictModel):
+    """Reserve the items of an order, under `idempotency_key`."""
+
+    idempotency_key: str
+    request: ReserveRequest
 
 
 class Reservation(BaseModel):
@@ -40,12 +48,18 @@ class Reservation(BaseModel):
 
 
 class InventoryPort(Protocol):
-    """What an Inventory adapter does, as two activities."""
+    """What an Inventory adapter does, as two activities.
 
+    The saga calls them by these methods; an adapter subclasses this class and implements
+    them as activities of the same names.
+    """
+
+    @activity.defn
     async def reserve_inventory(self, input: ReserveInventoryInput) -> StepResult:
         """Reserve every item, or none; refuse with `OutOfStock` or `UnknownSku`."""
         ...
 
+    @activity.defn
     async def release_inventory(self, input: CompensationInput) -> None:
         """Put back what the reservation made under `input.effect_key` holds."""
         ...

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
+from temporalio import activity
 
-from ordersaga.models import ActivityInput, CompensationInput, Identifier, StepResult
-from ports.contract import Domain, Refusal, WireModel
+from domain.fields import Identifier, StrictModel
+from ports.contract import CompensationInput, Domain, Refusal, StepResult, WireModel
 
-CONFIRMATION_REJECTED = Refusal("ConfirmationRejected", 409, "we could not accept it")
+CONFIRMATION_REJECTED = Refusal("ConfirmationRejected", 409)
 
 DOMAIN = Domain("orders", refusals=(CONFIRMATION_REJECTED,))
 
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-
-
-class ConfirmOrderInput(ActivityInput):
-    """Record the order as confirmed with the Order service."""
-
-    idempotency_key: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    reservation_id: str
-    charge_id: str
-    shipment_id: str
 
 
 class ConfirmRequest(WireModel):
@@ -41,27 +29,35 @@ class ConfirmRequest(WireModel):
     shipment_id: RecordId
 
 
-class OrderRecord(BaseModel):
+class ConfirmOrderInput(StrictModel):
+    """Record the order as confirmed with the Order service, under `idempotency_key`."""
+
+    idempotency_key: str
+    request: ConfirmRequest
+
+
+class OrderRecord(ConfirmRequest):
     """An order as the Order service records it: the answer of `POST /confirmations`."""
 
+    model_config = ConfigDict(extra="ignore")
+
     confirmation_id: str
-    order_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    reservation_id: str
-    charge_id: str
-    shipment_id: str
     status: Literal["confirmed", "cancelled"]
 
 
 class OrdersPort(Protocol):
-    """What an Order-service adapter does, as two activities."""
+    """What an Order-service adapter does, as two activities.
 
+    The saga calls them by these methods; an adapter subclasses this class and implements
+    them as activities of the same names.
+    """
+
+    @activity.defn
     async def confirm_order(self, input: ConfirmOrderInput) -> StepResult:
         """Record the confirmation; refuse with `ConfirmationRejected`."""
         ...
 
+    @activity.defn
     async def cancel_order(self, input: CompensationInput) -> None:
         """Cancel the confirmation made under `input.effect_key`."""
         ...

@@ -5,29 +5,23 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
+from temporalio import activity
 
-from ordersaga.models import (
-    ActivityInput,
-    Address,
+from domain.fields import Identifier, StrictModel
+from domain.order import Address
+from ports.contract import (
     CompensationInput,
-    Identifier,
-    OrderItem,
+    Domain,
+    LineItem,
+    LineItems,
+    Refusal,
     StepResult,
+    WireModel,
 )
-from ports.contract import Domain, LineItem, LineItems, Refusal, WireModel
 
-SHIPPING_UNAVAILABLE = Refusal("ShippingUnavailable", 422, "we cannot deliver to the address given")
+SHIPPING_UNAVAILABLE = Refusal("ShippingUnavailable", 422)
 
 DOMAIN = Domain("shipping", refusals=(SHIPPING_UNAVAILABLE,))
-
-
-class ScheduleShipmentInput(ActivityInput):
-    """Schedule delivery of the order's items to an address."""
-
-    idempotency_key: str
-    order_id: str
-    items: list[OrderItem]
-    address: Address
 
 
 class ShipmentRequest(WireModel):
@@ -36,6 +30,13 @@ class ShipmentRequest(WireModel):
     order_id: Identifier
     items: LineItems
     address: Address
+
+
+class ScheduleShipmentInput(StrictModel):
+    """Schedule delivery of the order's items to an address, under `idempotency_key`."""
+
+    idempotency_key: str
+    request: ShipmentRequest
 
 
 class Shipment(BaseModel):
@@ -48,12 +49,18 @@ class Shipment(BaseModel):
 
 
 class ShippingPort(Protocol):
-    """What a Shipping adapter does, as two activities."""
+    """What a Shipping adapter does, as two activities.
 
+    The saga calls them by these methods; an adapter subclasses this class and implements
+    them as activities of the same names.
+    """
+
+    @activity.defn
     async def schedule_shipment(self, input: ScheduleShipmentInput) -> StepResult:
         """Schedule the delivery; refuse with `ShippingUnavailable`."""
         ...
 
+    @activity.defn
     async def cancel_shipment(self, input: CompensationInput) -> None:
         """Cancel the shipment scheduled under `input.effect_key`."""
         ...

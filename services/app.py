@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from ports import SERVICES
+from services import inventory, orders, payment, shipping
 from services.faults import NO_FAULTS, FaultSettings
+
+#: The stand-in of each port, by the port's name: how each makes its app.
+STAND_INS: dict[str, Callable[[Path, FaultSettings], FastAPI]] = {
+    "inventory": inventory.create_app,
+    "orders": orders.create_app,
+    "payment": payment.create_app,
+    "shipping": shipping.create_app,
+}
 
 
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
-    """One service per port (`ports.SERVICES`), each `services/<name>.py`'s `create_app`.
+    """One service per port (`ports.SERVICES`), each made by its `STAND_INS` entry.
 
     Each is mounted under `/<name>` (`/inventory`, `/payment`, ...), plus `GET /healthz`. Each
     keeps its own database in `data_dir` (created if missing), as separate services would.
@@ -23,18 +32,16 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
             `PUT /<service>/admin/faults`.
 
     Raises:
-        LookupError: A port has no stand-in service module with a `create_app`.
+        LookupError: A port has no stand-in service in `STAND_INS`.
     """
     app = FastAPI(title="Order saga stand-in services")
     for name in SERVICES:
-        try:
-            create_service = importlib.import_module(f"services.{name}").create_app
-        except (ModuleNotFoundError, AttributeError) as err:
+        if name not in STAND_INS:
             raise LookupError(
-                f"port {name!r} has no stand-in service: services/{name}.py must define "
-                "create_app(data_dir, faults)"
-            ) from err
-        app.mount(f"/{name}", create_service(data_dir, faults))
+                f"port {name!r} has no stand-in service: add its create_app(data_dir, faults) "
+                "to services.app.STAND_INS"
+            )
+        app.mount(f"/{name}", STAND_INS[name](data_dir, faults))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -26,8 +26,8 @@ import structlog
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from ordersaga.sqlite import Database
 from ports.contract import ALREADY_COMPENSATED, NOT_FOUND, UndoRequest, UndoResult
-from services.db import Database
 from services.errors import IdempotencyKeyReused, InjectedFault, Refused
 from services.faults import FaultInjector
 

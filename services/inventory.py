@@ -9,11 +9,11 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ordersaga.models import Identifier
+from domain.fields import Identifier
+from ordersaga.sqlite import Database, new_id
 from ports.contract import LineItem, UndoRequest, UndoResult, WireModel
 from ports.inventory import OUT_OF_STOCK, UNKNOWN_SKU, Reservation, ReserveRequest
 from services.base import IdempotencyKey, new_service
-from services.db import Database, new_id
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings

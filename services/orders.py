@@ -8,10 +8,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from ordersaga.sqlite import new_id
 from ports.contract import UndoRequest, UndoResult
 from ports.orders import CONFIRMATION_REJECTED, ConfirmRequest, OrderRecord
 from services.base import IdempotencyKey, new_service
-from services.db import new_id
 from services.effects import undo_record
 from services.errors import NotFound, Refused
 from services.faults import NO_FAULTS, FaultSettings

@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from ordersaga.models import CardDetails
+from domain.order import CardDetails
+from ordersaga.sqlite import Database, new_id
 from ports.contract import INVALID_REQUEST, UndoRequest, UndoResult
 from ports.payment import PAYMENT_DECLINED, Charge, ChargeRequest
 from services.base import IdempotencyKey, new_service
-from services.db import Database, new_id
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import TypeAdapter
 
+from ordersaga.sqlite import new_id
 from ports.contract import LineItem, UndoRequest, UndoResult
 from ports.shipping import SHIPPING_UNAVAILABLE, Shipment, ShipmentRequest
 from services.base import IdempotencyKey, new_service
-from services.db import new_id
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from ops.stack import api_process
 from ordersaga.api.auth import Tokens
-from ordersaga.ops.stack import api_process
 
 
 @dataclass(frozen=True)

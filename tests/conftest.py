@@ -18,11 +18,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import create_http_client
+from activities.http import create_http_client
+from ops.stack import current_worker, services_process
 from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.keyring import ensure_key_file
-from ordersaga.ops.stack import current_worker, services_process
 from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from ops.stack import ServicesProcess
 from ordersaga.devserver import DevServer
-from ordersaga.ops.stack import ServicesProcess
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.service_state import Services
@@ -35,6 +35,8 @@ PATCH = ROOT / "docs" / "recipes" / "fraud-check.patch"
 #: What the copy holds: everything a worker, the services, the commands and the tests run from.
 TREE = (
     "activities",
+    "domain",
+    "ops",
     "ordersaga",
     "ports",
     "services",

@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from ordersaga.models import OrderRequest, OrderResult
+from domain.order import OrderRequest
+from domain.saga import OrderResult
 from ordersaga.placing import start_saga
 from tests.service_state import Services
 from workflows import OrderSaga

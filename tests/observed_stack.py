@@ -20,8 +20,9 @@ from unittest import mock
 
 from temporalio.client import Client, WorkflowFailureError
 
-from ordersaga.models import OrderRequest, Withdrawal
-from ordersaga.ops.stack import services_process, worker_process
+from domain.order import OrderRequest
+from domain.saga import Withdrawal
+from ops.stack import services_process, worker_process
 from ordersaga.placing import start_saga
 from ordersaga.sockets import free_port
 from tests.interruptions import caught_mid_shipment, slow_shipping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
 
-from ordersaga.models import OrderResult, SagaState
+from domain.saga import OrderResult, SagaState
 from ordersaga.placing import start_saga
 from tests.orders import DECLINED_TOKEN, IMPATIENT, make_order
 from tests.record_histories import wait_for

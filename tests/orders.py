@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ordersaga.models import OrderRequest
-from ordersaga.policy import ActivityPolicy, SagaPolicy
+from domain.order import OrderRequest
+from domain.policy import ActivityPolicy, SagaPolicy
 from workflows.order_steps import ORDER_STEPS
 
 DECLINED_TOKEN = "tok_declined"

@@ -14,9 +14,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from ordersaga.models import CompensationInput, PaymentMethod, StepResult, idempotency_key
-from ports.contract import ALREADY_COMPENSATED
-from ports.payment import PAYMENT_DECLINED, ChargePaymentInput, PaymentPort
+from domain.ids import idempotency_key
+from ports.contract import ALREADY_COMPENSATED, CompensationInput, StepResult
+from ports.payment import PAYMENT_DECLINED, ChargePaymentInput, ChargeRequest, PaymentPort
 
 #: How many charges a provider holds for an order id, for the checks to count effects by.
 Charges = Callable[[str], Awaitable[int]]
@@ -26,16 +26,14 @@ def charge(token: str = "tok_visa") -> ChargePaymentInput:
     order_id = f"contract-{uuid.uuid4().hex[:12]}"
     return ChargePaymentInput(
         idempotency_key=idempotency_key(f"order-{order_id}", "charge_payment"),
-        order_id=order_id,
-        customer_id="cust-1",
-        amount=1234,
-        currency="EUR",
-        payment=PaymentMethod(token=token, last4="4242"),
+        request=ChargeRequest(
+            order_id=order_id, customer_id="cust-1", amount=1234, currency="EUR", token=token
+        ),
     )
 
 
 def undo_of(forward: ChargePaymentInput) -> CompensationInput:
-    return CompensationInput(order_id=forward.order_id, effect_key=forward.idempotency_key)
+    return CompensationInput(order_id=forward.request.order_id, effect_key=forward.idempotency_key)
 
 
 async def run(call: Callable[..., Awaitable[StepResult | None]], arg: object) -> StepResult | None:
@@ -48,7 +46,7 @@ async def a_repeat_has_no_second_effect(adapter: PaymentPort, charges: Charges) 
     first = await run(adapter.charge_payment, forward)
     again = await run(adapter.charge_payment, forward)
     assert first == again
-    assert await charges(forward.order_id) == 1
+    assert await charges(forward.request.order_id) == 1
 
 
 async def undo_is_by_the_forward_key(adapter: PaymentPort, charges: Charges) -> None:
@@ -68,7 +66,7 @@ async def a_late_forward_after_its_undo_is_refused(adapter: PaymentPort, charges
         await run(adapter.charge_payment, forward)
     assert refused.value.type == ALREADY_COMPENSATED.code
     assert refused.value.non_retryable
-    assert await charges(forward.order_id) == 0
+    assert await charges(forward.request.order_id) == 0
 
 
 async def refusals_are_typed(adapter: PaymentPort, charges: Charges) -> None:
@@ -78,7 +76,7 @@ async def refusals_are_typed(adapter: PaymentPort, charges: Charges) -> None:
         await run(adapter.charge_payment, forward)
     assert refused.value.type == PAYMENT_DECLINED.code
     assert refused.value.non_retryable
-    assert await charges(forward.order_id) == 0
+    assert await charges(forward.request.order_id) == 0
 
 
 CONTRACT = [

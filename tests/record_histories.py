@@ -18,17 +18,10 @@ from pathlib import Path
 import httpx
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
+from domain.order import OrderRequest
+from domain.saga import OperatorAction, OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
+from ops.stack import Stack, embedded_stack
 from ordersaga.deployment import build_id
-from ordersaga.models import (
-    OperatorAction,
-    OrderRequest,
-    OrderResult,
-    Resolution,
-    SagaState,
-    SagaStatus,
-    Withdrawal,
-)
-from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import start_saga
 from ordersaga.sockets import free_port
 from ports import SERVICES

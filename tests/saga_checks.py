@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle
 
-from ordersaga.models import OrderRequest
+from domain.order import OrderRequest
 from tests.service_state import OrderEffects, Services
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ordersaga.events import SagaEvent, SagaEventType
+from domain.events import SagaEvent, SagaEventType
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 from playwright.async_api import Page
 
+from domain.ids import order_id_of
 from ordersaga.api.app import create_api_app
 from ordersaga.api.auth import Tokens
-from ordersaga.models import order_id_of
 from ordersaga.serving import serving
 from ordersaga.sockets import free_port
 from tests.operator_waits import saga_waiting_for_an_operator

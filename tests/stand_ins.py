@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.events import SagaEvent, StepAnnouncement
-from ordersaga.models import StepResult
+from domain.events import SagaEvent, publish_events
+from ordersaga.eventbus.publishing import EventPublishingInterceptor
+from ports.contract import StepResult
 from tests.orders import COMPENSATIONS, STEPS
 
 ALL_ACTIVITIES = [*STEPS, *COMPENSATIONS]
@@ -36,10 +37,9 @@ class StandIns:
         attempt_times: Per activity, when each attempt started, by `clock` if given.
         hold: Activities that wait, once started, until their event is set.
         started: Set when a held activity has started.
-        events: The saga events the activities carried or announced (as the worker's interceptor
-            publishes them: carried ones first, a step's announced one once it succeeded), each
-            once, in the order first seen; `publish_events` carries events too but is not
-            counted in `calls`.
+        events: The saga events the worker's interceptor published (carried ones first, a
+            step's announced one once it succeeded), each once, in the order first seen;
+            `publish_events` carries events too but is not counted in `calls`.
     """
 
     def __init__(
@@ -57,23 +57,20 @@ class StandIns:
 
     def activities(self) -> list[Callable[..., Any]]:
         """One stand-in per activity name the workflow calls."""
-        return [self._stand_in(name) for name in ALL_ACTIVITIES] + [self._publish_events]
+        return [self._stand_in(name) for name in ALL_ACTIVITIES] + [publish_events]
 
-    def _record_events(self, events: list[SagaEvent]) -> None:
+    def interceptors(self) -> list[EventPublishingInterceptor]:
+        """The worker's event interceptor, publishing to these stand-ins' `events`."""
+        return [EventPublishingInterceptor(self)]
+
+    async def publish(self, events: Sequence[SagaEvent]) -> None:
+        """Record `events`, each once, as the bus keeps them."""
         seen = {event.event_id for event in self.events}
         self.events.extend(event for event in events if event.event_id not in seen)
-
-    def _record_carried(self, arg: dict[str, Any]) -> None:
-        self._record_events([SagaEvent.model_validate(event) for event in arg.get("events", [])])
-
-    @activity.defn(name="publish_events")
-    async def _publish_events(self, arg: dict[str, Any]) -> None:
-        self._record_carried(arg)
 
     def _stand_in(self, name: str) -> Callable[..., Any]:
         @activity.defn(name=name)
         async def stand_in(arg: dict[str, Any]) -> StepResult | None:
-            self._record_carried(arg)
             self.calls.append(name)
             if self.clock:
                 self.attempt_times[name].append(await self.clock())
@@ -85,10 +82,6 @@ class StandIns:
             # Steps create something; compensations, like the real ones, return nothing.
             if name not in STEPS:
                 return None
-            result = StepResult(id=f"{name}-id")
-            if arg.get("announces"):
-                announced = StepAnnouncement.model_validate(arg["announces"])
-                self._record_events([announced.completed(result.id, datetime.now(UTC))])
-            return result
+            return StepResult(id=f"{name}-id")
 
         return stand_in

@@ -12,24 +12,22 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import ServiceClient, build_activities, create_http_client
-from activities.http import SERVICE_UNAVAILABLE, UNEXPECTED_RESPONSE
-from ordersaga.models import (
-    Address,
-    CompensationInput,
-    OrderItem,
-    PaymentMethod,
-    StepResult,
-    idempotency_key,
-    workflow_id_for,
+from activities.http import (
+    SERVICE_UNAVAILABLE,
+    UNEXPECTED_RESPONSE,
+    ServiceClient,
+    create_http_client,
 )
+from domain.ids import idempotency_key, workflow_id_for
+from domain.order import Address, OrderItem
 from ordersaga.settings import ServiceUrls
-from ports.contract import UndoRequest
-from ports.inventory import ReserveInventoryInput
-from ports.orders import ConfirmOrderInput
-from ports.payment import ChargePaymentInput
-from ports.shipping import ScheduleShipmentInput
+from ports.contract import CompensationInput, StepResult, UndoRequest, line_items
+from ports.inventory import ReserveInventoryInput, ReserveRequest
+from ports.orders import ConfirmOrderInput, ConfirmRequest
+from ports.payment import ChargePaymentInput, ChargeRequest
+from ports.shipping import ScheduleShipmentInput, ShipmentRequest
 from tests.orders import COMPENSATIONS, STEPS
+from worker import order_activities
 
 ORDER_ID = "o-1"
 WORKFLOW_ID = workflow_id_for(ORDER_ID)
@@ -45,7 +43,7 @@ ADDRESS = Address(
 @pytest.fixture
 def acts(http: aiohttp.ClientSession, base_url: str) -> dict[str, Callable[..., Any]]:
     """The activities by the name they are registered under."""
-    built = build_activities(http, ServiceUrls.from_base(base_url))
+    built = order_activities(http, ServiceUrls.from_base(base_url))
     return {activity_name(fn): fn for fn in built}
 
 
@@ -69,40 +67,43 @@ def items(sku: str = "SKU-BOOK") -> list[OrderItem]:
 
 def reserve_input(sku: str = "SKU-BOOK") -> ReserveInventoryInput:
     return ReserveInventoryInput(
-        idempotency_key=key("reserve_inventory"), order_id=ORDER_ID, items=items(sku)
+        idempotency_key=key("reserve_inventory"),
+        request=ReserveRequest(order_id=ORDER_ID, items=line_items(items(sku))),
     )
 
 
 def charge_input(token: str = "tok_visa") -> ChargePaymentInput:
     return ChargePaymentInput(
         idempotency_key=key("charge_payment"),
-        order_id=ORDER_ID,
-        customer_id="cust-1",
-        amount=2500,
-        currency="EUR",
-        payment=PaymentMethod(token=token, last4="4242"),
+        request=ChargeRequest(
+            order_id=ORDER_ID, customer_id="cust-1", amount=2500, currency="EUR", token=token
+        ),
     )
 
 
 def shipment_input(postal_code: str = "SW1Y 4JH") -> ScheduleShipmentInput:
     return ScheduleShipmentInput(
         idempotency_key=key("schedule_shipment"),
-        order_id=ORDER_ID,
-        items=items(),
-        address=ADDRESS.model_copy(update={"postal_code": postal_code}),
+        request=ShipmentRequest(
+            order_id=ORDER_ID,
+            items=line_items(items()),
+            address=ADDRESS.model_copy(update={"postal_code": postal_code}),
+        ),
     )
 
 
 def confirm_input(customer_id: str = "cust-1") -> ConfirmOrderInput:
     return ConfirmOrderInput(
         idempotency_key=key("confirm_order"),
-        order_id=ORDER_ID,
-        customer_id=customer_id,
-        amount=2500,
-        currency="EUR",
-        reservation_id="res_1",
-        charge_id="ch_1",
-        shipment_id="shp_1",
+        request=ConfirmRequest(
+            order_id=ORDER_ID,
+            customer_id=customer_id,
+            amount=2500,
+            currency="EUR",
+            reservation_id="res_1",
+            charge_id="ch_1",
+            shipment_id="shp_1",
+        ),
     )
 
 
@@ -115,10 +116,10 @@ async def get(http: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
-def test_build_activities_registers_every_step_and_compensation(
+def test_the_worker_registers_every_step_compensation_and_the_last_events_carrier(
     acts: dict[str, Callable[..., Any]],
 ) -> None:
-    assert set(acts) == set(STEPS) | set(COMPENSATIONS)
+    assert set(acts) == set(STEPS) | set(COMPENSATIONS) | {"publish_events"}
 
 
 async def test_forward_steps_then_compensations(
@@ -241,7 +242,7 @@ async def test_timeout_is_retryable_and_the_retry_has_one_effect(
     (await http.put(f"{base_url}/orders/admin/faults", json=faults)).raise_for_status()
     urls = ServiceUrls.from_base(base_url)
     async with create_http_client(timeout_s=0.1) as impatient:
-        activities = {activity_name(fn): fn for fn in build_activities(impatient, urls)}
+        activities = {activity_name(fn): fn for fn in order_activities(impatient, urls)}
         with pytest.raises(ApplicationError) as raised:
             await run(activities["confirm_order"], confirm_input())
     assert raised.value.type == SERVICE_UNAVAILABLE

@@ -18,8 +18,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 
-from ordersaga.models import SagaState
-from ordersaga.search_attributes import saga_query
+from domain.saga import SagaState
+from domain.search_attributes import saga_query
 from tests.api_process import Api
 from tests.interruptions import slow_shipping
 from tests.operator_waits import saga_waiting_for_an_operator

@@ -8,7 +8,8 @@ import pytest
 from playwright.async_api import Page
 from temporalio.client import Client, WorkflowFailureError
 
-from ordersaga.models import SagaState, order_id_of
+from domain.ids import order_id_of
+from domain.saga import SagaState
 from tests.api_process import Api
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.service_state import Services

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from ordersaga.models import idempotency_key, workflow_id_for
-from ordersaga.ops.audit import AuditReport, audit, check
-from ordersaga.ops.audit_data import Saga, read_sagas, read_service_records
-from ordersaga.ops.load import run_load
-from ordersaga.ops.rig import WorkerPool, embedded_rig
-from ordersaga.ops.workload import Kind, make_order, saga_place
+from domain.ids import idempotency_key, workflow_id_for
+from ops.audit import AuditReport, audit, check
+from ops.audit_data import Saga, read_sagas, read_service_records
+from ops.load import run_load
+from ops.rig import WorkerPool, embedded_rig
+from ops.workload import Kind, make_order, saga_place
 from ports import SERVICES
 from tests.orders import FAST_POLICY
 from workflows.order_steps import ORDER_STEPS
@@ -231,7 +231,7 @@ async def test_an_undone_step_of_a_confirmed_order_is_found_whatever_its_service
 
     def plant(folder: Path) -> None:
         sql = "INSERT INTO tombstones (effect_key) VALUES (?)"
-        execute(folder / f"{step.provider.service}.db", (sql, (key,)))
+        execute(folder / f"{step.port.name}.db", (sql, (key,)))
 
     report = planted(clean_run, tmp_path, plant)
     assert [v.detail for v in report.violations if v.kind == "effect-missing"] == [

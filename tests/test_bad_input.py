@@ -22,9 +22,10 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from domain.order import OrderForm, OrderRequest
+from domain.problems import describe_errors
 from ordersaga.codec import UNENCRYPTED_PROBLEM
 from ordersaga.devserver import DevServer
-from ordersaga.models import OrderForm, OrderRequest, describe_errors
 from tests.orders import order_data
 from tests.starter_runner import StarterRunner, new_order_id, saga_exists
 

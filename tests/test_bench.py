@@ -21,7 +21,7 @@ ORDERS = 20
 
 def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     out, chart = tmp_path / "results.json", tmp_path / "chart.png"
-    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command = [sys.executable, "-c", "from ops.cli import main; main()", "bench"]
     command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--declined", "0.2"]
     command += ["--out-of-stock", "0.1", "--rounds", "2", "--out", str(out), "--chart", str(chart)]
     command += ["--data-dir", str(tmp_path / "stack")]
@@ -76,7 +76,7 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
 
 def test_bench_via_the_api_places_every_order_through_it(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command = [sys.executable, "-c", "from ops.cli import main; main()", "bench"]
     command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--rounds", "1"]
     command += ["--no-baseline", "--via", "api", "--declined", "0.2", "--out", str(out)]
     command += ["--data-dir", str(tmp_path / "stack")]
@@ -95,7 +95,7 @@ def test_bench_via_the_api_places_every_order_through_it(tmp_path: Path) -> None
 
 
 def test_a_bench_stopped_by_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
-    command = [sys.executable, "-c", "from ordersaga.ops.cli import main; main()", "bench"]
+    command = [sys.executable, "-c", "from ops.cli import main; main()", "bench"]
     command += ["-n", "100000", "--no-baseline", "--data-dir", str(tmp_path / "stack")]
     bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started: dict[psutil.Process, str] = {}

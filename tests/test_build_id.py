@@ -11,7 +11,7 @@ from tests.fraud_build import build_id_of, copy_checkout
 def test_words_and_layout_keep_the_build_and_code_makes_a_new_one(tmp_path: Path) -> None:
     copy = copy_checkout(tmp_path / "copy")
     saga = copy / "workflows" / "order_saga.py"
-    models = copy / "ordersaga" / "models.py"  # imported by the saga: part of its build
+    models = copy / "domain" / "order.py"  # imported by the saga: part of its build
     as_is = build_id_of(copy)
 
     saga.write_text(

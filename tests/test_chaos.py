@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from domain.saga import SagaState
+from ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
+from ops.rig import Rig, embedded_rig
 from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer
-from ordersaga.models import SagaState
-from ordersaga.ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
-from ordersaga.ops.rig import Rig, embedded_rig
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.orders import undone_after
 from tests.service_state import Services

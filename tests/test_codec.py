@@ -9,6 +9,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
+from domain.order import OrderInput, RefusedOrder
+from domain.saga import Withdrawal
 from ordersaga.codec import (
     ARRIVED_UNENCRYPTED,
     ENCODING,
@@ -20,7 +22,6 @@ from ordersaga.codec import (
     data_converter,
 )
 from ordersaga.keyring import Keyring, KeyringError, new_key_entry, parse
-from ordersaga.models import OrderInput, RefusedOrder, Withdrawal
 from ordersaga.settings import Settings
 
 

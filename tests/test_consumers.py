@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from domain.events import SagaEvent, SagaEventType
+from ops import cli, dashboard
 from ordersaga.consumers.figures import Figures, figures, percentile
-from ordersaga.consumers.messages import REASONS_BY_STEP
+from ordersaga.consumers.messages import REASONS, REASONS_BY_STEP
 from ordersaga.consumers.monitoring import MonitoringStore, Outcome
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import consume, open_consumers
 from ordersaga.eventbus import open_event_bus
-from ordersaga.events import SagaEvent, SagaEventType
-from ordersaga.ops import cli, dashboard
+from ports import REFUSALS
+from ports.contract import ALREADY_COMPENSATED
 from tests.saga_events import T0, Saga, confirmed, declined, sold_out, unserved, withdrawn
 from workflows.order_steps import ORDER_STEPS
 
@@ -293,3 +295,9 @@ def test_every_step_has_the_customers_words_for_its_failure() -> None:
     # The words live with the messages; a step added to the table needs its line there.
     assert set(REASONS_BY_STEP) == {row.name for row in ORDER_STEPS}
     assert all(REASONS_BY_STEP.values())
+
+
+def test_every_refusal_a_customer_can_meet_has_the_customers_words() -> None:
+    # As for steps: a refusal added to a port needs its line with the messages.
+    assert set(REFUSALS) - set(REASONS) == {ALREADY_COMPENSATED.code}
+    assert all(REASONS.values())

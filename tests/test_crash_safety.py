@@ -27,11 +27,12 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
+from domain.order import OrderRequest
+from domain.policy import SagaPolicy
+from domain.saga import OrderResult, SagaState
+from ops.stack import worker_identity, worker_process
 from ordersaga.devserver import DevServer
-from ordersaga.models import OrderRequest, OrderResult, SagaState
-from ordersaga.ops.stack import worker_identity, worker_process
 from ordersaga.placing import start_saga
-from ordersaga.policy import SagaPolicy
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.orders import (
@@ -68,7 +69,7 @@ LATENCY_MS = 1000
 SAGA_WITHIN_S = 60
 
 #: The service each activity calls.
-SERVICE_OF = {name: row.provider.service for row in ORDER_STEPS for name in (row.name, row.undo)}
+SERVICE_OF = {name: row.port.name for row in ORDER_STEPS for name in (row.name, row.undo)}
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkerDeploymentVersion
 
+from domain.saga import OperatorAction, Resolution, SagaState
+from ops.deploy import deployment_status, move_waiting
+from ops.stack import worker_process
 from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer
-from ordersaga.models import OperatorAction, Resolution, SagaState
-from ordersaga.ops.deploy import deployment_status, move_waiting
-from ordersaga.ops.stack import worker_process
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.orders import undone_after
 from tests.service_state import Services
@@ -31,7 +31,7 @@ from workflows import OrderSaga
 
 def deploy_command(dev_server: DevServer, deployment: str, *argv: str) -> list[str]:
     return [
-        sys.executable, "-m", "ordersaga.ops.cli", "deploy", *argv,
+        sys.executable, "-m", "ops.cli", "deploy", *argv,
         "--address", dev_server.address, "--deployment-name", deployment,
     ]  # fmt: skip
 

@@ -19,11 +19,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkerDeploymentVersion
 
+from domain.saga import OperatorAction, OrderResult, Resolution
+from ops.deploy import VersionState, deployment_status, retire
+from ops.stack import worker_process
 from ordersaga.deployment import build_id, make_current
 from ordersaga.exits import StartFailure
-from ordersaga.models import OperatorAction, OrderResult, Resolution
-from ordersaga.ops.deploy import VersionState, deployment_status, retire
-from ordersaga.ops.stack import worker_process
 from ordersaga.placing import start_saga
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from tests.fraud_build import build_id_of, copy_stack, fraud_build, in_copy, steps_of
@@ -100,7 +100,7 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         with pytest.raises(StartFailure, match="has not drained"):
                             await retire(client, v1)
                         moving = in_copy(
-                            copy, "-m", "ordersaga.ops.cli", "deploy", "move-waiting",
+                            copy, "-m", "ops.cli", "deploy", "move-waiting",
                             "--from", v1.build_id, "--address", stack.address,
                         )  # fmt: skip
                         await waiting.execute_update(
@@ -118,7 +118,7 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         old_versions = {await pinned_to(saga) for saga in [*old, waiting]}
                         new_versions = {await pinned_to(saga) for saga in new}
         audit = in_copy(
-            copy, "-m", "ordersaga.ops.cli", "audit", "--data-dir", str(stack.services_dir),
+            copy, "-m", "ops.cli", "audit", "--data-dir", str(stack.services_dir),
             "--address", stack.address,
         )  # fmt: skip
 

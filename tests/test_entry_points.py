@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
+from domain.search_attributes import ORDER_STATUS
 from ordersaga.keyring import new_key_entry
-from ordersaga.search_attributes import ORDER_STATUS
 from tests.orders import order_data
 from tests.service_state import Services
 from tests.starter_runner import (
@@ -107,7 +107,7 @@ async def test_a_second_demo_says_which_port_and_writes_nothing(
     starter: StarterRunner, taken_port: int, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    cli = "from ordersaga.ops.cli import main; main()"
+    cli = "from ops.cli import main; main()"
     env = starter.env | {"TEMPORAL_PORT": str(taken_port), "DATA_DIR": str(data)}
 
     run = await run_python(env, "-c", cli, "demo", "--exit")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.events import SagaEvent
 from ordersaga.eventbus import EventBus, UnknownEventBusError, open_event_bus
 from ordersaga.eventbus.redis_streams import RedisStreamsBus
 from ordersaga.eventbus.sqlite_log import SqliteEventLog
-from ordersaga.events import SagaEvent
 from tests.redis_server import running_redis
 from tests.saga_events import Saga
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities import create_http_client
+from activities.http import create_http_client
+from domain.events import SagaEvent, SagaEventType
+from domain.order import OrderRequest
+from ops.stack import current_worker
 from ordersaga.consumers.figures import figures
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import open_consumers, run_consumers
 from ordersaga.eventbus import open_event_bus
-from ordersaga.events import SagaEvent, SagaEventType
-from ordersaga.models import OrderRequest
-from ordersaga.ops.stack import current_worker
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
 from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order

@@ -11,10 +11,10 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from domain.policy import ActivityPolicy, SagaPolicy
+from domain.saga import SagaState
 from ordersaga.devserver import DevServer, installed_binary
-from ordersaga.models import SagaState
 from ordersaga.placing import start_saga
-from ordersaga.policy import ActivityPolicy, SagaPolicy
 from tests.orders import (
     DECLINED_TOKEN,
     FAST_POLICY,

@@ -17,8 +17,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
+from domain.ids import workflow_id_for
 from ordersaga.metrics import SAGA_COUNTERS
-from ordersaga.models import workflow_id_for
 from tests.observed_stack import TASK_QUEUE, Mix, observed_mix
 from tests.orders import STEPS
 from tests.prometheus_text import Sample, parse, total

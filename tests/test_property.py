@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities import create_http_client
+from activities.http import create_http_client
+from domain.order import OrderRequest
+from domain.saga import SagaState, SagaStatus
+from ops.stack import current_worker
 from ordersaga.eventbus import EventBus
-from ordersaga.models import OrderRequest, SagaState, SagaStatus
-from ordersaga.ops.stack import current_worker
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
 from ports import SERVICES

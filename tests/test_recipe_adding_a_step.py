@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from ordersaga.models import SagaStatus, idempotency_key
-from ordersaga.ops.stack import worker_process
+from domain.ids import idempotency_key
+from domain.saga import SagaStatus
+from ops.stack import worker_process
 from ordersaga.placing import start_saga
 from tests.fraud_build import (
     CopyStack,
@@ -57,14 +58,17 @@ async def stack(
                 yield running
 
 
-def test_the_recipe_is_three_new_files_a_row_and_the_customers_words() -> None:
+def test_the_recipe_is_three_new_files_a_row_three_registrations_and_the_customers_words() -> None:
     paths = patched_paths()
 
     assert sorted(paths) == [
         "activities/fraud.py",
         "ordersaga/consumers/messages.py",
+        "ports/__init__.py",
         "ports/fraud.py",
+        "services/app.py",
         "services/fraud.py",
+        "worker.py",
         "workflows/order_steps.py",
     ]
 
@@ -107,7 +111,7 @@ async def test_the_fraud_step_runs_in_its_place_and_is_undone_in_its_place(
 
 async def test_the_copys_audit_covers_the_fraud_service(fraud_copy: Path, stack: CopyStack) -> None:
     declined = await end(stack, payment={"token": DECLINED_TOKEN, "last4": "0002"})
-    audit = ["-m", "ordersaga.ops.cli", "audit", "--data-dir", str(stack.services_dir)]
+    audit = ["-m", "ops.cli", "audit", "--data-dir", str(stack.services_dir)]
     audit += ["--address", stack.address]
 
     clean = in_copy(fraud_copy, *audit)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from activities import ServiceClient
+from activities.http import ServiceClient
 from activities.payment import PaymentActivities
 from ports.payment import PaymentPort
 from tests.payment_contract import CONTRACT, Charges

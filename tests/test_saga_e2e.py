@@ -13,9 +13,10 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from ordersaga.models import OrderRequest, SagaState, SagaStatus
+from domain.order import OrderRequest
+from domain.policy import SagaPolicy
+from domain.saga import SagaState, SagaStatus
 from ordersaga.placing import start_saga
-from ordersaga.policy import SagaPolicy
 from tests.orders import (
     BLOCKED_CUSTOMER,
     COMPENSATIONS,

@@ -12,9 +12,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from ordersaga.models import SagaState
+from domain.saga import SagaState
+from domain.search_attributes import ORDER_STATUS, saga_query
 from ordersaga.placing import start_saga
-from ordersaga.search_attributes import ORDER_STATUS, saga_query
 from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order, on_path
 from tests.starter_runner import StarterRunner
 

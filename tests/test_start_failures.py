@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from ops.stack import worker_process
 from ordersaga.devserver import DevServer
 from ordersaga.exits import StartFailure
-from ordersaga.ops.stack import worker_process
 from ordersaga.sockets import free_port
 from ordersaga.temporal import TemporalUnreachable, connect
 from tests.starter_runner import Run, failure_line, one_line, run_python
 
-ORDER_SAGA = ("-c", "from ordersaga.ops.cli import main; main()")
+ORDER_SAGA = ("-c", "from ops.cli import main; main()")
 
 
 async def order_saga(env: dict[str, str], *args: str) -> Run:

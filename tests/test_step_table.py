@@ -3,38 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
 import pytest
 from temporalio import activity
 
-from activities.http import ServiceClient
-from ordersaga.models import CompensationInput, StepResult
+from ports.contract import CompensationInput, Domain, StepResult
 from ports.inventory import ReserveInventoryInput
-from workflows.order_steps import ORDER_STEPS, StepTableError, check_steps
+from workflows.order_steps import ORDER_STEPS, StepTableError, check_registered, check_steps
 from workflows.order_steps import OrderStep as Row
 
+LOYALTY = Domain("loyalty")  # not listed in ports.DOMAINS
 
-class LoyaltyActivities:
-    """A new step's activities, declared as a new user would, with a part left out."""
 
-    service: ClassVar[str] = "loyalty"  # no ports/loyalty.py
-
-    def __init__(self, client: ServiceClient) -> None:
-        self._client = client
+class LoyaltyPort(Protocol):
+    """A new step's port, declared as a new user would, with a part left out."""
 
     @activity.defn
-    async def award_points(self, input: ReserveInventoryInput) -> StepResult:
-        return StepResult(id="points-1")
+    async def award_points(self, input: ReserveInventoryInput) -> StepResult: ...
 
-    async def revoke_points(self, input: CompensationInput) -> None:  # no @activity.defn
-        return None
+    async def revoke_points(self, input: CompensationInput) -> None: ...  # no @activity.defn
 
 
 def loyalty_row(**changes: Any) -> Row[Any]:
     row = Row(
-        activity=LoyaltyActivities.award_points,
-        compensation=LoyaltyActivities.revoke_points,
+        port=LOYALTY,
+        activity=LoyaltyPort.award_points,
+        compensation=LoyaltyPort.revoke_points,
         build_input=ORDER_STEPS[0].build_input,
         state_after="PointsAwarded",
         event="PointsAwarded",
@@ -59,7 +54,7 @@ def test_a_step_without_a_port_is_named() -> None:
     row = loyalty_row(compensation=ORDER_STEPS[0].compensation)
     with pytest.raises(
         StepTableError,
-        match=r"step award_points: LoyaltyActivities.service is 'loyalty', not a port",
+        match=r"step award_points: its port 'loyalty' is not among ports\.DOMAINS",
     ):
         check_steps((*ORDER_STEPS, row))
 
@@ -79,3 +74,11 @@ def test_a_name_another_step_or_the_saga_uses_is_refused(part: str, taken: str) 
     rows = (*ORDER_STEPS[:-1], dataclasses.replace(last, **change))
     with pytest.raises(StepTableError, match=f"step {last.name}: {part} {taken!r} is already"):
         check_steps(rows)
+
+
+def test_a_worker_missing_an_adapter_is_refused_naming_the_step() -> None:
+    registered = [row.activity for row in ORDER_STEPS] + [row.compensation for row in ORDER_STEPS]
+    check_registered(registered)
+    last = ORDER_STEPS[-1]
+    with pytest.raises(StepTableError, match=f"step {last.name}: no registered activity is named"):
+        check_registered(registered[:-1])

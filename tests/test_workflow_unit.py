@@ -15,18 +15,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ordersaga.events import SagaEventType
-from ordersaga.models import (
-    OperatorAction,
-    OrderRequest,
-    OrderResult,
-    Resolution,
-    SagaState,
-    SagaStatus,
-    Withdrawal,
-    workflow_id_for,
-)
-from ordersaga.policy import ActivityPolicy, SagaPolicy
+from domain.events import SagaEventType
+from domain.ids import workflow_id_for
+from domain.order import OrderRequest
+from domain.policy import ActivityPolicy, SagaPolicy
+from domain.saga import OperatorAction, OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
 from ports import DOMAINS, REFUSALS
 from tests.orders import (
     COMPENSATIONS,
@@ -44,9 +37,7 @@ from workflows import OrderSaga
 from workflows.order_steps import CONFIRMED, ORDER_STEPS
 
 #: Each step after the first, with the first refusal its service may answer.
-REFUSED_STEPS = [
-    (row.name, DOMAINS[row.provider.service].refusals[0].code) for row in ORDER_STEPS[1:]
-]
+REFUSED_STEPS = [(row.name, DOMAINS[row.port.name].refusals[0].code) for row in ORDER_STEPS[1:]]
 
 
 @asynccontextmanager
@@ -57,6 +48,7 @@ async def saga_worker(env: WorkflowEnvironment, stand_ins: StandIns) -> AsyncIte
         task_queue=task_queue,
         workflows=[OrderSaga],
         activities=stand_ins.activities(),
+        interceptors=stand_ins.interceptors(),
     ):
         yield task_queue
 

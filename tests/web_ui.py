@@ -22,14 +22,16 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from domain.ids import workflow_id_for
+from domain.order import OrderRequest
+from domain.saga import SagaState, Withdrawal
+from domain.search_attributes import ORDER_STATUS
+from ops.demo import SCENARIOS, run_scenario
+from ops.stack import Stack, embedded_stack
 from ordersaga.codec import codec_from_settings
 from ordersaga.codec_server import create_codec_app
 from ordersaga.keyring import ensure_key_file
-from ordersaga.models import OrderRequest, SagaState, Withdrawal, workflow_id_for
-from ordersaga.ops.demo import SCENARIOS, run_scenario
-from ordersaga.ops.stack import Stack, embedded_stack
 from ordersaga.placing import DEMO_ORDER
-from ordersaga.search_attributes import ORDER_STATUS
 from ordersaga.serving import serving
 from ordersaga.settings import DEFAULT_NAMESPACE, Settings
 from ordersaga.sockets import free_port

@@ -15,7 +15,7 @@ from temporalio.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from ordersaga.models import SagaStatus
+    from domain.saga import SagaStatus
 
 #: `ApplicationError.type` of a saga whose input is not an order it may run.
 ORDER_REFUSED = "OrderRefused"

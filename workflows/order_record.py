@@ -14,10 +14,10 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from ordersaga.models import (
+    from domain.order import OrderRequest
+    from domain.saga import (
         Attention,
         OperatorAction,
-        OrderRequest,
         OrderResult,
         Resolution,
         SagaState,

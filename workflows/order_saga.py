@@ -15,17 +15,9 @@ from temporalio.common import VersioningBehavior
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from ordersaga.models import (
-        OrderInput,
-        OrderRequest,
-        OrderResult,
-        RefusedOrder,
-        Resolution,
-        SagaState,
-        SagaStatus,
-        Withdrawal,
-        order_id_of,
-    )
+    from domain.ids import order_id_of
+    from domain.order import OrderInput, OrderRequest, RefusedOrder
+    from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
     from workflows.order_steps import ORDER_STEPS, STEPS, WITHDRAWABLE
 
 from temporal_saga import CompensationFailure, Decision, Saga, shielded
@@ -99,7 +91,7 @@ class OrderSaga:
                 raise  # the workflow was cancelled: it ends as cancelled
             raise failure from err
         self._telemetry.confirmed()
-        await self._telemetry.publish_unpublished()
+        await self._telemetry.events.publish_unpublished()
         return result
 
     @workflow.update
@@ -180,7 +172,7 @@ class OrderSaga:
             self._record.entered(SagaState.COMPENSATING)
             await self._saga.compensate()
         self._record.ended(undid_steps=undoing)
-        await self._telemetry.publish_unpublished()
+        await self._telemetry.events.publish_unpublished()
 
     async def _ask_operator(self, failure: CompensationFailure) -> Decision:
         """Wait, visibly, for an operator to retry or settle a compensation that keeps failing."""

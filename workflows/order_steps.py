@@ -11,35 +11,24 @@ start with a `StepTableError` naming the step and the part, never as a stuck sag
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from temporalio import activity
 
-from activities.http import ServiceClient
-from activities.inventory import InventoryActivities
-from activities.orders import OrderActivities
-from activities.payment import PaymentActivities
-from activities.shipping import ShippingActivities
-from ordersaga.events import SagaEventType
-from ordersaga.models import ActivityInput, CompensationInput, OrderRequest, SagaState, StepResult
-from ports import SERVICES
-from ports.inventory import ReserveInventoryInput
-from ports.orders import ConfirmOrderInput
-from ports.payment import ChargePaymentInput
-from ports.shipping import ScheduleShipmentInput
+from domain.events import SagaEventType
+from domain.order import OrderRequest
+from domain.saga import SagaState
+from ports import DOMAINS, inventory, orders, payment, shipping
+from ports.contract import CompensationInput, Domain, StepResult, line_items
+from ports.inventory import InventoryPort, ReserveInventoryInput, ReserveRequest
+from ports.orders import ConfirmOrderInput, ConfirmRequest, OrdersPort
+from ports.payment import ChargePaymentInput, ChargeRequest, PaymentPort
+from ports.shipping import ScheduleShipmentInput, ShipmentRequest, ShippingPort
 
-Input = TypeVar("Input", bound=ActivityInput)
-
-
-class ActivityProvider(Protocol):
-    """A class of activities for one port, made with a client of its service."""
-
-    service: ClassVar[str]
-
-    def __init__(self, client: ServiceClient) -> None: ...
+Input = TypeVar("Input", bound=BaseModel)
 
 
 class StepTableError(Exception):
@@ -51,8 +40,9 @@ class OrderStep(Generic[Input]):
     """One step of the order saga.
 
     Attributes:
-        activity: Does the step: an activity method (`@activity.defn`) of a class whose
-            `service` names its port; its name is the step's name.
+        port: The service the step calls.
+        activity: Does the step: the port's activity method (`@activity.defn`); its name is
+            the step's name.
         compensation: Undoes the step, given the step's idempotency key as `effect_key`.
         build_input: The activity's input, from the order, the ids the steps before it
             yielded (by `yields` key) and the step's idempotency key.
@@ -65,6 +55,7 @@ class OrderStep(Generic[Input]):
             and the customer is told it was refunded.
     """
 
+    port: Domain
     activity: Callable[[Any, Input], Awaitable[StepResult]]
     compensation: Callable[[Any, CompensationInput], Awaitable[None]]
     build_input: Callable[[OrderRequest, Mapping[str, str], str], Input]
@@ -84,18 +75,15 @@ class OrderStep(Generic[Input]):
         """Its compensation's name."""
         return self.compensation.__name__
 
-    @property
-    def provider(self) -> type[ActivityProvider]:
-        """The class whose instance, made with its service's client, runs both activities."""
-        return cast(type[ActivityProvider], _owner(self.activity))
-
 
 ORDER_STEPS: tuple[OrderStep[Any], ...] = (
     OrderStep(
-        activity=InventoryActivities.reserve_inventory,
-        compensation=InventoryActivities.release_inventory,
+        port=inventory.DOMAIN,
+        activity=InventoryPort.reserve_inventory,
+        compensation=InventoryPort.release_inventory,
         build_input=lambda order, ids, key: ReserveInventoryInput(
-            idempotency_key=key, order_id=order.order_id, items=order.items
+            idempotency_key=key,
+            request=ReserveRequest(order_id=order.order_id, items=line_items(order.items)),
         ),
         state_after="InventoryReserved",
         event="InventoryReserved",
@@ -103,15 +91,18 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         undone_event="InventoryReleased",
     ),
     OrderStep(
-        activity=PaymentActivities.charge_payment,
-        compensation=PaymentActivities.refund_payment,
+        port=payment.DOMAIN,
+        activity=PaymentPort.charge_payment,
+        compensation=PaymentPort.refund_payment,
         build_input=lambda order, ids, key: ChargePaymentInput(
             idempotency_key=key,
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            amount=order.total,
-            currency=order.currency,
-            payment=order.payment,
+            request=ChargeRequest(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                amount=order.total,
+                currency=order.currency,
+                token=order.payment.token,
+            ),
         ),
         state_after="PaymentCharged",
         event="PaymentCharged",
@@ -120,13 +111,16 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         charges_customer=True,
     ),
     OrderStep(
-        activity=ShippingActivities.schedule_shipment,
-        compensation=ShippingActivities.cancel_shipment,
+        port=shipping.DOMAIN,
+        activity=ShippingPort.schedule_shipment,
+        compensation=ShippingPort.cancel_shipment,
         build_input=lambda order, ids, key: ScheduleShipmentInput(
             idempotency_key=key,
-            order_id=order.order_id,
-            items=order.items,
-            address=order.shipping_address,
+            request=ShipmentRequest(
+                order_id=order.order_id,
+                items=line_items(order.items),
+                address=order.shipping_address,
+            ),
         ),
         state_after="ShippingScheduled",
         event="ShippingScheduled",
@@ -134,17 +128,20 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         undone_event="ShipmentCancelled",
     ),
     OrderStep(
-        activity=OrderActivities.confirm_order,
-        compensation=OrderActivities.cancel_order,
+        port=orders.DOMAIN,
+        activity=OrdersPort.confirm_order,
+        compensation=OrdersPort.cancel_order,
         build_input=lambda order, ids, key: ConfirmOrderInput(
             idempotency_key=key,
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            amount=order.total,
-            currency=order.currency,
-            reservation_id=ids["reservation_id"],
-            charge_id=ids["charge_id"],
-            shipment_id=ids["shipment_id"],
+            request=ConfirmRequest(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                amount=order.total,
+                currency=order.currency,
+                reservation_id=ids["reservation_id"],
+                charge_id=ids["charge_id"],
+                shipment_id=ids["shipment_id"],
+            ),
         ),
         state_after="OrderConfirmed",
         event="OrderConfirmed",
@@ -152,14 +149,6 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         undone_event="OrderCancelled",
     ),
 )
-
-
-def _owner(method: Callable[..., Any]) -> type:
-    owner_name, _, _ = method.__qualname__.partition(".")
-    owner = getattr(sys.modules[method.__module__], owner_name, None)
-    if not isinstance(owner, type) or getattr(owner, method.__name__, None) is not method:
-        raise StepTableError(f"{method.__qualname__} is not a method of a module-level class")
-    return owner
 
 
 def check_steps(steps: tuple[OrderStep[Any], ...]) -> None:
@@ -183,15 +172,10 @@ def _check_parts(row: OrderStep[Any], step: str) -> None:
     for part in ("activity", "compensation"):
         if activity._Definition.from_callable(getattr(row, part)) is None:
             raise StepTableError(f"step {step}: its {part} is not an @activity.defn")
-    service = getattr(row.provider, "service", None)
-    if service not in SERVICES:
+    if DOMAINS.get(row.port.name) is not row.port:
         raise StepTableError(
-            f"step {step}: {row.provider.__name__}.service is {service!r}, not a port "
-            f"(ports/<name>.py) among {', '.join(SERVICES)}"
-        )
-    if _owner(row.compensation) is not row.provider:
-        raise StepTableError(
-            f"step {step}: its compensation is not a {row.provider.__name__} method"
+            f"step {step}: its port {row.port.name!r} is not among ports.DOMAINS "
+            f"({', '.join(DOMAINS)}): add it there"
         )
 
 
@@ -219,6 +203,28 @@ def _check_names(row: OrderStep[Any], step: str, taken: dict[str, str]) -> None:
 
 
 check_steps(ORDER_STEPS)
+
+
+def check_registered(activities: Iterable[Callable[..., Any]]) -> None:
+    """Refuse a worker whose `activities` leave a step's activity or compensation unserved.
+
+    Raises:
+        StepTableError: Naming the step and the activity no adapter provides.
+    """
+    served = {_activity_name(registered) for registered in activities}
+    for row in ORDER_STEPS:
+        for name in (row.name, row.undo):
+            if name not in served:
+                raise StepTableError(
+                    f"step {row.name}: no registered activity is named {name}: list the "
+                    "adapter of its port in the worker"
+                )
+
+
+def _activity_name(registered: Callable[..., Any]) -> str | None:
+    definition = activity._Definition.from_callable(registered)
+    return definition.name if definition else None
+
 
 #: The steps by name.
 STEPS = {row.name: row for row in ORDER_STEPS}

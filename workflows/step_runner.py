@@ -14,11 +14,15 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ordersaga.models import CompensationInput, OrderRequest, StepResult, idempotency_key
+    from domain.ids import idempotency_key
+    from domain.order import OrderRequest
+    from domain.policy import ActivityPolicy
+    from ports.contract import CompensationInput, StepResult
     from workflows.order_steps import ORDER_STEPS, OrderStep
 
 from temporal_saga import Compensation, Saga
 
+from workflows.activity_calls import ActivityCalls
 from workflows.deadline import Deadline
 from workflows.order_failures import DEADLINE_EXCEEDED, StepFailed, describe
 from workflows.order_record import OrderRecord
@@ -33,6 +37,8 @@ class StepRunner:
         self._record = record
         self._saga = saga
         self._deadline = Deadline.after(workflow.info().start_time, order.policy.deadline_s)
+        self._calls = ActivityCalls(local=order.policy.local_activities)
+        self._events = record.telemetry.events
 
     async def run(self, step: OrderStep[Any]) -> StepResult:
         """Do `step`, its compensation registered first; return what it created.
@@ -51,7 +57,7 @@ class StepRunner:
         try:
             created = await self._saga.step(
                 step.name,
-                lambda: telemetry.execute(step.activity, arg, policy, within=time_left, step=step),
+                lambda: self._do(step, arg, policy, time_left),
                 compensation=self.undo(step),
             )
         except FailureError as err:
@@ -68,11 +74,18 @@ class StepRunner:
 
     def undo(self, step: OrderStep[Any]) -> Compensation:
         """`step`'s compensation; its input is made only if it runs (most sagas undo nothing)."""
-        return lambda: self._record.telemetry.execute(
-            step.compensation,
-            CompensationInput(order_id=self._order.order_id, effect_key=self._key(step)),
-            self._order.policy.compensations,
-        )
+        return lambda: self._undo(step)
+
+    async def _do(
+        self, step: OrderStep[Any], arg: Any, policy: ActivityPolicy, within: timedelta | None
+    ) -> StepResult:
+        with self._events.riding(step):
+            return await self._calls.call(step.activity, arg, policy, within=within)
+
+    async def _undo(self, step: OrderStep[Any]) -> None:
+        arg = CompensationInput(order_id=self._order.order_id, effect_key=self._key(step))
+        with self._events.riding():
+            await self._calls.call(step.compensation, arg, self._order.policy.compensations)
 
     def interrupted(self) -> None:
         """The steps were cut short from outside (withdrawn, cancelled, past the deadline).

@@ -10,41 +10,20 @@ being replayed, so a saga is counted once however often it is replayed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import MetricCounter, MetricHistogramTimedelta
 
 with workflow.unsafe.imports_passed_through():
-    from activities.events import publish_events
-    from ordersaga.events import SagaEvent, SagaEventType, StepAnnouncement
-    from ordersaga.models import (
-        ActivityInput,
-        Attention,
-        OperatorAction,
-        OrderRequest,
-        PublishEventsInput,
-        SagaState,
-        SagaStatus,
-    )
-    from ordersaga.policy import ActivityPolicy
-    from ordersaga.search_attributes import FAILED_STEP, ORDER_STATUS
-    from workflows.order_steps import ORDER_STEPS, SEARCHABLE_STATES, OrderStep
+    from domain.events import SagaEventType
+    from domain.order import OrderRequest
+    from domain.saga import Attention, OperatorAction, SagaState, SagaStatus
+    from domain.search_attributes import FAILED_STEP, ORDER_STATUS
+    from workflows.order_steps import SEARCHABLE_STATES, OrderStep
 
-from temporal_saga import is_refusal
-
-#: Publishing the saga's last events retries until the bus takes them, like a compensation.
-PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
-
-#: A local activity that backs off longer than this waits on a timer, outside the workflow task,
-#: so that queries, withdrawals and cancellations reach the saga while it waits (the SDK's
-#: default is a minute).
-LOCAL_RETRY_THRESHOLD = timedelta(seconds=1)
-
-Arg = TypeVar("Arg", bound=ActivityInput)
-Result = TypeVar("Result")
+from workflows.saga_events import SagaEvents
 
 
 class SagaTelemetry:
@@ -57,8 +36,7 @@ class SagaTelemetry:
         self._request: OrderRequest  # from `started`, which comes before every other fact
         self._status = status
         self._log_context = {"order_id": status.order_id}
-        self._sequence = 0
-        self._unpublished: list[SagaEvent] = []
+        self.events = SagaEvents(status.order_id)
         self._counters: dict[str, MetricCounter] = {}
         self._histograms: dict[str, MetricHistogramTimedelta] = {}
         # Search attributes are kept current only when the saga was started with them: a
@@ -82,12 +60,7 @@ class SagaTelemetry:
         self._request = request
         workflow.logger.info("Order saga started", extra=self._log_context)
         self._count("saga_started")
-        self._emit(
-            SagaEventType.ORDER_SAGA_STARTED,
-            customer_id=request.customer_id,
-            total=request.total,
-            currency=request.currency,
-        )
+        self.events.started(request)
 
     def step_done(self, step: OrderStep[Any], since: datetime) -> None:
         """`step`, begun at `since`, succeeded; the saga is now in `status.state`."""
@@ -107,7 +80,7 @@ class SagaTelemetry:
     def step_failed(self) -> None:
         """The saga failed at `status.failed_step`; it will undo what it did."""
         status = self._status
-        self._emit(
+        self.events.emit(
             SagaEventType.SAGA_FAILED,
             step=status.failed_step or "",
             reason_type=status.failure_type or "",
@@ -121,7 +94,7 @@ class SagaTelemetry:
     def interrupted(self) -> None:
         """The customer withdrew the order, or the saga was cancelled; it will undo its steps."""
         status = self._status
-        self._emit(
+        self.events.emit(
             SagaEventType.SAGA_INTERRUPTED,
             reason_type=status.failure_type or "",
             reason=status.failure_reason or "",
@@ -155,7 +128,7 @@ class SagaTelemetry:
     def compensated(self, step: OrderStep[Any], by_hand: bool) -> None:
         """`step` is undone (by an operator, if `by_hand`)."""
         self._count("saga_compensations", compensation=step.undo)
-        self._emit(step.undone_event, by_hand=by_hand)
+        self.events.emit(step.undone_event, by_hand=by_hand)
         workflow.logger.info("Compensated", extra=self._log_context | {"compensation": step.undo})
 
     async def needs_attention(self, attention: Attention) -> None:
@@ -170,12 +143,12 @@ class SagaTelemetry:
         )
         self._count("saga_compensations_failed", compensation=attention.compensation)
         self._count("saga_needs_attention")
-        self._emit(
+        self.events.emit(
             SagaEventType.COMPENSATION_NEEDS_ATTENTION,
             compensation=attention.compensation,
             reason=attention.reason,
         )
-        await self.publish_unpublished()
+        await self.events.publish_unpublished()
 
     def attention_resolved(self, action: OperatorAction) -> None:
         """An operator answered; the saga is compensating again."""
@@ -202,100 +175,10 @@ class SagaTelemetry:
             reason_type=status.failure_type or "",
         )
         self._took("saga_duration", workflow.info().start_time, outcome=outcome)
-        self._emit(
+        self.events.emit(
             SagaEventType.SAGA_COMPENSATED,
             state=status.state,
             compensations=",".join(status.compensations_run),
-        )
-
-    # --- Events, carried by the saga's activities ---------------------------------------------
-
-    async def execute(
-        self,
-        activity: Callable[[Any, Arg], Awaitable[Result]],
-        arg: Arg,
-        policy: ActivityPolicy,
-        *,
-        within: timedelta | None = None,
-        step: OrderStep[Any] | None = None,
-    ) -> Result:
-        """Run an activity method, carrying the saga's unpublished events for its worker.
-
-        Each activity carries all of them until one succeeds: a redelivered event is harmless
-        (same id), a lost one is not. It runs as a local activity if the order's policy says so.
-
-        Args:
-            activity: The activity method.
-            arg: Its input.
-            policy: Its timeout and retries.
-            within: The time all its attempts may take together (the order's deadline).
-            step: The step the activity does, if it is one: it announces the step's event.
-        """
-        events = list(self._unpublished)
-        announced = announces = None
-        if step is not None:
-            announced = self._event(step.event, **self._step_details(step))
-            announces = StepAnnouncement(event=announced, created_as=step.yields)
-        arg = arg.model_copy(update={"events": events, "announces": announces})
-        try:
-            result = await self._call(activity, arg, policy, within)
-        except BaseException as err:
-            # A refused step did nothing and announced nothing: its event's number is reused.
-            # Any other failure may follow a success whose event went out: the number stays used.
-            if announced and is_refusal(err) and self._sequence == announced.sequence:
-                self._sequence -= 1
-            raise
-        del self._unpublished[: len(events)]
-        return result
-
-    async def _call(
-        self,
-        activity: Callable[[Any, Arg], Awaitable[Result]],
-        arg: Arg,
-        policy: ActivityPolicy,
-        within: timedelta | None,
-    ) -> Result:
-        options = _options(policy, within)
-        if self._request.policy.local_activities:
-            return await workflow.execute_local_activity_method(
-                activity, arg, local_retry_threshold=LOCAL_RETRY_THRESHOLD, **options
-            )
-        return await workflow.execute_activity_method(activity, arg, **options)
-
-    async def publish_unpublished(self) -> None:
-        """Publish the events no step is left to carry (at most one activity per saga end).
-
-        By a local activity: no round trip through the server's queue.
-        """
-        if not self._unpublished:
-            return
-        events = list(self._unpublished)
-        input = PublishEventsInput(order_id=self._status.order_id, events=events)
-        await workflow.execute_local_activity(publish_events, input, **_options(PUBLISH_POLICY))
-        del self._unpublished[: len(events)]
-
-    def _step_details(self, step: OrderStep[Any]) -> dict[str, str | int]:
-        """What a step's event says besides the id of what the step created."""
-        details: dict[str, str | int] = {}
-        if step.charges_customer:
-            details |= {"amount": self._request.total, "currency": self._request.currency}
-        if step is ORDER_STEPS[-1]:  # the confirmation names what the order came to
-            details |= {"total": self._request.total, "currency": self._request.currency}
-        return details
-
-    def _emit(self, event_type: str, **data: str | int | bool) -> None:
-        self._unpublished.append(self._event(event_type, **data))
-
-    def _event(self, event_type: str, **data: str | int | bool) -> SagaEvent:
-        """The saga's next event, numbered."""
-        self._sequence += 1
-        return SagaEvent(
-            event_id=f"{workflow.info().workflow_id}:{self._sequence}",
-            order_id=self._status.order_id,
-            sequence=self._sequence,
-            type=event_type,
-            occurred_at=workflow.now(),
-            data=data,
         )
 
     # --- Metrics (see the docs' list of saga metrics) -----------------------------------------
@@ -337,12 +220,3 @@ def current_details(status: SagaStatus) -> str:
     if status.compensations_run:
         lines.append(f"Undone: {', '.join(status.compensations_run)}")
     return "\n\n".join(lines)
-
-
-def _options(policy: ActivityPolicy, within: timedelta | None = None) -> dict[str, Any]:
-    """An activity's timeouts and retries, as local and regular activities both take them."""
-    return {
-        "start_to_close_timeout": policy.timeout,
-        "schedule_to_close_timeout": within,
-        "retry_policy": policy.retry_policy(),
-    }

@@ -4,7 +4,7 @@
 set -eu
 NAMESPACE=${DEFAULT_NAMESPACE:-default}
 : "${TEMPORAL_ADDRESS:?TEMPORAL_ADDRESS is required}"
-# NAME=TYPE pairs, as ordersaga/search_attributes.py SEARCH_ATTRIBUTES lists them.
+# NAME=TYPE pairs, as domain/search_attributes.py SEARCH_ATTRIBUTES lists them.
 SEARCH_ATTRIBUTES=${SEARCH_ATTRIBUTES:-"OrderStatus=Keyword CustomerId=Keyword OrderTotal=Int FailedStep=Keyword"}
 
 attempt=1

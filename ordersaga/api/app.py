@@ -28,15 +28,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from domain.fields import Identifier
+from domain.order import OrderRequest
+from domain.problems import describe_problems
+from domain.saga import Resolution, SagaStatus, Withdrawal
 from ordersaga.api.auth import Role, Tokens, allow
-from ordersaga.models import (
-    Identifier,
-    OrderRequest,
-    Resolution,
-    SagaStatus,
-    Withdrawal,
-    describe_problems,
-)
 from ordersaga.order_desk import (
     ActionRefused,
     OrderConflict,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ordersaga.events import SagaEvent
+from domain.events import SagaEvent
 
 
 class Consumer(Protocol):

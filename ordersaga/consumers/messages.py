@@ -7,13 +7,18 @@ never carry a card number, token or address (events do not hold them either).
 from __future__ import annotations
 
 from ordersaga.consumers.money import format_money
-from ports import REFUSALS
 
-#: Why an order was cancelled, by the failure's reason type.
+#: Why an order was cancelled, by the failure's reason type: each refusal a service may answer
+#: (`ports.REFUSALS`; tests/test_consumers.py checks each has its line), then the saga's own
+#: failure types. `AlreadyCompensated` has none: a late call after its undo is never why an
+#: order was cancelled.
 REASONS = {
-    code: refusal.customer_reason for code, refusal in REFUSALS.items() if refusal.customer_reason
-} | {
-    # The saga's own failure types (`workflows/order_saga.py`).
+    "InvalidRequest": "some of its details could not be accepted",
+    "OutOfStock": "an item is out of stock",
+    "UnknownSku": "an item is no longer sold",
+    "PaymentDeclined": "the card was declined",
+    "ShippingUnavailable": "we cannot deliver to the address given",
+    "ConfirmationRejected": "we could not accept it",
     "Cancelled": "we had to cancel it",
     "OrderWithdrawn": "you asked us to",
     "DeadlineExceeded": "we could not complete it in time",

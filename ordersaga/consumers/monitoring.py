@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from ordersaga.events import SagaEvent, SagaEventType
-from services.db import Database
+from domain.events import SagaEvent, SagaEventType
+from ordersaga.sqlite import Database
 from workflows.order_steps import CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from domain.events import SagaEvent, SagaEventType
 from ordersaga.consumers.messages import cancellation_message, confirmation_message
-from ordersaga.events import SagaEvent, SagaEventType
-from services.db import Database
+from ordersaga.sqlite import Database
 from workflows.order_steps import CHARGED_EVENTS, CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from ordersaga.events import SagaEvent
+from domain.events import SagaEvent
 from ordersaga.exits import StartFailure
 
 #: Handles one event; an exception leaves the event (and those after it) to be redelivered.

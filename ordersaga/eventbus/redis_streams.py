@@ -22,8 +22,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
+from domain.events import SagaEvent
 from ordersaga.eventbus.base import EventBusUnreachable, EventHandler
-from ordersaga.events import SagaEvent
 
 DEFAULT_STREAM = "saga-events"
 

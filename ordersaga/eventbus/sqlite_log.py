@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from domain.events import SagaEvent
 from ordersaga.eventbus.base import EventHandler
-from ordersaga.events import SagaEvent
-from services.db import Database
+from ordersaga.sqlite import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

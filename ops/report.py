@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ordersaga.ops.cpu import Group
-from ordersaga.ops.load import Sample
+from ops.cpu import Group
+from ops.load import Sample
 
 
 def percentile(values: Sequence[float], share: float) -> float:

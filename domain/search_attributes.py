@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
-from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 #: The saga's state (`SagaState` value): `OrderStatus = "NeedsAttention"` in the Web UI.
@@ -31,25 +25,6 @@ SEARCH_ATTRIBUTES = {
 def dev_server_args() -> list[str]:
     """Flags that make the dev server register the saga's search attributes at start."""
     return [f"--search-attribute={name}={kind}" for name, kind in SEARCH_ATTRIBUTES.items()]
-
-
-async def ensure_registered(client: Client) -> None:
-    """Register any of the saga's search attributes the namespace lacks.
-
-    Sagas upsert them as they go; on a server without them every workflow task would fail.
-    """
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    missing = {
-        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-        for name, kind in SEARCH_ATTRIBUTES.items()
-        if name not in listed.custom_attributes
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
 
 
 def saga_query(status: str | None = None, customer_id: str | None = None) -> str:

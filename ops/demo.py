@@ -15,6 +15,11 @@ from pydantic import SecretStr
 from rich.console import Console
 from temporalio.client import WorkflowFailureError
 
+from domain.ids import workflow_id_for
+from domain.order import CardDetails, OrderForm
+from domain.saga import SagaStatus
+from ops.dashboard import frame
+from ops.stack import Stack, api_process, embedded_stack
 from ordersaga.api.auth import Tokens
 from ordersaga.api.server import ORDER_API
 from ordersaga.codec import codec_from_settings
@@ -23,9 +28,6 @@ from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
 from ordersaga.keyring import Keyring, ensure_key_file
-from ordersaga.models import CardDetails, OrderForm, SagaStatus, workflow_id_for
-from ordersaga.ops.dashboard import frame
-from ordersaga.ops.stack import Stack, api_process, embedded_stack
 from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
 from ordersaga.serving import serving
 from ordersaga.settings import (

@@ -17,11 +17,12 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ordersaga.models import OrderRequest, workflow_id_for
-from ordersaga.ops.load import Place, retry_transient
+from domain.ids import workflow_id_for
+from domain.order import OrderRequest
+from domain.policy import SagaPolicy
+from domain.search_attributes import ORDER_STATUS
+from ops.load import Place, retry_transient
 from ordersaga.placing import DEMO_ORDER, start_saga
-from ordersaga.policy import SagaPolicy
-from ordersaga.search_attributes import ORDER_STATUS
 from workflows import OrderSaga
 from workflows.baseline import BaselineWorkflow
 

@@ -38,16 +38,16 @@ from rich.console import Console
 from rich.progress import Progress
 from temporalio.client import WorkflowUpdateFailedError
 
+from domain.policy import ActivityPolicy, SagaPolicy
+from domain.saga import OperatorAction, Resolution, SagaState
+from domain.search_attributes import saga_query
+from ops.audit import AuditReport, audit
+from ops.bench import add_load_options
+from ops.load import Sample, retry_transient, run_load
+from ops.options import check_faults, fraction, non_negative_int, positive_int
+from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
+from ops.workload import Mix, final_states, make_order, saga_place
 from ordersaga.deployment import build_id
-from ordersaga.models import OperatorAction, Resolution, SagaState
-from ordersaga.ops.audit import AuditReport, audit
-from ordersaga.ops.bench import add_load_options
-from ordersaga.ops.load import Sample, retry_transient, run_load
-from ordersaga.ops.options import check_faults, fraction, non_negative_int, positive_int
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
-from ordersaga.ops.workload import Mix, final_states, make_order, saga_place
-from ordersaga.policy import ActivityPolicy, SagaPolicy
-from ordersaga.search_attributes import saga_query
 from services.faults import FaultSettings
 from workflows import OrderSaga
 

@@ -23,7 +23,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 import worker
-from activities import create_http_client
+from activities.http import create_http_client
 from ordersaga.api.auth import Tokens
 from ordersaga.deployment import build_id, make_current, worker_version
 from ordersaga.devserver import DevServer
@@ -184,7 +184,7 @@ async def api_process(
         if isinstance(log, Path):
             log = running.enter_context(log.open("ab"))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ordersaga.ops.cli", "api", env=env, stdout=log, stderr=log
+            sys.executable, "-m", "ops.cli", "api", env=env, stdout=log, stderr=log
         )  # fmt: skip
         running.push_async_callback(stop_process, process)
         await until_ready(process, answers, f"the Order API on port {port}", log, 60.0)
@@ -326,7 +326,7 @@ async def worker_process(
         ready_within: Seconds to wait for the worker to poll.
         stop_within: Seconds to wait for a terminated worker to end before killing it.
         command: Another worker program to run the same way (such as bench's baseline
-            worker, `python -m ordersaga.ops.baseline`); `python worker.py` by default.
+            worker, `python -m ops.baseline`); `python worker.py` by default.
         current: Make the worker's deployment version current once it polls (if it has one),
             so that new sagas go to it.
 

@@ -1,20 +1,26 @@
 """Saga events: what a saga announces as it goes, for monitoring and customer notifications.
 
 Events are made by the workflow (deterministically: their ids, sequence numbers and timestamps
-come from the workflow) and published by the activities that carry them, at least once and in
-order per order. A consumer that sees an `event_id` twice ignores the second copy.
+come from the workflow) and ride to the worker in a header of the activities the saga calls
+(`CarriedEvents`), never in their inputs: an activity's input is its service's contract alone.
+The worker's interceptor publishes them, at least once and in order per order. A consumer that
+sees an `event_id` twice ignores the second copy.
 
 A step's own event (`InventoryReserved`, ...) names what the step created, which only the step's
 activity knows: the workflow makes it as the step starts, as a `StepAnnouncement`, and the
-activity publishes it once it has succeeded.
+interceptor publishes it once the step's activity has succeeded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
+from temporalio import activity
 
 
 class SagaEventType(StrEnum):
@@ -73,3 +79,49 @@ class StepAnnouncement(BaseModel):
         """The event to publish once the step has created `created_id`, at time `at`."""
         data = {self.created_as: created_id, **self.event.data}
         return self.event.model_copy(update={"data": data, "occurred_at": at})
+
+
+class CarriedEvents(BaseModel):
+    """The saga's events that ride in the header of one activity call.
+
+    Attributes:
+        events: Every event not yet published, published before the activity runs.
+        announces: The step's own event, published once the step's activity has succeeded.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: list[SagaEvent] = []
+    announces: StepAnnouncement | None = None
+
+
+#: The activity header the events ride in.
+EVENTS_HEADER = "saga-events"
+
+#: The events that ride with the activity the workflow is calling, in the calling task; the
+#: worker's workflow interceptor puts them in the call's header as it schedules the call.
+_carried: ContextVar[CarriedEvents | None] = ContextVar("carried_saga_events", default=None)
+
+
+@contextmanager
+def carrying(carried: CarriedEvents) -> Iterator[None]:
+    """Within the block, activities the calling task schedules carry `carried`."""
+    token = _carried.set(carried)
+    try:
+        yield
+    finally:
+        _carried.reset(token)
+
+
+def carried_now() -> CarriedEvents | None:
+    """What the activity being scheduled carries, if anything."""
+    return _carried.get()
+
+
+@activity.defn(name="publish_events")
+async def publish_events(order_id: str) -> None:
+    """Carry a saga's last events (its outcome), when no step is left to carry them.
+
+    There is nothing to do here: like every activity's, this call's events were published by
+    the worker's interceptor before it ran.
+    """

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ordersaga.ops import audit, bench, chaos, deploy
+from ops import audit, bench, chaos, deploy
 
 AddCommand = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 RunCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]

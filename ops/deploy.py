@@ -26,6 +26,8 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from domain.saga import SagaState
+from domain.search_attributes import ORDER_STATUS
 from ordersaga.deployment import (
     build_id,
     current_version,
@@ -35,8 +37,6 @@ from ordersaga.deployment import (
     worker_version,
 )
 from ordersaga.exits import StartFailure
-from ordersaga.models import SagaState
-from ordersaga.search_attributes import ORDER_STATUS
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect

@@ -24,9 +24,11 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
 
+from domain.ids import WORKFLOW_ID_PREFIX, order_id_of
+from domain.order import OrderRequest
+from domain.saga import OrderResult
+from domain.search_attributes import ORDER_STATUS
 from ordersaga.exits import StartFailure
-from ordersaga.models import WORKFLOW_ID_PREFIX, OrderRequest, OrderResult, order_id_of
-from ordersaga.search_attributes import ORDER_STATUS
 from workflows.order_steps import ORDER_STEPS
 
 #: The visibility query of every saga in a namespace.
@@ -183,7 +185,7 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
     folder = services_dir(data_dir)
     records = ServiceRecords()
     for step in ORDER_STEPS:
-        with _read_only(folder / f"{step.provider.service}.db") as db:
+        with _read_only(folder / f"{step.port.name}.db") as db:
             _read_effects(db, step.name, records.effects)
     with _read_only(folder / "inventory.db") as db:
         items: dict[str, Counter[str]] = {}

@@ -1,6 +1,6 @@
 """What bench and chaos run on: a Temporal server and the services, and pools of worker processes.
 
-Built from `ordersaga.ops.stack`'s parts rather than `embedded_stack`, because bench and chaos
+Built from `ops.stack`'s parts rather than `embedded_stack`, because bench and chaos
 need the pieces by hand: the dev server to restart it, worker processes to kill them (and, on
 2 cores, workers out of the process that generates the load and measures it).
 """
@@ -21,10 +21,10 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
+from ops.stack import ServicesProcess, worker_process
 from ordersaga.deployment import build_id, running_on
 from ordersaga.devserver import DevServer
 from ordersaga.logs import configure_logging
-from ordersaga.ops.stack import ServicesProcess, worker_process
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect

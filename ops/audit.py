@@ -31,14 +31,14 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from ordersaga.ops.audit_data import (
+from ops.audit_data import (
     RECORD_IDS,
     Saga,
     ServiceRecords,
     read_sagas,
     read_service_records,
 )
-from ordersaga.ops.options import add_temporal_options
+from ops.options import add_temporal_options
 from ordersaga.temporal import connect
 from workflows.order_steps import ORDER_STEPS
 

@@ -3,7 +3,7 @@
 Two runs in one invocation, on the same server and the same worker settings (`worker.py`'s
 `tuned_worker`):
 
-1. the baseline: `BaselineWorkflow`, four no-op activities, by `python -m ordersaga.ops.baseline`;
+1. the baseline: `BaselineWorkflow`, four no-op activities, by `python -m ops.baseline`;
 2. the saga: `OrderSaga` through the real services, by `python worker.py`.
 
 Each run's workers are processes of their own (`--workers`), on a task queue of the run's own;
@@ -37,13 +37,13 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from ordersaga.api.auth import Tokens
-from ordersaga.exits import StartFailure
-from ordersaga.models import OrderRequest, workflow_id_for
-from ordersaga.ops import baseline
-from ordersaga.ops.cpu import CpuReading, Group, Pids
-from ordersaga.ops.load import Place, Sample, run_load
-from ordersaga.ops.options import (
+from domain.ids import workflow_id_for
+from domain.order import OrderRequest
+from domain.policy import SagaPolicy
+from ops import baseline
+from ops.cpu import CpuReading, Group, Pids
+from ops.load import Place, Sample, run_load
+from ops.options import (
     add_temporal_options,
     check_faults,
     fraction,
@@ -51,10 +51,10 @@ from ordersaga.ops.options import (
     positive_float,
     positive_int,
 )
-from ordersaga.ops.report import cost_table, run_figures, table, write_chart
-from ordersaga.ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
-from ordersaga.ops.stack import api_process
-from ordersaga.ops.workload import (
+from ops.report import cost_table, run_figures, table, write_chart
+from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
+from ops.stack import api_process
+from ops.workload import (
     Kind,
     Mix,
     api_place,
@@ -65,7 +65,8 @@ from ordersaga.ops.workload import (
     make_order,
     saga_place,
 )
-from ordersaga.policy import SagaPolicy
+from ordersaga.api.auth import Tokens
+from ordersaga.exits import StartFailure
 from services.faults import FaultSettings
 from workflows.order_steps import CONFIRMED
 

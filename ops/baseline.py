@@ -1,6 +1,6 @@
 """The baseline worker: `BaselineWorkflow` and its no-op activities on the saga worker's settings.
 
-Run by `order-saga bench` as `python -m ordersaga.ops.baseline`, through `worker_process`, so it
+Run by `order-saga bench` as `python -m ops.baseline`, through `worker_process`, so it
 reads `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE` and `TASK_QUEUE` from its environment.
 """
 
@@ -22,7 +22,7 @@ from worker import tuned_worker
 from workflows.baseline import NOOP_ACTIVITIES, BaselineWorkflow
 
 #: How bench starts this worker (`worker_process(..., command=COMMAND)`).
-COMMAND = (sys.executable, "-m", "ordersaga.ops.baseline")
+COMMAND = (sys.executable, "-m", "ops.baseline")
 
 
 def noop_activities() -> list[Callable[..., Any]]:

@@ -1,0 +1,103 @@
+"""Where an order's saga stands: its state and status, what an operator or customer may ask."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, StringConstraints, model_validator
+
+from domain.fields import StrictModel
+
+
+class SagaState(StrEnum):
+    """How a saga stands apart from its steps: started, or ending other than confirmed.
+
+    Between `STARTED` and the end, a saga is in the state after its last step done
+    (`workflows/order_steps.py` names them: `InventoryReserved`, ...), the last of which is
+    the confirmed order. A step's failure ends it `ABORTED` or `FAILED`; a customer's change of
+    mind or an operator's cancellation is nobody's failure, and ends it `WITHDRAWN` or
+    `CANCELLED`, whatever step was under way.
+    """
+
+    STARTED = "Started"
+    REFUSED = "Refused"
+    """Its input was not an order it may run: nothing was done."""
+    FAILED = "Failed"
+    """A step failed before any step had taken effect: nothing to undo."""
+    COMPENSATING = "Compensating"
+    NEEDS_ATTENTION = "NeedsAttention"
+    ABORTED = "Aborted"
+    """A step failed; every step taken was undone."""
+    WITHDRAWN = "Withdrawn"
+    """The customer took the order back; every step taken was undone."""
+    CANCELLED = "Cancelled"
+    """The saga was cancelled (`temporal workflow cancel`); every step taken was undone."""
+
+
+class Attention(BaseModel):
+    """A compensation that kept failing: the saga waits for an operator."""
+
+    compensation: str
+    reason: str
+    attempts: int
+
+
+class OperatorAction(StrEnum):
+    """What an operator can do about a compensation that needs attention."""
+
+    RETRY = "retry"
+    MARK_DONE = "mark_done"
+
+
+class Resolution(StrictModel):
+    """An operator's decision on the compensation that needs attention."""
+
+    action: OperatorAction
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _done_by_hand_needs_a_reason(self) -> Resolution:
+        if self.action is OperatorAction.MARK_DONE and not self.reason:
+            raise ValueError("say why the compensation can be marked done (reason)")
+        return self
+
+
+class Withdrawal(StrictModel):
+    """A customer taking back an order before it is confirmed."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+
+
+class SagaStatus(BaseModel):
+    """The answer of the `status` query: where the saga stands and what it has done.
+
+    Steps and compensations are named by their activities. `compensations_recorded` lists the
+    undo of every step that may have taken effect (registered before the step ran, dropped if
+    it was refused). `compensations_run` lists every compensation that is done, including
+    those an operator marked done by hand, which `resolved_by_hand` lists again with the
+    operator's reason. `ids` holds what each step done created, by its key (`charge_id`, ...).
+    """
+
+    order_id: str
+    state: str
+    steps_done: list[str] = []
+    compensations_recorded: list[str] = []
+    compensations_run: list[str] = []
+    failed_step: str | None = None
+    failure_type: str | None = None
+    failure_reason: str | None = None
+    attention: Attention | None = None
+    resolved_by_hand: dict[str, str] = {}
+    withdrawn: bool = False
+    ids: dict[str, str] = {}
+
+
+class OrderResult(StrictModel):
+    """What a confirmed order's saga returns: `ids` of what each step created, by key."""
+
+    order_id: str
+    state: str
+    total: int
+    currency: str
+    ids: dict[str, str]

@@ -119,8 +119,13 @@ def tuned_worker(
     activities: Sequence[Callable[..., Any]],
     interceptors: Sequence[Interceptor] = (),
     deployment: WorkerDeploymentConfig | None = None,
+    workflow_modules: Sequence[str] = WORKFLOW_MODULES,
 ) -> Worker:
-    """A worker with the project's settings; `order-saga bench` runs its baseline on these too."""
+    """A worker with the project's settings.
+
+    `order-saga bench` runs its baseline and the hand-written peer saga on these too, the
+    peer's own package (`workflow_modules`) shared through the sandbox as the saga's is.
+    """
     return Worker(
         client,
         task_queue=task_queue,
@@ -132,7 +137,7 @@ def tuned_worker(
         # (no I/O, no clock, no randomness) are safe to share, and sharing them saves the work.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PURE_MODULES, *WORKFLOW_MODULES
+                *PURE_MODULES, *workflow_modules
             )
         ),
         graceful_shutdown_timeout=timedelta(seconds=10),

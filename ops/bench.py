@@ -1,17 +1,21 @@
-"""`order-saga bench`: throughput and latency of the saga, next to a baseline on the same setup.
+"""`order-saga bench`: the saga's throughput, latency and cost, next to two yardsticks.
 
-Two runs in one invocation, on the same server and the same worker settings (`worker.py`'s
+Three runs in one invocation, on the same server and the same worker settings (`worker.py`'s
 `tuned_worker`):
 
-1. the baseline: `BaselineWorkflow`, four no-op activities, by `python -m ops.baseline`;
-2. the saga: `OrderSaga` through the real services, by `python worker.py`.
+1. the baseline: `BaselineWorkflow`, four no-op activities, by `python -m ops.baseline`: what
+   the engine alone costs;
+2. the peer: `PeerOrderSaga` (`peer/`), the saga a user would write by hand from Temporal's
+   guidance, making the same calls to the same services, by `python -m peer`: what any saga on
+   these services costs;
+3. the saga: `OrderSaga` through the real services, by `python worker.py`.
 
 Each run's workers are processes of their own (`--workers`), on a task queue of the run's own;
 a few warm-up orders run first and are not counted. The measured orders of each run are placed
-in rounds that alternate between the two, never at once (baseline, saga, saga, baseline, ...):
-a change in the machine's load during the invocation then falls on both runs alike, instead of
-on whichever ran second. A run's figures pool its rounds. Latency is from the start request to
-the result.
+in rounds that alternate between the runs, never at once (baseline, peer, saga, saga, peer,
+baseline, ...): a change in the machine's load during the invocation then falls on every run
+alike, instead of on whichever ran last. A run's figures pool its rounds. Latency is from the
+start request to the result.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import os
 import platform
 import random
 import secrets
+import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ from typing import Any, Literal
 import httpx
 from rich.console import Console
 from rich.progress import Progress
+from temporalio.client import Client
 
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
@@ -51,7 +57,7 @@ from ops.options import (
     positive_float,
     positive_int,
 )
-from ops.report import cost_table, run_figures, table, write_chart
+from ops.report import cost_table, ratio_table, run_figures, table, write_chart
 from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, remote_rig
 from ops.stack import api_process
 from ops.workload import (
@@ -63,6 +69,8 @@ from ops.workload import (
     final_states,
     history_length,
     make_order,
+    peer_place,
+    peer_workflow_id,
     saga_place,
 )
 from ordersaga.api.auth import Tokens
@@ -86,6 +94,7 @@ class BenchConfig:
         warmup: Orders run before each measured run, not counted.
         rounds: Rounds each run's measured orders are split into, alternating between the runs.
         baseline: Run the baseline too.
+        peer: Run the hand-written peer saga too.
         seed: Seed of the order mix.
         policy: The saga's timeouts and retries (part of each order).
         via: How the saga's orders are placed: by a Temporal `client`, or through the
@@ -102,6 +111,7 @@ class BenchConfig:
     warmup: int = 20
     rounds: int = 4
     baseline: bool = True
+    peer: bool = True
     seed: int = 1
     policy: SagaPolicy = field(default_factory=SagaPolicy)
     via: Literal["client", "api"] = "client"
@@ -132,19 +142,41 @@ async def bench_rig(
         yield rig
 
 
-async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run the baseline (if asked) and the saga on `rig`; return the results, JSON-ready."""
+async def bench(
+    rig: Rig,
+    config: BenchConfig,
+    console: Console | None = None,
+    saga_worker: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Run the baseline and the peer (if asked) and the saga on `rig`; return the results.
+
+    Args:
+        rig: The server and services.
+        config: What to run.
+        console: Where progress is shown.
+        saga_worker: Another program for the saga's workers (`python worker.py` by default),
+            such as a profiling run's (`tests/breakdown.py`).
+
+    Returns:
+        The results, JSON-ready.
+    """
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
     kinds = Mix().kinds(config.warmup, random.Random()) + config.mix.kinds(
         config.orders, random.Random(config.seed)
     )
     orders = [make_order(f"b{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
+    # The same orders under ids of their own: the services record each order id once.
+    peer_orders = [make_order(f"p{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
     queue = f"bench-saga-{run_id}"
     await rig.set_faults(config.faults)
     try:
         async with AsyncExitStack() as workers:
-            saga = await _saga_run(workers, rig, config, queue, orders)
+            saga = await _saga_run(workers, rig, config, queue, orders, saga_worker)
             runs = [saga]
+            if config.peer:
+                queue = f"bench-peer-{run_id}"
+                place = peer_place(await plain_client(rig), queue, peer_orders)
+                runs.insert(0, _MeasuredRun("peer", place, WorkerPool(rig, queue, PEER_COMMAND)))
             if config.baseline:
                 queue = f"bench-baseline-{run_id}"
                 place = baseline_place(rig.client, queue, run_id)
@@ -158,26 +190,50 @@ async def bench(rig: Rig, config: BenchConfig, console: Console | None = None) -
     finally:
         await rig.set_faults()
     figures = {"saga": saga.figures(Counter(ended.values()), await _history_per_path(rig, ended))}
+    by_label = {run.label: run for run in runs}
+    if config.peer:
+        happy = next(o for o, kind in zip(peer_orders, kinds, strict=True) if kind is Kind.HAPPY)
+        events = await history_length(await plain_client(rig), peer_workflow_id(happy))
+        figures = {"peer": by_label["peer"].figures(None, {"confirmed": events})} | figures
     if config.baseline:
         confirmed = {"confirmed": await history_length(rig.client, baseline_id(run_id, 0))}
-        figures = {"baseline": runs[0].figures(None, confirmed)} | figures
+        figures = {"baseline": by_label["baseline"].figures(None, confirmed)} | figures
     return {
         "run_id": run_id,
         "config": config.as_json(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "runs": figures,
-        "ratios": _ratios(figures),
+        "ratios": _ratios(figures, "baseline", ENGINE_GROUPS),
+        "peer_ratios": _ratios(figures, "peer", tuple(Group)),
     }
 
 
+#: How bench starts a worker of the peer saga.
+PEER_COMMAND = (sys.executable, "-m", "peer")
+
+#: The groups whose CPU the bare-engine ratios compare: the services and the load generator do
+#: next to nothing for the baseline.
+ENGINE_GROUPS = (Group.SERVER, Group.WORKERS)
+
+
+async def plain_client(rig: Rig) -> Client:
+    """A client of the rig's server with the SDK's default data converter, as the peer's."""
+    return await Client.connect(rig.address, namespace=rig.client.namespace)
+
+
 async def _saga_run(
-    running: AsyncExitStack, rig: Rig, config: BenchConfig, queue: str, orders: list[OrderRequest]
+    running: AsyncExitStack,
+    rig: Rig,
+    config: BenchConfig,
+    queue: str,
+    orders: list[OrderRequest],
+    worker: Sequence[str] | None,
 ) -> _MeasuredRun:
     """The saga's run: its orders placed by a Temporal client, or through the Order API.
 
     The API runs in a process of its own, its CPU counted, until `running` ends.
     """
-    pool = WorkerPool(rig, queue)
+    pool = WorkerPool(rig, queue, worker)
     if config.via == "client":
         return _MeasuredRun("saga", saga_place(rig.client, queue, orders), pool)
     tokens = Tokens(shop=secrets.token_urlsafe(16), operator=secrets.token_urlsafe(16))
@@ -332,18 +388,30 @@ async def _history_per_path(rig: Rig, ended: dict[str, str]) -> dict[str, int]:
     }
 
 
-def _ratios(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """The saga's figures as multiples of the baseline's."""
-    if "baseline" not in runs or "saga" not in runs:
+def _ratios(
+    runs: dict[str, dict[str, Any]], against: str, groups: tuple[Group, ...]
+) -> dict[str, float | None]:
+    """The saga's figures as multiples of the `against` run's.
+
+    Args:
+        runs: Each run's figures, by label.
+        against: The yardstick: "baseline" or "peer".
+        groups: The process groups whose CPU per order is compared one by one; against the
+            peer, the CPU of all processes together is compared too (`cpu_all`).
+    """
+    if against not in runs or "saga" not in runs:
         return {}
-    saga, base = runs["saga"], runs["baseline"]
+    saga, base = runs["saga"], runs[against]
     saga_events = saga["history_events"].get(CONFIRMED)
-    # The services and the load generator do next to nothing for the baseline: no ratio.
     cpu = {
         f"cpu_{group}": round(saga["cpu_ms_per_order"][group] / base["cpu_ms_per_order"][group], 3)
-        for group in (Group.SERVER, Group.WORKERS)
-        if base["cpu_ms_per_order"].get(group)
+        for group in groups
+        if base["cpu_ms_per_order"].get(group) and group in saga["cpu_ms_per_order"]
     }
+    if against == "peer":
+        # Every process: the saga's API process, when it is used, is part of its cost.
+        total = sum(saga["cpu_ms_per_order"].values()) / sum(base["cpu_ms_per_order"].values())
+        cpu["cpu_all"] = round(total, 3)
     return {
         "throughput": round(saga["orders_per_s"] / base["orders_per_s"], 3),
         **{
@@ -381,6 +449,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="rounds each run's orders are split into, alternating baseline and saga",
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument(
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="leave out the hand-written peer saga (peer/)",
+    )
     parser.add_argument(
         "--local-activities",
         action="store_true",
@@ -427,6 +501,7 @@ async def run_command(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         rounds=args.rounds,
         baseline=args.baseline,
+        peer=args.peer,
         seed=args.seed,
         policy=SagaPolicy(local_activities=args.local_activities),
         via=args.via,
@@ -440,8 +515,8 @@ async def run_command(args: argparse.Namespace) -> int:
     print(table(results["runs"]))
     print()
     print(cost_table(results["runs"]))
-    for name, ratio in results["ratios"].items():
-        print(f"saga/baseline {name}: {ratio}")
+    print()
+    print(ratio_table(results["ratios"], results["peer_ratios"]))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
         print(f"results: {args.out}")

@@ -90,6 +90,21 @@ def cost_table(runs: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def ratio_table(
+    to_baseline: Mapping[str, float | None], to_peer: Mapping[str, float | None]
+) -> str:
+    """One line per figure: the saga's as a multiple of the baseline's and of the peer's."""
+    lines = [f"{'saga /':<16} {'baseline':>9} {'peer':>9}"]
+    for name in [*to_baseline, *(name for name in to_peer if name not in to_baseline)]:
+        cells = (to_baseline.get(name), to_peer.get(name))
+        lines.append(f"{name:<16} " + " ".join(f"{_cell(cell):>9}" for cell in cells))
+    return "\n".join(lines)
+
+
+def _cell(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.3f}"
+
+
 def write_chart(runs: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Latency distribution and throughput over time of each run, as a PNG."""
     # Imported only when a chart is drawn: it takes a second to load.

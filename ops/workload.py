@@ -23,6 +23,8 @@ from domain.policy import SagaPolicy
 from domain.search_attributes import ORDER_STATUS
 from ops.load import Place, retry_transient
 from ordersaga.placing import DEMO_ORDER, start_saga
+from peer.saga import PeerOrderSaga
+from peer.shared import Item, PeerOrder
 from workflows import OrderSaga
 from workflows.baseline import BaselineWorkflow
 
@@ -149,6 +151,46 @@ def baseline_place(client: Client, task_queue: str, run_id: str) -> Place:
         return CONFIRMED
 
     return place
+
+
+def peer_order(order: OrderRequest) -> PeerOrder:
+    """`order`, as the hand-written peer saga takes it."""
+    return PeerOrder(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        items=[Item(item.sku, item.quantity, item.unit_price) for item in order.items],
+        currency=order.currency,
+        address=order.shipping_address.model_dump(),
+        card_token=order.payment.token,
+    )
+
+
+def peer_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> Place:
+    """Run the peer saga of `orders[i]` and wait for its end; a refusal is an end too.
+
+    `client` must use the SDK's default data converter, as the peer's workers do.
+    """
+
+    async def place(index: int) -> str:
+        order = orders[index]
+        try:
+            await client.execute_workflow(
+                PeerOrderSaga.run,
+                peer_order(order),
+                id=peer_workflow_id(order),
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowFailureError:
+            return NOT_CONFIRMED
+        return CONFIRMED
+
+    return place
+
+
+def peer_workflow_id(order: OrderRequest) -> str:
+    """The workflow id of `order`'s peer saga."""
+    return f"peer-{order.order_id}"
 
 
 def baseline_id(run_id: str, index: int) -> str:

@@ -32,8 +32,8 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert list(elsewhere.iterdir()) == []
 
     results = json.loads(out.read_text())
-    assert set(results) >= {"run_id", "config", "machine", "runs", "ratios"}
-    assert set(results["runs"]) == {"baseline", "saga"}
+    assert set(results) >= {"run_id", "config", "machine", "runs", "ratios", "peer_ratios"}
+    assert set(results["runs"]) == {"baseline", "peer", "saga"}
     for run in results["runs"].values():
         assert run["orders"] == ORDERS
         assert run["orders_per_s"] > 0
@@ -41,9 +41,10 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
         assert 0 <= run["compensation_rate"] <= 1
         assert sum(run["throughput"]) == ORDERS
         assert len(run["samples"]) == ORDERS
-    # The runs take turns, mirrored, never at once: baseline, saga, saga, baseline.
-    base_rounds, saga_rounds = (results["runs"][run]["rounds"] for run in ("baseline", "saga"))
-    turns = [base_rounds[0], saga_rounds[0], saga_rounds[1], base_rounds[1]]
+    # The runs take turns, mirrored, never at once: baseline, peer, saga, saga, peer, baseline.
+    rounds = {label: run["rounds"] for label, run in results["runs"].items()}
+    order = ["baseline", "peer", "saga", "saga", "peer", "baseline"]
+    turns = [rounds[label][turn // 3] for turn, label in enumerate(order)]
     assert all(begin < end for begin, end in turns)
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(turns))
     saga = results["runs"]["saga"]
@@ -54,6 +55,9 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
         assert set(cpu) == {"server", "workers", "services", "load"}
         assert cpu["server"] > 0 and cpu["workers"] > 0 and cpu["load"] > 0
     assert saga["cpu_ms_per_order"]["services"] > 0  # the baseline calls none
+    peer = results["runs"]["peer"]
+    assert peer["outcomes"] == {"confirmed": 14, "not confirmed": 6}  # the same mix as the saga
+    assert peer["cpu_ms_per_order"]["services"] > 0
     # One history per path the saga took; the ratio is a confirmed saga's over the baseline's.
     assert set(saga["history_events"]) == set(saga["outcomes"])
     assert all(events > 0 for events in saga["history_events"].values())
@@ -69,8 +73,18 @@ def test_bench_writes_results_and_chart(tmp_path: Path) -> None:
         "cpu_workers",
         "history_events",
     }
+    peer_events = peer["history_events"]["confirmed"]
+    assert results["peer_ratios"]["history_events"] == round(confirmed_events / peer_events, 3)
+    # Against the peer, every process's CPU counts: the services do the same work for both.
+    assert set(results["peer_ratios"]) == set(results["ratios"]) | {
+        "cpu_services",
+        "cpu_load",
+        "cpu_all",
+    }
+    all_saga, all_peer = (sum(run["cpu_ms_per_order"].values()) for run in (saga, peer))
+    assert results["peer_ratios"]["cpu_all"] == round(all_saga / all_peer, 3)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "saga/baseline throughput" in finished.stdout
+    assert "saga /" in finished.stdout and "peer" in finished.stdout
     assert "CPU ms/order" in finished.stdout
 
 
@@ -78,7 +92,8 @@ def test_bench_via_the_api_places_every_order_through_it(tmp_path: Path) -> None
     out = tmp_path / "results.json"
     command = [sys.executable, "-c", "from ops.cli import main; main()", "bench"]
     command += ["-n", str(ORDERS), "--concurrency", "5", "--warmup", "2", "--rounds", "1"]
-    command += ["--no-baseline", "--via", "api", "--declined", "0.2", "--out", str(out)]
+    command += ["--no-baseline", "--no-peer", "--via", "api", "--declined", "0.2"]
+    command += ["--out", str(out)]
     command += ["--data-dir", str(tmp_path / "stack")]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]

@@ -1,0 +1,43 @@
+"""`python -m peer`: a worker of the hand-written saga, as `order-saga bench` runs it.
+
+It reads `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TASK_QUEUE` and `SERVICES_URL` from its
+environment, connects with the SDK's default data converter (no encryption), and polls on the
+saga's worker settings (`worker.tuned_worker`) until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import aiohttp
+from temporalio.client import Client
+
+from peer.activities import ServiceCalls
+from peer.saga import PeerOrderSaga
+from worker import tuned_worker
+
+
+async def run() -> None:
+    """Poll the task queue until SIGINT or SIGTERM."""
+    client = await Client.connect(
+        os.environ["TEMPORAL_ADDRESS"], namespace=os.environ.get("TEMPORAL_NAMESPACE", "default")
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Keep-alive below the services' 5 s, so an idle connection is dropped here first.
+    connector = aiohttp.TCPConnector(keepalive_timeout=4.0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        calls = ServiceCalls(http, os.environ["SERVICES_URL"]).activities()
+        task_queue = os.environ["TASK_QUEUE"]
+        async with tuned_worker(
+            client, task_queue, [PeerOrderSaga], calls, workflow_modules=["peer"]
+        ):
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())

@@ -1,0 +1,103 @@
+"""The peer saga `order-saga bench` measures against is a correct saga on the real services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import Worker
+
+from domain.policy import SagaPolicy
+from ops.workload import Kind, make_order, peer_order
+from ordersaga.devserver import DevServer
+from peer.activities import ServiceCalls
+from peer.saga import PeerOrderSaga
+from tests.service_state import Services
+
+
+@pytest.fixture
+async def peer_queue(dev_server: DevServer, services_url: str) -> AsyncIterator[str]:
+    """A worker of the peer saga, as `python -m peer` makes it, on a queue of its own."""
+    client = await Client.connect(dev_server.address)
+    task_queue = f"peer-{uuid.uuid4().hex[:8]}"
+    async with aiohttp.ClientSession() as http:
+        calls = ServiceCalls(http, services_url)
+        async with Worker(
+            client, task_queue=task_queue, workflows=[PeerOrderSaga], activities=calls.activities()
+        ):
+            yield task_queue
+
+
+async def start_peer(
+    dev_server: DevServer, task_queue: str, kind: Kind
+) -> WorkflowHandle[PeerOrderSaga, str]:
+    order = make_order(f"peer-{uuid.uuid4().hex[:10]}", kind, SagaPolicy())
+    client = await Client.connect(dev_server.address)
+    return await client.start_workflow(
+        PeerOrderSaga.run, peer_order(order), id=f"peer-{order.order_id}", task_queue=task_queue
+    )
+
+
+async def scheduled(handle: WorkflowHandle[PeerOrderSaga, str]) -> list[str]:
+    history = await handle.fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def test_the_peer_confirms_an_order_with_every_effect_in_force(
+    dev_server: DevServer, peer_queue: str, services: Services
+) -> None:
+    handle = await start_peer(dev_server, peer_queue, Kind.HAPPY)
+
+    confirmation = await handle.result()
+
+    effects = await services.effects(handle.id.removeprefix("peer-"))
+    assert effects.record is not None
+    assert (effects.record["confirmation_id"], effects.record["status"]) == (
+        confirmation,
+        "confirmed",
+    )
+    assert len(effects.live_reservations) == 1
+    assert effects.net_charged == 1500 + 2 * 899
+    assert len(effects.live_shipments) == 1
+    assert await scheduled(handle) == [
+        "reserve_inventory",
+        "charge_payment",
+        "schedule_shipment",
+        "confirm_order",
+    ]
+
+
+async def test_the_peer_compensates_in_reverse_when_shipping_refuses(
+    dev_server: DevServer, peer_queue: str, services: Services
+) -> None:
+    handle = await start_peer(dev_server, peer_queue, Kind.UNSERVED)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+
+    activity_failure = failure.value.cause
+    assert isinstance(activity_failure, ActivityError)
+    cause = activity_failure.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ShippingUnavailable"
+    assert await scheduled(handle) == [
+        "reserve_inventory",
+        "charge_payment",
+        "schedule_shipment",
+        "cancel_shipment",
+        "refund_payment",
+        "release_inventory",
+    ]
+    effects = await services.effects(handle.id.removeprefix("peer-"))
+    assert effects.live_reservations == []
+    assert effects.net_charged == 0
+    assert effects.live_shipments == []

@@ -13,6 +13,10 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 5_000
 
 
+class Busy(Exception):
+    """Another connection holds the write lock, and the caller chose not to wait."""
+
+
 def new_id(prefix: str) -> str:
     """A fresh random id such as `res_3f2a…`; the prefix tells what kind of record it names."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -52,16 +56,30 @@ class Database:
         self._connection().executescript(schema)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed if the block ends normally, rolled back otherwise.
 
         `BEGIN IMMEDIATE` takes the write lock up front. A deferred transaction that reads and
         then writes can fail with SQLITE_BUSY at the write, without waiting, when another writer
         got in between; taking the lock first makes concurrent requests queue up instead (for at
         most `BUSY_TIMEOUT_MS`) and see each other's committed effects.
+
+        Args:
+            wait: If false, do not queue: raise `Busy` at once if another connection holds the
+                write lock (for a caller on an event loop, which must not block on another
+                process).
         """
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise Busy(str(err)) from err
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
             yield conn
         except BaseException:

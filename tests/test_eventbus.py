@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -190,3 +191,25 @@ def test_a_relative_sqlite_path_is_relative_to_the_working_folder(
     assert isinstance(bus, SqliteEventLog)
     assert bus.path == Path("data/events.db")
     assert (tmp_path / "data" / "events.db").exists()
+
+
+async def test_a_publish_never_blocks_the_event_loop_on_another_processs_lock(
+    tmp_path: Path,
+) -> None:
+    """While another connection holds the log's write lock, the loop runs on; then it lands."""
+    bus = SqliteEventLog(tmp_path / "events.db")
+    holder = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as another worker or a consumer mid-commit
+    events = order_events("L1", 2)
+
+    publishing = asyncio.create_task(bus.publish(events))
+    ticks = 0
+    for _ in range(5):  # the loop keeps turning: the publish waits on a thread
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 5
+    assert not publishing.done()
+
+    holder.execute("COMMIT")
+    await asyncio.wait_for(publishing, 10)
+    assert await consume_all(bus, "after") == ids(events)

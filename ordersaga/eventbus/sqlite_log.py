@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from domain.events import SagaEvent
 from ordersaga.eventbus.base import EventHandler
-from ordersaga.sqlite import Database
+from ordersaga.sqlite import Busy, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,8 +84,18 @@ class SqliteEventLog:
         )
 
     async def publish(self, events: Sequence[SagaEvent]) -> None:
-        """Append `events`, in order, in one transaction, skipping ids already in the log."""
-        if events:
+        """Append `events`, in order, in one transaction, skipping ids already in the log.
+
+        On the event loop's thread, as the services write (`ordersaga.sqlite.Database`): the
+        transaction is shorter than handing it to a thread and back. But the file is shared
+        with other processes (more workers, the consumers), and the loop must never wait for
+        their lock: if another holds it, the transaction waits for it on a thread instead.
+        """
+        if not events:
+            return
+        try:
+            self._insert(events, wait=False)
+        except Busy:
             await asyncio.to_thread(self._insert, events)
 
     async def consume(self, consumer: str, handler: EventHandler, *, stop_when_idle: bool) -> int:
@@ -115,9 +125,9 @@ class SqliteEventLog:
     async def close(self) -> None:
         """Nothing to release: each thread's connection closes when the thread ends."""
 
-    def _insert(self, events: Sequence[SagaEvent]) -> None:
+    def _insert(self, events: Sequence[SagaEvent], *, wait: bool = True) -> None:
         rows = [(e.event_id, e.order_id, e.sequence, e.type, e.model_dump_json()) for e in events]
-        with self._db.transaction() as conn:
+        with self._db.transaction(wait=wait) as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO events (event_id, order_id, sequence, type, body)"
                 " VALUES (?, ?, ?, ?, ?)",

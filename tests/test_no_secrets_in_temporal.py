@@ -113,6 +113,8 @@ async def test_card_number_nowhere_and_payloads_encrypted(
 
     payloads = list(payloads_in(json.loads(exported)))
     assert payloads, "the history has payloads"
+    # The saga's events ride in its activities' headers: encrypted like the rest.
+    assert any(where.endswith("/header/fields/saga-events") for where, _ in payloads)
     for where, payload in payloads:
         assert base64.b64decode(payload["metadata"]["encoding"]) == ENCODING, where
         assert "encryption-key-id" in payload["metadata"], where

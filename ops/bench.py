@@ -168,14 +168,15 @@ async def bench(
     # The same orders under ids of their own: the services record each order id once.
     peer_orders = [make_order(f"p{run_id}-{i}", k, config.policy) for i, k in enumerate(kinds)]
     queue = f"bench-saga-{run_id}"
+    peer_client = await plain_client(rig) if config.peer else None
     await rig.set_faults(config.faults)
     try:
         async with AsyncExitStack() as workers:
             saga = await _saga_run(workers, rig, config, queue, orders, saga_worker)
             runs = [saga]
-            if config.peer:
+            if peer_client:
                 queue = f"bench-peer-{run_id}"
-                place = peer_place(await plain_client(rig), queue, peer_orders)
+                place = peer_place(peer_client, queue, peer_orders)
                 runs.insert(0, _MeasuredRun("peer", place, WorkerPool(rig, queue, PEER_COMMAND)))
             if config.baseline:
                 queue = f"bench-baseline-{run_id}"
@@ -191,9 +192,9 @@ async def bench(
         await rig.set_faults()
     figures = {"saga": saga.figures(Counter(ended.values()), await _history_per_path(rig, ended))}
     by_label = {run.label: run for run in runs}
-    if config.peer:
+    if peer_client:
         happy = next(o for o, kind in zip(peer_orders, kinds, strict=True) if kind is Kind.HAPPY)
-        events = await history_length(await plain_client(rig), peer_workflow_id(happy))
+        events = await history_length(peer_client, peer_workflow_id(happy))
         figures = {"peer": by_label["peer"].figures(None, {"confirmed": events})} | figures
     if config.baseline:
         confirmed = {"confirmed": await history_length(rig.client, baseline_id(run_id, 0))}
@@ -255,7 +256,7 @@ class _MeasuredRun:
     """One run's measured orders, placed round by round, and the CPU they cost.
 
     Attributes:
-        label: "baseline" or "saga".
+        label: "baseline", "peer" or "saga".
         place: Places item `i` of the run (the warm-up's first, then the measured ones).
         pool: The run's workers.
         api_pid: The Order API's process, if the orders go through it.
@@ -316,7 +317,7 @@ class _MeasuredRun:
         """The run's figures (`report.run_figures`), its CPU per order and its history lengths.
 
         Args:
-            states: The sagas' final states, counted; None for the baseline.
+            states: The sagas' final states, counted; None for the baseline and the peer.
             history_events: Events in the history of one workflow per path.
         """
         cpu = {
@@ -335,8 +336,8 @@ async def _run_in_rounds(
 ) -> None:
     """Warm each run up, then place their measured orders in alternating rounds.
 
-    The runs take turns in mirrored order (A B, B A, A B, ...), so that a steady drift of the
-    machine's speed favours neither.
+    The runs take turns in mirrored order (A B C, C B A, A B C, ...), so that a steady drift of
+    the machine's speed favours none of them.
     """
     for run in runs:
         await run.warm_up(config.warmup)
@@ -428,7 +429,9 @@ def _ratios(
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga bench` and its options."""
     parser = commands.add_parser(
-        "bench", help="measure saga throughput and latency against a no-op baseline"
+        "bench",
+        help="measure saga throughput, latency and cost against a no-op baseline and a "
+        "hand-written peer saga",
     )
     add_load_options(parser, orders=500)
     loop = parser.add_mutually_exclusive_group()
@@ -446,7 +449,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--rounds",
         type=positive_int,
         default=BenchConfig.rounds,
-        help="rounds each run's orders are split into, alternating baseline and saga",
+        help="rounds each run's orders are split into, alternating between the runs",
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument(

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -81,42 +80,37 @@ async def measure(variant: str, local: bool, orders: int, lone: int) -> dict[str
     """The saga's figures over the peer's, with `variant`'s parts switched off."""
     from ops.bench import BenchConfig, bench
     from ops.rig import embedded_rig_in
+    from ordersaga.keyring import ensure_key_file
 
     parts = VARIANTS[variant]
     os.environ[OFF_VARIABLE] = ",".join(parts)
     command = (sys.executable, "-m", "tests.breakdown", "worker")
     policy = SagaPolicy(local_activities=local)
     figures: dict[str, Any] = {}
-    keys = Path(tempfile.mkdtemp(prefix="breakdown-keys-"))
-    if "encryption" in parts:  # before the rig: its client must encrypt too
-        os.environ["CODEC_KEY_FILE"] = str(write_key(keys))
-    async with embedded_rig_in(None, "breakdown") as rig:
-        busy = BenchConfig(orders=orders, baseline=False, policy=policy, rounds=2)
-        results = await bench(rig, busy, saga_worker=command)
-        runs = results["runs"]
-        figures["cpu_ms_per_order"] = {
-            run: runs[run]["cpu_ms_per_order"] for run in ("saga", "peer")
-        }
-        figures["cpu_all"] = results["peer_ratios"]["cpu_all"]
-        figures["throughput"] = results["peer_ratios"]["throughput"]
-        quiet = BenchConfig(
-            orders=lone, concurrency=1, warmup=5, baseline=False, policy=policy, rounds=2
-        )
-        results = await bench(rig, quiet, saga_worker=command)
-        figures["p50_ms"] = {
-            run: results["runs"][run]["latency_ms"]["p50"] for run in ("saga", "peer")
-        }
-        figures["p50"] = results["peer_ratios"]["latency_p50"]
-    os.environ.pop("CODEC_KEY_FILE", None)
-    shutil.rmtree(keys)
+    with tempfile.TemporaryDirectory(prefix="breakdown-keys-") as keys:
+        if "encryption" in parts:  # before the rig: its client must encrypt too
+            os.environ["CODEC_KEY_FILE"] = str(ensure_key_file(Path(keys) / "payload.key"))
+        try:
+            async with embedded_rig_in(None, "breakdown") as rig:
+                busy = BenchConfig(orders=orders, baseline=False, policy=policy, rounds=2)
+                results = await bench(rig, busy, saga_worker=command)
+                runs = results["runs"]
+                figures["cpu_ms_per_order"] = {
+                    run: runs[run]["cpu_ms_per_order"] for run in ("saga", "peer")
+                }
+                figures["cpu_all"] = results["peer_ratios"]["cpu_all"]
+                figures["throughput"] = results["peer_ratios"]["throughput"]
+                quiet = BenchConfig(
+                    orders=lone, concurrency=1, warmup=5, baseline=False, policy=policy, rounds=2
+                )
+                results = await bench(rig, quiet, saga_worker=command)
+                figures["p50_ms"] = {
+                    run: results["runs"][run]["latency_ms"]["p50"] for run in ("saga", "peer")
+                }
+                figures["p50"] = results["peer_ratios"]["latency_p50"]
+        finally:
+            os.environ.pop("CODEC_KEY_FILE", None)
     return figures
-
-
-def write_key(folder: Path) -> Path:
-    """A payload key file in `folder`, as the demo makes one."""
-    from ordersaga.keyring import ensure_key_file
-
-    return ensure_key_file(folder / "payload.key")
 
 
 def main() -> None:

@@ -13,33 +13,40 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
 from domain.policy import SagaPolicy
-from ops.workload import Kind, make_order, peer_order
+from ops.workload import Kind, make_order, peer_order, peer_workflow_id
 from ordersaga.devserver import DevServer
 from peer.activities import ServiceCalls
 from peer.saga import PeerOrderSaga
 from tests.service_state import Services
 
 
+@pytest.fixture(scope="module")
+async def plain_client(dev_server: DevServer) -> Client:
+    """A client with the SDK's default data converter, as the peer's workers and bench use."""
+    return await Client.connect(dev_server.address)
+
+
 @pytest.fixture
-async def peer_queue(dev_server: DevServer, services_url: str) -> AsyncIterator[str]:
+async def peer_queue(plain_client: Client, services_url: str) -> AsyncIterator[str]:
     """A worker of the peer saga, as `python -m peer` makes it, on a queue of its own."""
-    client = await Client.connect(dev_server.address)
     task_queue = f"peer-{uuid.uuid4().hex[:8]}"
     async with aiohttp.ClientSession() as http:
         calls = ServiceCalls(http, services_url)
         async with Worker(
-            client, task_queue=task_queue, workflows=[PeerOrderSaga], activities=calls.activities()
+            plain_client,
+            task_queue=task_queue,
+            workflows=[PeerOrderSaga],
+            activities=calls.activities(),
         ):
             yield task_queue
 
 
 async def start_peer(
-    dev_server: DevServer, task_queue: str, kind: Kind
+    client: Client, task_queue: str, kind: Kind
 ) -> WorkflowHandle[PeerOrderSaga, str]:
     order = make_order(f"peer-{uuid.uuid4().hex[:10]}", kind, SagaPolicy())
-    client = await Client.connect(dev_server.address)
     return await client.start_workflow(
-        PeerOrderSaga.run, peer_order(order), id=f"peer-{order.order_id}", task_queue=task_queue
+        PeerOrderSaga.run, peer_order(order), id=peer_workflow_id(order), task_queue=task_queue
     )
 
 
@@ -53,9 +60,9 @@ async def scheduled(handle: WorkflowHandle[PeerOrderSaga, str]) -> list[str]:
 
 
 async def test_the_peer_confirms_an_order_with_every_effect_in_force(
-    dev_server: DevServer, peer_queue: str, services: Services
+    plain_client: Client, peer_queue: str, services: Services
 ) -> None:
-    handle = await start_peer(dev_server, peer_queue, Kind.HAPPY)
+    handle = await start_peer(plain_client, peer_queue, Kind.HAPPY)
 
     confirmation = await handle.result()
 
@@ -77,9 +84,9 @@ async def test_the_peer_confirms_an_order_with_every_effect_in_force(
 
 
 async def test_the_peer_compensates_in_reverse_when_shipping_refuses(
-    dev_server: DevServer, peer_queue: str, services: Services
+    plain_client: Client, peer_queue: str, services: Services
 ) -> None:
-    handle = await start_peer(dev_server, peer_queue, Kind.UNSERVED)
+    handle = await start_peer(plain_client, peer_queue, Kind.UNSERVED)
 
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()

@@ -27,7 +27,7 @@ from ordersaga.deployment import deployment_config, is_current, make_current_hin
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.eventbus.publishing import EventPublishingInterceptor
 from ordersaga.exits import StartFailure, run_to_exit
-from ordersaga.log_context import ActivityLogContext
+from ordersaga.log_context import ActivityDurations
 from ordersaga.logs import configure_logging
 from ordersaga.runtime import worker_runtime
 from ordersaga.settings import Group, ServiceUrls, Settings
@@ -79,8 +79,8 @@ def create_worker(
         task_queue,
         [OrderSaga],
         order_activities(http, urls),
-        # ActivityLogContext first: lines logged by the others carry the saga's ids too.
-        interceptors=[ActivityLogContext(), EventPublishingInterceptor(bus)],
+        # ActivityDurations first: the time it logs includes publishing the events.
+        interceptors=[ActivityDurations(), EventPublishingInterceptor(bus)],
         deployment=deployment_config(version) if version else None,
     )
 

@@ -14,7 +14,10 @@ Each run's workers are processes of their own (`--workers`), on a task queue of 
 a few warm-up orders run first and are not counted. The measured orders of each run are placed
 in rounds that alternate between the runs, never at once (baseline, peer, saga, saga, peer,
 baseline, ...): a change in the machine's load during the invocation then falls on every run
-alike, instead of on whichever ran last. A run's figures pool its rounds. Latency is from the
+alike, instead of on whichever ran last. The rounds are short (`ROUND_ORDERS` orders each, a
+second or two), because the shared machines change speed within seconds: with a few long rounds
+the ratios between runs spread several times wider (docs/performance.md). A run's figures pool
+its rounds. Latency is from the
 start request to the result.
 """
 
@@ -78,6 +81,9 @@ from ordersaga.exits import StartFailure
 from services.faults import FaultSettings
 from workflows.order_steps import CONFIRMED
 
+#: Orders in each round of a run, unless `--rounds` says otherwise.
+ROUND_ORDERS = 30
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -92,7 +98,8 @@ class BenchConfig:
         latency_ms: Added to each of the services' mutating calls.
         workers: Worker processes per run.
         warmup: Orders run before each measured run, not counted.
-        rounds: Rounds each run's measured orders are split into, alternating between the runs.
+        rounds: Rounds each run's measured orders are split into, alternating between the runs;
+            None: rounds of about `ROUND_ORDERS` orders.
         baseline: Run the baseline too.
         peer: Run the hand-written peer saga too.
         seed: Seed of the order mix.
@@ -109,7 +116,7 @@ class BenchConfig:
     latency_ms: int = 0
     workers: int = 1
     warmup: int = 20
-    rounds: int = 4
+    rounds: int | None = None
     baseline: bool = True
     peer: bool = True
     seed: int = 1
@@ -341,7 +348,7 @@ async def _run_in_rounds(
     """
     for run in runs:
         await run.warm_up(config.warmup)
-    rounds = max(1, min(config.rounds, config.orders))
+    rounds = max(1, min(config.rounds or round(config.orders / ROUND_ORDERS), config.orders))
     size, extra = divmod(config.orders, rounds)
     with Progress(console=console or Console(stderr=True), transient=True) as progress:
 
@@ -448,8 +455,8 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--rounds",
         type=positive_int,
-        default=BenchConfig.rounds,
-        help="rounds each run's orders are split into, alternating between the runs",
+        help="rounds each run's orders are split into, alternating between the runs "
+        f"[default: about {ROUND_ORDERS} orders each]",
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument(

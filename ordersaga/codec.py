@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import CompositePayloadConverter, DataConverter, PayloadCodec
 
 from domain.search_attributes import saga_query
 from ordersaga.keyring import Keyring, KeyringError
@@ -148,7 +148,24 @@ def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
     return EncryptionCodec(keyring, encrypt=encrypt)
 
 
-class EncryptedOnlyPayloadConverter(PydanticPayloadConverter):
+#: pydantic's converters, made once: each keeps a cache of the type adapters it has built.
+_PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
+
+
+class SagaPayloadConverter(CompositePayloadConverter):
+    """Pydantic payloads (`temporalio.contrib.pydantic`), converted by one set of converters.
+
+    The SDK makes a payload converter for every workflow it runs and two for every workflow
+    task; a new `PydanticPayloadConverter` would build its pydantic type adapters anew each
+    time, so every instance shares the process's.
+    """
+
+    def __init__(self) -> None:
+        """Convert with the process's shared pydantic converters."""
+        super().__init__(*_PYDANTIC_CONVERTERS)
+
+
+class EncryptedOnlyPayloadConverter(SagaPayloadConverter):
     """Pydantic payloads, where payloads that arrived unencrypted are refused.
 
     A type that can say "refused" (the saga's input: `arrived_unencrypted()` on a member of its
@@ -181,12 +198,9 @@ def _refusal(hint: Any) -> Any | None:
 
 def data_converter(codec: EncryptionCodec | None) -> DataConverter:
     """Pydantic payloads, encoded by `codec`, refused if unencrypted where it encrypts."""
-    if codec is None:
-        return pydantic_data_converter
+    encrypts = codec is not None and codec.encrypts
     return DataConverter(
-        payload_converter_class=(
-            EncryptedOnlyPayloadConverter if codec.encrypts else PydanticPayloadConverter
-        ),
+        payload_converter_class=EncryptedOnlyPayloadConverter if encrypts else SagaPayloadConverter,
         payload_codec=codec,
     )
 

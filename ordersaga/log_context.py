@@ -5,9 +5,10 @@ Two sources of lines, one set of fields:
 - Workflow code logs through `workflow.logger` (replay-safe: it is silent while a history is
   replayed). The SDK puts the workflow's info in the record's extra, under `temporal_workflow`;
   `temporal_fields` turns that into `workflow_id`, `run_id`, `workflow_type` and `order_id`.
-- Activities and what they call log through structlog; `ActivityLogContext`, a worker
-  interceptor, binds `workflow_id`, `run_id`, `order_id`, `activity_type` and `attempt` to the
-  context of each activity, so every line logged while it runs carries them.
+- Activities and what they call log through structlog (or any standard logger); a line
+  logged while an activity runs gets `workflow_id`, `run_id`, `order_id`, `activity_type` and
+  `attempt` from `temporal_fields` too, which reads them from the activity's info as the line is
+  written. Nothing is bound as an activity starts: most activities write no line at all.
 """
 
 from __future__ import annotations
@@ -57,13 +58,22 @@ def temporal_fields(
         for key, value in fields.items():
             event_dict.setdefault(key, value)
     details = event_dict.pop("temporal_activity", None)
-    if isinstance(details, dict):
-        workflow_id = str(details.get("workflow_id") or "")
-        fields = saga_ids(workflow_id, str(details.get("workflow_run_id") or ""))
-        for key, value in fields.items():
-            event_dict.setdefault(key, value)
-        event_dict.setdefault("activity_type", details.get("activity_type"))
-        event_dict.setdefault("attempt", details.get("attempt"))
+    if isinstance(details, dict):  # the SDK's own lines about an activity
+        ids = saga_ids(
+            str(details.get("workflow_id") or ""), str(details.get("workflow_run_id") or "")
+        )
+        about: dict[str, Any] = ids | {
+            "activity_type": details.get("activity_type"),
+            "attempt": details.get("attempt"),
+        }
+    elif activity.in_activity():  # a line logged while an activity runs
+        info = activity.info()
+        ids = saga_ids(info.workflow_id or "", info.workflow_run_id or "")
+        about = ids | {"activity_type": info.activity_type, "attempt": info.attempt}
+    else:
+        return event_dict
+    for key, value in about.items():
+        event_dict.setdefault(key, value)
     return event_dict
 
 
@@ -73,28 +83,19 @@ def quiet_sdk_messages() -> None:
     activity.logger.activity_info_on_message = False
 
 
-class ActivityLogContext(Interceptor):
-    """A worker interceptor: lines logged during an activity carry the saga's ids and the try."""
+class ActivityDurations(Interceptor):
+    """A worker interceptor: an `activity done` line with each activity's duration, at debug."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         """Wrap each activity's execution."""
-        return _BindActivityContext(next)
+        return _LogDuration(next)
 
 
-class _BindActivityContext(ActivityInboundInterceptor):
+class _LogDuration(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        # Each activity runs in a task of its own, so these bindings end with it.
-        with structlog.contextvars.bound_contextvars(
-            **saga_ids(info.workflow_id or "", info.workflow_run_id or ""),
-            activity_type=info.activity_type,
-            attempt=info.attempt,
-        ):
-            started = time.monotonic()
-            # A failed try is logged by the SDK ("Completing activity as failed"), inside
-            # these bindings, so it carries the ids too.
-            result = await super().execute_activity(input)
-            # Debug: the saga logs each step done, and the SDK's metrics time every activity;
-            # at info, these lines were a twentieth of a busy worker's CPU.
-            log.debug("activity done", duration_ms=round((time.monotonic() - started) * 1000, 1))
-            return result
+        started = time.monotonic()
+        result = await super().execute_activity(input)
+        # Debug: the saga logs each step done, and the SDK's metrics time every activity;
+        # at info, these lines were a twentieth of a busy worker's CPU.
+        log.debug("activity done", duration_ms=round((time.monotonic() - started) * 1000, 1))
+        return result

@@ -54,13 +54,17 @@ async def connect(
     """
     settings = settings or Settings()
     address = address or settings.temporal_address
+    codec = codec_from_settings(settings)
     connecting = Client.connect(
         address,
         namespace=namespace or settings.temporal_namespace,
-        data_converter=data_converter(codec_from_settings(settings)),
+        data_converter=data_converter(codec),
         # Headers carry the saga's events (ordersaga.eventbus.publishing): encrypted like
-        # every payload.
-        header_codec_behavior=HeaderCodecBehavior.CODEC,
+        # every payload. Without a codec there is nothing to encode, and the SDK would still
+        # visit every header of every workflow task to find that out.
+        header_codec_behavior=(
+            HeaderCodecBehavior.CODEC if codec is not None else HeaderCodecBehavior.NO_CODEC
+        ),
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
         # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.

@@ -92,7 +92,7 @@ async def measure(variant: str, local: bool, orders: int, lone: int) -> dict[str
             os.environ["CODEC_KEY_FILE"] = str(ensure_key_file(Path(keys) / "payload.key"))
         try:
             async with embedded_rig_in(None, "breakdown") as rig:
-                busy = BenchConfig(orders=orders, baseline=False, policy=policy, rounds=2)
+                busy = BenchConfig(orders=orders, baseline=False, policy=policy)
                 results = await bench(rig, busy, saga_worker=command)
                 runs = results["runs"]
                 figures["cpu_ms_per_order"] = {
@@ -101,7 +101,7 @@ async def measure(variant: str, local: bool, orders: int, lone: int) -> dict[str
                 figures["cpu_all"] = results["peer_ratios"]["cpu_all"]
                 figures["throughput"] = results["peer_ratios"]["throughput"]
                 quiet = BenchConfig(
-                    orders=lone, concurrency=1, warmup=5, baseline=False, policy=policy, rounds=2
+                    orders=lone, concurrency=1, warmup=5, baseline=False, policy=policy
                 )
                 results = await bench(rig, quiet, saga_worker=command)
                 figures["p50_ms"] = {

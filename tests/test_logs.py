@@ -1,7 +1,8 @@
-"""`configure_logging`: what is written, and what a line below the level costs."""
+"""`configure_logging`: what is written, what a dropped line costs, what an activity adds."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -10,17 +11,24 @@ from typing import Any
 
 import pytest
 import structlog
+from temporalio.testing import ActivityEnvironment
 
 from ordersaga import logs
+
+#: What `configure_logging` switches off in the `logging` module, for the rest of the process.
+RECORD_FIELD_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
 
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    switches = {name: getattr(logging, name) for name in RECORD_FIELD_SWITCHES}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, value in switches.items():
+        setattr(logging, name, value)
     structlog.reset_defaults()
 
 
@@ -46,3 +54,33 @@ def test_lines_below_the_level_are_dropped_before_any_processor_runs(
     assert [(line["event"], line["level"], line["order_id"]) for line in lines] == [
         ("at the level", "info", "o-1")
     ]
+
+
+async def test_a_line_logged_in_an_activity_names_its_saga_and_try(
+    restore_logging: None,
+) -> None:
+    stream = io.StringIO()
+    logs.configure_logging(logging.INFO, json=True, stream=stream)
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info,
+        workflow_id="order-o-7",
+        workflow_run_id="run-1",
+        activity_type="charge_payment",
+        attempt=3,
+    )
+
+    async def charge() -> None:
+        structlog.get_logger("test").info("charging")
+
+    await environment.run(charge)
+    structlog.get_logger("test").info("outside any activity")
+
+    inside, outside = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert {key: inside.get(key) for key in ("order_id", "workflow_id", "run_id")} == {
+        "order_id": "o-7",
+        "workflow_id": "order-o-7",
+        "run_id": "run-1",
+    }
+    assert (inside["activity_type"], inside["attempt"]) == ("charge_payment", 3)
+    assert "activity_type" not in outside and "order_id" not in outside

@@ -17,8 +17,7 @@ baseline, ...): a change in the machine's load during the invocation then falls 
 alike, instead of on whichever ran last. The rounds are short (`ROUND_ORDERS` orders each, a
 second or two), because the shared machines change speed within seconds: with a few long rounds
 the ratios between runs spread several times wider (docs/performance.md). A run's figures pool
-its rounds. Latency is from the
-start request to the result.
+its rounds. Latency is from the start request to the result.
 """
 
 from __future__ import annotations

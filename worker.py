@@ -14,7 +14,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from activities.http import ServiceClient, create_http_client
 from activities.inventory import InventoryActivities
@@ -30,6 +30,7 @@ from ordersaga.exits import StartFailure, run_to_exit
 from ordersaga.log_context import ActivityDurations
 from ordersaga.logs import configure_logging
 from ordersaga.runtime import worker_runtime
+from ordersaga.sandbox import PrecompiledSandboxRunner
 from ordersaga.settings import Group, ServiceUrls, Settings
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, ensure_registered
@@ -135,7 +136,7 @@ def tuned_worker(
         deployment_config=deployment,
         # The sandbox re-imports a workflow's modules for every run; modules that are pure
         # (no I/O, no clock, no randomness) are safe to share, and sharing them saves the work.
-        workflow_runner=SandboxedWorkflowRunner(
+        workflow_runner=PrecompiledSandboxRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
                 *PURE_MODULES, *workflow_modules
             )

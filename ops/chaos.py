@@ -348,7 +348,7 @@ async def retry_waiting_sagas(rig: Rig, task_queue: str) -> set[str]:
     retry = Resolution(action=OperatorAction.RETRY, reason="chaos: the faults stopped")
     retried = set()
     for workflow_id in await retry_transient(waiting):
-        handle = rig.client.get_workflow_handle_for(OrderSaga.run, workflow_id)
+        handle = rig.client.get_workflow_handle(workflow_id)
         # No longer waiting (visibility lags a moment behind): nothing to retry.
         with contextlib.suppress(WorkflowUpdateFailedError):
             await retry_transient(

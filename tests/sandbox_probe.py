@@ -1,9 +1,10 @@
-"""A workflow that reports which module objects its sandbox gives it, for the worker's tests."""
+"""Workflows that probe the sandbox they run in, for the worker's tests."""
 
 from __future__ import annotations
 
 import pkgutil
 import sys
+from datetime import UTC, datetime
 
 from temporalio import workflow
 
@@ -28,3 +29,13 @@ class ModuleIdentity:
     async def run(self, names: list[str]) -> list[int]:
         """The ids of the module objects named `names`."""
         return [id(sys.modules[name]) for name in names]
+
+
+@workflow.defn(failure_exception_types=[workflow.NondeterminismError])
+class ClockReader:
+    """Reads the machine's clock, which a sandbox must refuse: the workflow fails if it does."""
+
+    @workflow.run
+    async def run(self) -> str:
+        """The time now, by the machine's clock."""
+        return datetime.now(UTC).isoformat()

@@ -1,15 +1,20 @@
-"""What the worker spares the sandbox for every run: importing the project's workflow modules."""
+"""What the worker spares the sandbox for every run (importing the project's workflow modules,
+compiling its way in), and what it does not (its restrictions)."""
 
 from __future__ import annotations
 
 import importlib
 import uuid
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker
-from tests.sandbox_probe import EVERY_WORKFLOW_MODULE, ModuleIdentity
+from ordersaga.sandbox import compiled_snippet
+from tests.sandbox_probe import EVERY_WORKFLOW_MODULE, ClockReader, ModuleIdentity
 
 #: The step table, which the saga's own code imports past the sandbox (it names the activities,
 #: whose modules do I/O): shared in every sandbox.
@@ -48,3 +53,35 @@ async def test_the_worker_shares_the_workflow_modules_which_the_default_sandbox_
     pairs = zip(EVERY_WORKFLOW_MODULE, reimported, host, strict=True)
     same = {name for name, mine, theirs in pairs if mine == theirs}
     assert same == PASSED_THROUGH_BY_THE_SAGA
+
+
+async def test_the_worker_compiles_its_ways_into_the_sandbox_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    compiled_snippet.cache_clear()
+
+    await module_ids(time_skipping_env, default_sandbox=False)
+    first = compiled_snippet.cache_info()
+    await module_ids(time_skipping_env, default_sandbox=False)
+    second = compiled_snippet.cache_info()
+
+    # The SDK still enters the sandbox through the method the worker's runner overrides...
+    assert first.misses > 0
+    assert first.hits > 0
+    # ...and a second run, on a second worker, compiles nothing new.
+    assert second.misses == first.misses
+    assert second.hits > first.hits
+
+
+async def test_the_worker_s_sandbox_still_refuses_the_machine_s_clock(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    task_queue = f"sandbox-{uuid.uuid4()}"
+    async with worker.tuned_worker(time_skipping_env.client, task_queue, [ClockReader], []):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await time_skipping_env.client.execute_workflow(
+                ClockReader.run, id=f"clock-reader-{uuid.uuid4()}", task_queue=task_queue
+            )
+
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "RestrictedWorkflowAccessError"

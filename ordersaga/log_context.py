@@ -59,22 +59,29 @@ def temporal_fields(
             event_dict.setdefault(key, value)
     details = event_dict.pop("temporal_activity", None)
     if isinstance(details, dict):  # the SDK's own lines about an activity
-        ids = saga_ids(
-            str(details.get("workflow_id") or ""), str(details.get("workflow_run_id") or "")
+        about = _activity_fields(
+            str(details.get("workflow_id") or ""),
+            str(details.get("workflow_run_id") or ""),
+            details.get("activity_type"),
+            details.get("attempt"),
         )
-        about: dict[str, Any] = ids | {
-            "activity_type": details.get("activity_type"),
-            "attempt": details.get("attempt"),
-        }
     elif activity.in_activity():  # a line logged while an activity runs
         info = activity.info()
-        ids = saga_ids(info.workflow_id or "", info.workflow_run_id or "")
-        about = ids | {"activity_type": info.activity_type, "attempt": info.attempt}
+        about = _activity_fields(
+            info.workflow_id or "", info.workflow_run_id or "", info.activity_type, info.attempt
+        )
     else:
         return event_dict
     for key, value in about.items():
         event_dict.setdefault(key, value)
     return event_dict
+
+
+def _activity_fields(
+    workflow_id: str, run_id: str, activity_type: Any, attempt: Any
+) -> dict[str, Any]:
+    """The fields of a line about an activity: its saga's ids, its type and its try."""
+    return saga_ids(workflow_id, run_id) | {"activity_type": activity_type, "attempt": attempt}
 
 
 def quiet_sdk_messages() -> None:

@@ -15,15 +15,13 @@ from temporalio.testing import ActivityEnvironment
 
 from ordersaga import logs
 
-#: What `configure_logging` switches off in the `logging` module, for the rest of the process.
-RECORD_FIELD_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
-
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    switches = {name: getattr(logging, name) for name in RECORD_FIELD_SWITCHES}
+    # `configure_logging` sets these for the rest of the process.
+    switches = {name: getattr(logging, name) for name in logs.UNUSED_RECORD_FIELDS}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)

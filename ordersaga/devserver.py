@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sysconfig
 from dataclasses import dataclass, field
@@ -33,6 +34,26 @@ ONE_PARTITION_ARGS = (
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
 )  # fmt: skip
+
+
+#: What the server prints when a port it picked was taken before it could bind it.
+PORT_TAKEN = b"bind: address already in use"
+
+
+def log_size(log: IO[bytes] | int) -> int:
+    """How many bytes a log file holds now (0 for a log that is not a file)."""
+    name = getattr(log, "name", None)
+    return os.stat(name).st_size if isinstance(name, str) else 0
+
+
+def log_since(log: IO[bytes] | int, offset: int) -> bytes:
+    """What a process wrote to a log file after its first `offset` bytes (b"" if not a file)."""
+    name = getattr(log, "name", None)
+    if not isinstance(name, str):
+        return b""
+    with open(name, "rb") as file:  # the log itself is open for writing only
+        file.seek(offset)
+        return file.read()
 
 
 def installed_binary(name: str) -> str:
@@ -99,30 +120,41 @@ class DevServer:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
         return [*args, *self.extra_args]
 
-    async def start(self, ready_within: float = 60.0) -> None:
+    async def start(self, ready_within: float = 60.0, attempts: int = 3) -> None:
         """Start the server and return once it answers clients.
+
+        The server binds ports of its own choosing beside `port` (its internal services'),
+        each picked free an instant before it binds it; another process can take one in that
+        instant, and the server then exits at start. Such a start is tried again, up to
+        `attempts` times, when its output (a log file) shows it.
 
         Raises:
             PortInUseError: Its port, or its UI's, is taken.
             StartFailure: It exited, or did not answer within `ready_within` seconds.
         """
-        ensure_free(self.host, self.port, "Temporal frontend")
-        if self.ui_port:
-            ensure_free(self.host, self.ui_port, "Temporal Web UI")
-        self._process = await asyncio.create_subprocess_exec(
-            *self.command(), stdout=self.log, stderr=self.log
-        )
-        try:
-            await until_ready(
-                self._process,
-                self._answers,
-                f"the Temporal dev server on {self.address}",
-                self.log,
-                ready_within,
+        for attempt in range(1, attempts + 1):
+            ensure_free(self.host, self.port, "Temporal frontend")
+            if self.ui_port:
+                ensure_free(self.host, self.ui_port, "Temporal Web UI")
+            written_before = log_size(self.log)
+            self._process = await asyncio.create_subprocess_exec(
+                *self.command(), stdout=self.log, stderr=self.log
             )
-        except StartFailure:
-            await self.stop()
-            raise
+            try:
+                await until_ready(
+                    self._process,
+                    self._answers,
+                    f"the Temporal dev server on {self.address}",
+                    self.log,
+                    ready_within,
+                )
+                return
+            except StartFailure:
+                exited = self._process.returncode is not None
+                await self.stop()
+                lost_a_port = exited and PORT_TAKEN in log_since(self.log, written_before)
+                if attempt == attempts or not lost_a_port:
+                    raise
 
     async def _answers(self) -> bool:
         try:

@@ -153,10 +153,12 @@ def local_activities(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """The Temporal CLI dev server on a SQLite file, tuned as the demo runs it."""
-    server = DevServer(port=free_port(), db_file=tmp_path_factory.mktemp("temporal") / "t.db")
-    await server.start()
-    yield server
-    await server.stop()
+    data = tmp_path_factory.mktemp("temporal")
+    with (data / "temporal.log").open("ab") as log:
+        server = DevServer(port=free_port(), db_file=data / "t.db", log=log)
+        await server.start()
+        yield server
+        await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,7 @@ def test_a_bench_stopped_by_sigterm_stops_everything_it_started(tmp_path: Path) 
     bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started: dict[psutil.Process, str] = {}
     try:
-        started |= _once_its_worker_runs(psutil.Process(bench.pid))
+        started |= _once_its_worker_runs(bench)
         bench.send_signal(signal.SIGTERM)
         _, stderr = bench.communicate(timeout=60)
         _, alive = psutil.wait_procs(list(started), timeout=10)
@@ -133,15 +133,26 @@ def test_a_bench_stopped_by_sigterm_stops_everything_it_started(tmp_path: Path) 
     assert alive == []
 
 
-def _once_its_worker_runs(bench: psutil.Process) -> dict[psutil.Process, str]:
-    """The bench's processes and their command lines, once its worker runs (the stack is up)."""
+def _once_its_worker_runs(bench: subprocess.Popen[str]) -> dict[psutil.Process, str]:
+    """The bench's processes and their command lines, once its worker runs (the stack is up).
+
+    Raises:
+        AssertionError: The bench ended first (with what it said), or 120 s passed.
+    """
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and bench.poll() is None:
         running: dict[psutil.Process, str] = {}
-        for child in bench.children(recursive=True):
+        try:
+            children = psutil.Process(bench.pid).children(recursive=True)
+        except psutil.NoSuchProcess:  # it has just ended: the loop's condition sees it
+            continue
+        for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 running[child] = " ".join(child.cmdline())
         if any("worker.py" in line for line in running.values()):
             return running
         time.sleep(0.2)  # polls the process table, which has no event to wait on
+    if bench.poll() is not None:
+        _, stderr = bench.communicate()
+        raise AssertionError(f"the bench exited ({bench.returncode}) first: {stderr[-2000:]}")
     raise AssertionError("the bench's worker did not start within 120 s")

@@ -8,6 +8,7 @@ failure is the last line there, and the only `error:` one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ops.stack import worker_process
-from ordersaga.devserver import DevServer
+from ordersaga.devserver import PORT_TAKEN, DevServer
 from ordersaga.exits import StartFailure
 from ordersaga.sockets import free_port
 from ordersaga.temporal import TemporalUnreachable, connect
@@ -150,6 +151,43 @@ async def test_a_dev_server_that_exits_at_start_is_named_with_its_log(tmp_path: 
 
     assert str(failure.value).startswith(f"the Temporal dev server on {server.address} exited ")
     assert str(failure.value).endswith(f"at start; see {log_path}")
+    assert log_path.read_text().count("Error:") == 1  # tried once: another try would fail too
+
+
+async def test_a_dev_server_that_lost_a_port_it_picked_is_started_again(tmp_path: Path) -> None:
+    log_path = tmp_path / "temporal.log"
+    # The server picks its HTTP API's port itself; here another process holds it at first.
+    with socket.create_server(("127.0.0.1", 0)) as holder, log_path.open("ab") as log:
+        port = holder.getsockname()[1]
+        server = DevServer(port=free_port(), log=log, extra_args=("--http-port", str(port)))
+
+        async def release_once_refused() -> None:
+            while PORT_TAKEN not in log_path.read_bytes():
+                await asyncio.sleep(0.01)
+            holder.close()
+
+        release = asyncio.create_task(release_once_refused())
+        try:
+            await server.start()
+        finally:
+            await server.stop()
+            release.cancel()
+
+    assert log_path.read_bytes().count(PORT_TAKEN) == 1
+
+
+async def test_a_dev_server_whose_port_stays_taken_is_named_after_its_last_try(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "temporal.log"
+    with socket.create_server(("127.0.0.1", 0)) as holder, log_path.open("ab") as log:
+        port = holder.getsockname()[1]
+        server = DevServer(port=free_port(), log=log, extra_args=("--http-port", str(port)))
+        with pytest.raises(StartFailure) as failure:
+            await server.start(attempts=2)
+
+    assert str(failure.value).endswith(f"at start; see {log_path}")
+    assert log_path.read_bytes().count(PORT_TAKEN) == 2
 
 
 async def test_an_unreachable_event_bus_is_one_line(tmp_path: Path) -> None:

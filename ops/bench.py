@@ -44,6 +44,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
 
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
@@ -224,8 +225,14 @@ ENGINE_GROUPS = (Group.SERVER, Group.WORKERS)
 
 
 async def plain_client(rig: Rig) -> Client:
-    """A client of the rig's server with the SDK's default data converter, as the peer's."""
-    return await Client.connect(rig.address, namespace=rig.client.namespace)
+    """A client of the rig's server as the peer's workers connect (`peer/__main__.py`).
+
+    TLS and API key as Temporal's SDK reads them from the environment or profile, the SDK's
+    default data converter.
+    """
+    config = ClientConfig.load_client_connect_config()
+    config["target_host"], config["namespace"] = rig.address, rig.client.namespace
+    return await Client.connect(**config)
 
 
 async def _saga_run(

@@ -1,8 +1,10 @@
 """`python -m peer`: a worker of the hand-written saga, as `order-saga bench` runs it.
 
-It reads `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TASK_QUEUE` and `SERVICES_URL` from its
-environment, connects with the SDK's default data converter (no encryption), and polls on the
-saga's worker settings (`worker.tuned_worker`) until SIGINT or SIGTERM.
+It connects as Temporal's SDK reads a client's settings (`temporalio.envconfig`: the address,
+namespace, TLS and API key from `TEMPORAL_*` variables or a `temporal.toml` profile, as the
+saga's worker reads them), with the SDK's default data converter (no encryption); it takes
+`TASK_QUEUE` and `SERVICES_URL` from its environment, and polls on the saga's worker settings
+(`worker.tuned_worker`) until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 
 import aiohttp
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
 
 from peer.activities import ServiceCalls
 from peer.saga import PeerOrderSaga
@@ -21,9 +24,7 @@ from worker import tuned_worker
 
 async def run() -> None:
     """Poll the task queue until SIGINT or SIGTERM."""
-    client = await Client.connect(
-        os.environ["TEMPORAL_ADDRESS"], namespace=os.environ.get("TEMPORAL_NAMESPACE", "default")
-    )
+    client = await Client.connect(**ClientConfig.load_client_connect_config())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from ordersaga.devserver import DevServer
 from peer.activities import ServiceCalls
 from peer.saga import PeerOrderSaga
 from tests.service_state import Services
+from tests.starter_runner import run_python
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,15 @@ async def test_the_peer_compensates_in_reverse_when_shipping_refuses(
     assert effects.live_reservations == []
     assert effects.net_charged == 0
     assert effects.live_shipments == []
+
+
+async def test_the_peer_worker_connects_as_temporals_settings_say(dev_server: DevServer) -> None:
+    # TLS asked for, as for a remote server, against the dev server's plain-text port: a worker
+    # that honours the setting cannot connect; one that ignored it would poll on.
+    env = dict(os.environ, TEMPORAL_ADDRESS=dev_server.address, TEMPORAL_TLS="true")
+    env |= {"TASK_QUEUE": f"peer-{uuid.uuid4().hex[:8]}", "SERVICES_URL": "http://127.0.0.1:9"}
+
+    run = await run_python(env, "-m", "peer")
+
+    assert run.code != 0
+    assert "Failed client connect" in run.err

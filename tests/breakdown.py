@@ -43,7 +43,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 
 def switch_off(parts: tuple[str, ...]) -> None:
-    """Patch the saga's modules so that `parts` do nothing."""
+    """Patch the saga's modules so that `parts` do nothing.
+
+    Raises:
+        AttributeError: A part's method is gone (renamed, say): the run would measure it on.
+    """
     from workflows.saga_events import SagaEvents
     from workflows.telemetry import SagaTelemetry
 
@@ -56,14 +60,25 @@ def switch_off(parts: tuple[str, ...]) -> None:
         async def publish_nothing(self: SagaEvents) -> None:
             return None
 
-        SagaEvents.riding = carry_nothing  # type: ignore[method-assign]
-        SagaEvents.publish_unpublished = publish_nothing  # type: ignore[method-assign]
+        replace(SagaEvents, "riding", carry_nothing)
+        replace(SagaEvents, "publish_unpublished", publish_nothing)
     if "metrics_logs" in parts:
-        SagaTelemetry._count = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
-        SagaTelemetry._took = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
+        replace(SagaTelemetry, "_count", lambda self, *args, **kwargs: None)
+        replace(SagaTelemetry, "_took", lambda self, *args, **kwargs: None)
         logging.getLogger("temporalio.workflow").disabled = True
     if "details" in parts:
-        SagaTelemetry.state_changed = lambda self: None  # type: ignore[method-assign]
+        replace(SagaTelemetry, "state_changed", lambda self: None)
+
+
+def replace(owner: type, name: str, stand_in: object) -> None:
+    """Put `stand_in` in place of `owner`'s method `name`, which must exist.
+
+    Raises:
+        AttributeError: `owner` has no `name`: setting it would add a method nothing calls.
+    """
+    if not callable(getattr(owner, name, None)):
+        raise AttributeError(f"{owner.__qualname__}.{name} is gone: update tests/breakdown.py")
+    setattr(owner, name, stand_in)
 
 
 def run_worker() -> None:

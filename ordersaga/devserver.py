@@ -13,7 +13,7 @@ from typing import IO
 from temporalio.client import Client
 
 from domain import search_attributes
-from ordersaga.exits import StartFailure, until_ready
+from ordersaga.exits import StartFailure, log_path, until_ready
 from ordersaga.runtime import default_runtime
 from ordersaga.sockets import ensure_free
 
@@ -42,14 +42,14 @@ PORT_TAKEN = b"bind: address already in use"
 
 def log_size(log: IO[bytes] | int) -> int:
     """How many bytes a log file holds now (0 for a log that is not a file)."""
-    name = getattr(log, "name", None)
-    return os.stat(name).st_size if isinstance(name, str) else 0
+    name = log_path(log)
+    return os.stat(name).st_size if name else 0
 
 
 def log_since(log: IO[bytes] | int, offset: int) -> bytes:
     """What a process wrote to a log file after its first `offset` bytes (b"" if not a file)."""
-    name = getattr(log, "name", None)
-    if not isinstance(name, str):
+    name = log_path(log)
+    if name is None:
         return b""
     with open(name, "rb") as file:  # the log itself is open for writing only
         file.seek(offset)

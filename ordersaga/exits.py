@@ -23,14 +23,20 @@ class StartFailure(Exception):
     """A command cannot start, or cannot go on; the message says what failed and what to do."""
 
 
+def log_path(log: IO[bytes] | int) -> str | None:
+    """Where a process's log is written, if to a file (not DEVNULL or an inherited stream)."""
+    name = getattr(log, "name", None)
+    return name if isinstance(name, str) else None
+
+
 def see_log(log: IO[bytes] | int) -> str:
     """`see <path>` for a log written to a file, to end a failure's line with.
 
     If the log's last line is an `error: ...` line (what our commands print as they fail), it
     is quoted too: it usually says why.
     """
-    name = getattr(log, "name", None)
-    if not isinstance(name, str):
+    name = log_path(log)
+    if name is None:
         return "its output was not kept"
     with suppress(OSError), open(name, "rb") as file:
         file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))

@@ -67,7 +67,9 @@ class SagaTelemetry:
         # The step's activity published its event (`StepAnnouncement`) once it succeeded.
         self._took("saga_step_duration", since, step=step.name, outcome="ok")
         self.state_changed()
-        workflow.logger.info("Step done", extra=self._log_context | {"step": step.name})
+        # Debug: the step's event, its duration metric and the history say the same, and at
+        # info these lines were most of a busy worker's logging (docs/performance.md).
+        workflow.logger.debug("Step done", extra=self._log_context | {"step": step.name})
 
     def step_ended(self, step: str, since: datetime, outcome: str) -> None:
         """`step`'s call ended without success, as `outcome`.

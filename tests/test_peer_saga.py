@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
 from domain.policy import SagaPolicy
+from ops.bench import PEER_COMMAND
+from ops.stack import worker_process
 from ops.workload import Kind, make_order, peer_order, peer_workflow_id
 from ordersaga.devserver import DevServer
+from peer.__main__ import VERSION
 from peer.activities import ServiceCalls
 from peer.saga import PeerOrderSaga
 from tests.service_state import Services
@@ -122,3 +126,23 @@ async def test_the_peer_worker_connects_as_temporals_settings_say(dev_server: De
 
     assert run.code != 0
     assert "Failed client connect" in run.err
+
+
+async def test_the_peer_worker_pins_its_sagas_to_its_version(
+    dev_server: DevServer, services_url: str, plain_client: Client, tmp_path: Path
+) -> None:
+    # As bench runs it: `python -m peer` in a process of its own, its version made current.
+    task_queue = f"peer-{uuid.uuid4().hex[:8]}"
+    with (tmp_path / "peer.log").open("ab") as log:
+        async with worker_process(
+            dev_server.address, task_queue, services_url, log,
+            data_dir=tmp_path, command=PEER_COMMAND,
+        ):  # fmt: skip
+            handle = await start_peer(plain_client, task_queue, Kind.HAPPY)
+            await handle.result()
+            described = await handle.describe()
+
+    versioning = described.raw_description.workflow_execution_info.versioning_info
+    assert versioning.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
+    assert versioning.deployment_version.deployment_name == VERSION.deployment_name
+    assert versioning.deployment_version.build_id == VERSION.build_id

@@ -1,4 +1,7 @@
-"""`starter.py` as a user runs it: a separate process, with its outcome captured."""
+"""`starter.py` as a user runs it: a separate process, with its outcome captured.
+
+And what any command run in a process of its own says: its one failure line, its log.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,16 @@ async def run_python(env: Mapping[str, str], *args: str) -> Run:
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
     return Run(process.returncode, out.decode(), err.decode())
+
+
+async def until_logged(log_file: Path, text: str) -> str:
+    """The first line of `log_file` holding `text`, once the process has written it."""
+    async with asyncio.timeout(10):
+        while True:
+            for line in log_file.read_text().splitlines():
+                if text in line:
+                    return line
+            await asyncio.sleep(0.05)
 
 
 def one_line(run: Run) -> str:

@@ -26,6 +26,7 @@ from ordersaga.devserver import DevServer
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.orders import undone_after
 from tests.service_state import Services
+from tests.starter_runner import until_logged
 from workflows import OrderSaga
 
 
@@ -119,13 +120,3 @@ async def test_deploy_status_of_an_unknown_deployment_is_one_line(dev_server: De
     assert err.strip().count("\n") == 0
     assert "no Worker Deployment 'nobody-deploys-this'" in err
     assert "Traceback" not in err
-
-
-async def until_logged(log_file: Path, text: str) -> str:
-    """The first line of `log_file` holding `text`, once the process has written it."""
-    async with asyncio.timeout(10):
-        while True:
-            for line in log_file.read_text().splitlines():
-                if text in line:
-                    return line
-            await asyncio.sleep(0.05)

@@ -21,7 +21,7 @@ from ordersaga.devserver import PORT_TAKEN, DevServer
 from ordersaga.exits import StartFailure
 from ordersaga.sockets import free_port
 from ordersaga.temporal import TemporalUnreachable, connect
-from tests.starter_runner import Run, failure_line, one_line, run_python
+from tests.starter_runner import Run, failure_line, one_line, run_python, until_logged
 
 ORDER_SAGA = ("-c", "from ops.cli import main; main()")
 
@@ -162,8 +162,7 @@ async def test_a_dev_server_that_lost_a_port_it_picked_is_started_again(tmp_path
         server = DevServer(port=free_port(), log=log, extra_args=("--http-port", str(port)))
 
         async def release_once_refused() -> None:
-            while PORT_TAKEN not in log_path.read_bytes():
-                await asyncio.sleep(0.01)
+            await until_logged(log_path, PORT_TAKEN.decode())
             holder.close()
 
         release = asyncio.create_task(release_once_refused())

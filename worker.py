@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import structlog
@@ -23,7 +24,13 @@ from activities.payment import PaymentActivities
 from activities.shipping import ShippingActivities
 from domain.events import publish_events
 from ordersaga.codec import CodecMismatch, check_codec_agrees
-from ordersaga.deployment import deployment_config, is_current, make_current_hint, worker_version
+from ordersaga.deployment import (
+    deployment_config,
+    is_current,
+    make_current_hint,
+    record_step_services,
+    worker_version,
+)
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.eventbus.publishing import EventPublishingInterceptor
 from ordersaga.exits import StartFailure, run_to_exit
@@ -36,7 +43,7 @@ from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, ensure_registered
 from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
-from workflows.order_steps import check_registered
+from workflows.order_steps import ORDER_STEPS, check_registered
 
 log = structlog.get_logger()
 
@@ -111,6 +118,16 @@ def order_activities(http: aiohttp.ClientSession, urls: ServiceUrls) -> list[Cal
     ]
     check_registered(activities)
     return activities
+
+
+def step_services(urls: ServiceUrls) -> dict[str, str]:
+    """The base URL of the service each step calls, by step name, without any credentials."""
+    return {row.name: _without_userinfo(urls[row.port.name]) for row in ORDER_STEPS}
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def tuned_worker(
@@ -202,6 +219,7 @@ async def run(settings: Settings) -> None:
             deployment=version.deployment_name,
             build_id=version.build_id,
         )
+        await record_step_services(client, version, step_services(urls))
         if not await is_current(client, version):
             log.warning(make_current_hint(version, settings.temporal_address))
         await stop.wait()

@@ -1,9 +1,11 @@
-"""`order-saga deploy`: the saga's versions, which one runs new sagas, and retiring old ones.
+"""`order-saga deploy`: the saga's versions, which ones run new sagas, and retiring old ones.
 
-A saga is PINNED to the build that started it. When a new build is made current, sagas already
-running finish on the old build's workers, which must keep running until their version has
-drained. A saga waiting for an operator may keep an old version from draining for days: once
-it replays cleanly on the current build, `move-waiting` pins it to that build instead.
+A saga is PINNED to the build that started it. When a new build is made current (or ramps, for
+a share of new sagas), sagas already running finish on the old build's workers, which must keep
+running until their version has drained. No version gets new sagas before its preflight
+(`ops.preflight`) passes; `rollback` sends them back to the version before. A saga waiting for
+an operator may keep an old version from draining for days: once it replays cleanly on the
+current build, `move-waiting` pins it to that build instead.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionProto
+from temporalio.api.deployment.v1 import WorkerDeploymentInfo
 from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus
 from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
@@ -28,12 +30,15 @@ from temporalio.workflow import NondeterminismError
 
 from domain.saga import SagaState
 from domain.search_attributes import ORDER_STATUS
+from ops.preflight import preflight, workers_by_build
 from ordersaga.deployment import (
     build_id,
-    current_version,
     describe_deployment,
     make_current,
     running_on,
+    set_ramping,
+    stop_ramping,
+    version_proto,
     worker_version,
 )
 from ordersaga.exits import StartFailure
@@ -53,12 +58,16 @@ class VersionState:
     Attributes:
         build_id: Its build id.
         routing: What the server routes to it: current, ramping, draining, drained or inactive.
+        ramp: The share of new sagas it gets, in percent, while it ramps; else 0.
+        workers: Its workers polling the task queue now.
         running: Sagas pinned to it that have not ended.
         waiting: Of those, sagas waiting for an operator.
     """
 
     build_id: str
     routing: str
+    ramp: float
+    workers: int
     running: int
     waiting: int
 
@@ -73,18 +82,27 @@ def _routing(status: WorkerDeploymentVersionStatus.ValueType) -> str:
     return name.removeprefix("WORKER_DEPLOYMENT_VERSION_STATUS_").lower()
 
 
-async def deployment_status(client: Client, deployment_name: str) -> list[VersionState]:
-    """Every version of `deployment_name`, newest first.
-
-    Raises:
-        StartFailure: There is no such deployment (no worker of it has polled yet).
-    """
+async def _described(client: Client, deployment_name: str) -> WorkerDeploymentInfo:
     info = await describe_deployment(client, deployment_name)
     if info is None:
         raise StartFailure(
             f"no Worker Deployment {deployment_name!r} on this server: start a worker "
             "(python worker.py) so that its version is registered"
         )
+    return info
+
+
+async def deployment_status(
+    client: Client, deployment_name: str, task_queue: str
+) -> list[VersionState]:
+    """Every version of `deployment_name`, newest first, with its workers on `task_queue`.
+
+    Raises:
+        StartFailure: There is no such deployment (no worker of it has polled yet).
+    """
+    info = await _described(client, deployment_name)
+    routing = info.routing_config
+    workers = await workers_by_build(client, task_queue)
     summaries = sorted(
         info.version_summaries,
         key=lambda summary: summary.create_time.ToDatetime(),
@@ -95,10 +113,13 @@ async def deployment_status(client: Client, deployment_name: str) -> list[Versio
         version = WorkerDeploymentVersion(deployment_name, summary.deployment_version.build_id)
         pinned = running_on(version)
         waiting = f"{pinned} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
+        ramping = routing.ramping_deployment_version.build_id == version.build_id
         states.append(
             VersionState(
                 build_id=version.build_id,
                 routing=_routing(summary.status),
+                ramp=routing.ramping_version_percentage if ramping else 0.0,
+                workers=workers[version.build_id],
                 running=(await client.count_workflows(pinned)).count,
                 waiting=(await client.count_workflows(waiting)).count,
             )
@@ -106,16 +127,102 @@ async def deployment_status(client: Client, deployment_name: str) -> list[Versio
     return states
 
 
+def routing_line(deployment_name: str, states: list[VersionState]) -> str:
+    """Where new sagas go: the current version, and the ramping one with its share."""
+    current = next((state.build_id for state in states if state.routing == "current"), "none")
+    line = f"deployment {deployment_name}, current: {current}"
+    for state in states:
+        if state.routing == "ramping":
+            line += f", ramping: {state.build_id} at {state.ramp:g}%"
+    return line
+
+
 def status_table(states: list[VersionState]) -> str:
     """`deploy status`'s table."""
-    lines = [f"{'build id':<28} {'routing':<9} {'running':>7} {'waiting':>7}  drained"]
+    lines = [
+        f"{'build id':<28} {'routing':<9} {'ramp':>5} {'workers':>7} {'running':>7} "
+        f"{'waiting':>7}  drained"
+    ]
     for state in states:
         drained = "yes" if state.drained else "no"
+        ramp = f"{state.ramp:g}%" if state.routing == "ramping" else "-"
         lines.append(
-            f"{state.build_id:<28} {state.routing:<9} {state.running:>7} {state.waiting:>7}  "
-            f"{drained}"
+            f"{state.build_id:<28} {state.routing:<9} {ramp:>5} {state.workers:>7} "
+            f"{state.running:>7} {state.waiting:>7}  {drained}"
         )
     return "\n".join(lines)
+
+
+async def ramp(
+    client: Client, version: WorkerDeploymentVersion, percent: float, task_queue: str
+) -> None:
+    """Send `percent` of new sagas to `version`, once its preflight passes.
+
+    Raises:
+        StartFailure: `version` is current already, the percentage is out of range, or the
+            preflight failed.
+    """
+    if not 0 < percent < 100:
+        raise StartFailure(
+            f"--percent {percent:g}: give a share between 0 and 100 (exclusive); "
+            "set-current sends all new sagas"
+        )
+    info = await _described(client, version.deployment_name)
+    if info.routing_config.current_deployment_version.build_id == version.build_id:
+        raise StartFailure(f"{version.build_id} is current already: there is nothing to ramp")
+    await preflight(client, version, task_queue)
+    await set_ramping(client, version, percent)
+
+
+async def set_current(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
+    """Send every new saga to `version`, once its preflight passes.
+
+    Raises:
+        StartFailure: The preflight failed, or the server did not know the version in time.
+    """
+    await preflight(client, version, task_queue)
+    await make_current(client, version, within_s=SET_CURRENT_WAIT_S)
+
+
+def previous_version(info: WorkerDeploymentInfo) -> str | None:
+    """The build id that was current before the current one; None if none was."""
+    current = info.routing_config.current_deployment_version.build_id
+    before = [
+        summary
+        for summary in info.version_summaries
+        if summary.deployment_version.build_id != current and summary.HasField("last_current_time")
+    ]
+    if not before:
+        return None
+    latest = max(before, key=lambda summary: summary.last_current_time.ToDatetime())
+    return latest.deployment_version.build_id
+
+
+async def rollback(client: Client, deployment_name: str, task_queue: str) -> str:
+    """New sagas back to the version before: a ramp stops, or the previous version is current.
+
+    Returns:
+        What it did, in one line.
+
+    Raises:
+        StartFailure: Nothing ramps and no version was current before this one, or the
+            previous version's preflight failed (its workers are gone, say).
+    """
+    info = await _described(client, deployment_name)
+    routing = info.routing_config
+    current = routing.current_deployment_version.build_id
+    ramping = routing.ramping_deployment_version.build_id
+    if ramping:
+        await stop_ramping(client, deployment_name)
+        return f"{ramping} no longer ramps: every new saga starts on {current or 'no version'}"
+    previous = previous_version(info)
+    if previous is None:
+        raise StartFailure(
+            f"no version of {deployment_name} was current before {current or 'none'}: "
+            "there is nothing to roll back to"
+        )
+    await set_current(client, WorkerDeploymentVersion(deployment_name, previous), task_queue)
+    return f"{previous} is current again: new sagas start on it, none on {current}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +279,7 @@ def _pin_request(
     client: Client, workflow_id: str, run_id: str, version: WorkerDeploymentVersion
 ) -> UpdateWorkflowExecutionOptionsRequest:
     pinned = VersioningOverride.PinnedOverride(
-        version=_version_proto(version),
+        version=version_proto(version),
         behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
     )
     return UpdateWorkflowExecutionOptionsRequest(
@@ -186,18 +293,15 @@ def _pin_request(
     )
 
 
-def _version_proto(version: WorkerDeploymentVersion) -> VersionProto:
-    return VersionProto(deployment_name=version.deployment_name, build_id=version.build_id)
-
-
-async def retire(client: Client, version: WorkerDeploymentVersion) -> None:
+async def retire(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
     """Remove a drained version from its deployment, once its workers have stopped.
 
     Raises:
         StartFailure: It has not drained, or its workers still poll.
     """
     states = {
-        state.build_id: state for state in await deployment_status(client, version.deployment_name)
+        state.build_id: state
+        for state in await deployment_status(client, version.deployment_name, task_queue)
     }
     state = states.get(version.build_id)
     if state is None:
@@ -211,7 +315,7 @@ async def retire(client: Client, version: WorkerDeploymentVersion) -> None:
         await client.workflow_service.delete_worker_deployment_version(
             DeleteWorkerDeploymentVersionRequest(
                 namespace=client.namespace,
-                deployment_version=_version_proto(version),
+                deployment_version=version_proto(version),
                 identity=client.identity,
             )
         )
@@ -226,19 +330,28 @@ async def retire(client: Client, version: WorkerDeploymentVersion) -> None:
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga deploy` and its actions."""
     parser = commands.add_parser(
-        "deploy", help="the saga's versions: which runs new sagas, which have drained"
+        "deploy", help="the saga's versions: which run new sagas, which have drained"
     )
     actions = parser.add_subparsers(dest="action", required=True)
     for name, help_text in (
-        ("status", "each version with its running and waiting sagas, and whether it drained"),
-        ("set-current", "send new sagas to a version (by default this code's build)"),
+        (
+            "status",
+            "each version: its share of new sagas, workers, sagas, whether it drained",
+        ),
+        ("set-current", "send every new saga to a version (by default this code's build)"),
+        ("ramp", "send a share of new sagas to a version (by default this code's build)"),
+        ("rollback", "new sagas back to the version before: stop a ramp, or the previous current"),
         ("move-waiting", "pin sagas waiting for an operator on --from to this code's build"),
         ("retire", "remove a drained version whose workers have stopped"),
     ):
         action = actions.add_parser(name, help=help_text)
         add_settings(action, Group.TEMPORAL, Group.TLS, Group.CODEC, Group.DEPLOYMENT)
-        if name in ("set-current", "retire"):
+        if name in ("set-current", "ramp", "retire"):
             action.add_argument("--build-id", help="the version [default: this code's build]")
+        if name == "ramp":
+            action.add_argument(
+                "--percent", type=float, required=True, help="share of new sagas, 0 < N < 100"
+            )
         if name == "move-waiting":
             action.add_argument("--from", dest="old", required=True, help="the old build id")
 
@@ -247,20 +360,26 @@ async def run_command(args: argparse.Namespace) -> int:
     """Run `order-saga deploy ACTION`."""
     settings: Settings = load_settings(args, f"order-saga deploy {args.action}")
     client = await connect(settings=settings)
-    name = settings.deployment_name
+    name, task_queue = settings.deployment_name, settings.task_queue
     this_build = worker_version(settings)
     chosen = WorkerDeploymentVersion(name, getattr(args, "build_id", None) or this_build.build_id)
     if args.action == "status":
-        print(f"deployment {name}, current: {await current_version(client, name) or 'none'}")
-        print(status_table(await deployment_status(client, name)))
+        states = await deployment_status(client, name, task_queue)
+        print(routing_line(name, states))
+        print(status_table(states))
     elif args.action == "set-current":
-        await make_current(client, chosen, within_s=SET_CURRENT_WAIT_S)
+        await set_current(client, chosen, task_queue)
         print(f"{chosen.build_id} is now current: new sagas start on it")
+    elif args.action == "ramp":
+        await ramp(client, chosen, args.percent, task_queue)
+        print(f"{chosen.build_id} ramps: {args.percent:g}% of new sagas start on it")
+    elif args.action == "rollback":
+        print(await rollback(client, name, task_queue))
     elif args.action == "move-waiting":
         old = WorkerDeploymentVersion(name, args.old)
         for move in await move_waiting(client, old, this_build):
             print(f"{move.workflow_id}: {'moved' if move.moved else 'kept'}, {move.reason}")
     else:
-        await retire(client, chosen)
+        await retire(client, chosen, task_queue)
         print(f"{chosen.build_id} retired")
     return 0

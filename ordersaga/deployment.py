@@ -17,16 +17,21 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 from temporalio.api.deployment.v1 import WorkerDeploymentInfo
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionProto
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentVersionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
+    SetWorkerDeploymentRampingVersionRequest,
+    UpdateWorkerDeploymentVersionMetadataRequest,
 )
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.converter import PayloadConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
@@ -165,8 +170,7 @@ async def make_current(
 ) -> None:
     """Make `version` its deployment's current version: new sagas start on it.
 
-    A version becomes known to the server shortly after its first worker polls; until then
-    this retries, for up to `within_s` seconds.
+    A version that was ramping stops ramping: it takes all new sagas.
 
     Raises:
         StartFailure: The server did not know the version within `within_s` seconds.
@@ -178,11 +182,59 @@ async def make_current(
         build_id=version.build_id,
         identity=client.identity,
     )
+    await _once_registered(
+        lambda: client.workflow_service.set_worker_deployment_current_version(request),
+        version,
+        within_s,
+    )
+
+
+async def set_ramping(client: Client, version: WorkerDeploymentVersion, percent: float) -> None:
+    """Send `percent` of new sagas to `version`, the rest to the current version.
+
+    Raises:
+        StartFailure: The server did not know the version within `REGISTRATION_WAIT_S`.
+        RPCError: The server refused, for another reason than not knowing the version yet.
+    """
+    request = SetWorkerDeploymentRampingVersionRequest(
+        namespace=client.namespace,
+        deployment_name=version.deployment_name,
+        build_id=version.build_id,
+        percentage=percent,
+        identity=client.identity,
+    )
+    await _once_registered(
+        lambda: client.workflow_service.set_worker_deployment_ramping_version(request),
+        version,
+        REGISTRATION_WAIT_S,
+    )
+
+
+async def stop_ramping(client: Client, deployment_name: str) -> None:
+    """Send every new saga to the current version again: no version ramps any more."""
+    await client.workflow_service.set_worker_deployment_ramping_version(
+        SetWorkerDeploymentRampingVersionRequest(
+            namespace=client.namespace,
+            deployment_name=deployment_name,
+            build_id="",
+            percentage=0,
+            identity=client.identity,
+        )
+    )
+
+
+async def _once_registered(
+    call: Callable[[], Awaitable[object]], version: WorkerDeploymentVersion, within_s: float
+) -> None:
+    """`call()`, again every 0.1 s while the server does not know `version` yet.
+
+    A version becomes known to the server shortly after its first worker polls.
+    """
     try:
         async with asyncio.timeout(within_s):
             while True:
                 try:
-                    await client.workflow_service.set_worker_deployment_current_version(request)
+                    await call()
                     return
                 except RPCError as err:
                     if err.status not in (
@@ -196,6 +248,57 @@ async def make_current(
             f"no worker of build {version.build_id} ({version.deployment_name}) has polled "
             f"within {within_s:g} s: start one (python worker.py) with that code, then try again"
         ) from None
+
+
+#: The version metadata entry in which a build's workers say which service each step calls.
+STEP_SERVICES = "step-services"
+
+
+async def record_step_services(
+    client: Client, version: WorkerDeploymentVersion, services: Mapping[str, str]
+) -> None:
+    """Record, on `version`, the base URL of the service each of its steps calls (by step name).
+
+    The deploy commands read it to check that a build's services answer before it gets sagas:
+    only the build's own workers know its step table and where its services are.
+
+    Raises:
+        StartFailure: The server did not know the version within `REGISTRATION_WAIT_S`.
+    """
+    request = UpdateWorkerDeploymentVersionMetadataRequest(
+        namespace=client.namespace,
+        deployment_version=version_proto(version),
+        upsert_entries={STEP_SERVICES: PayloadConverter.default.to_payload(dict(services))},
+        identity=client.identity,
+    )
+    await _once_registered(
+        lambda: client.workflow_service.update_worker_deployment_version_metadata(request),
+        version,
+        REGISTRATION_WAIT_S,
+    )
+
+
+async def step_services(client: Client, version: WorkerDeploymentVersion) -> dict[str, str] | None:
+    """The service each step of `version` calls, as its workers recorded it; None if they did not.
+
+    Raises:
+        RPCError: The server does not know `version` (`NOT_FOUND`), or refused.
+    """
+    described = await client.workflow_service.describe_worker_deployment_version(
+        DescribeWorkerDeploymentVersionRequest(
+            namespace=client.namespace, deployment_version=version_proto(version)
+        )
+    )
+    entries = described.worker_deployment_version_info.metadata.entries
+    if STEP_SERVICES not in entries:
+        return None
+    recorded = PayloadConverter.default.from_payload(entries[STEP_SERVICES], dict[str, str])
+    return dict(recorded)
+
+
+def version_proto(version: WorkerDeploymentVersion) -> VersionProto:
+    """`version` as the server's API takes it."""
+    return VersionProto(deployment_name=version.deployment_name, build_id=version.build_id)
 
 
 async def describe_deployment(client: Client, deployment_name: str) -> WorkerDeploymentInfo | None:

@@ -23,6 +23,10 @@ Every port's provider must keep four rules; the saga's guarantees rest on them:
    whose code is one of the port's refusals; it is never retried and nothing is undone. Any
    other failure (5xx, 408, 429, a timeout) is retried under the same key.
 
+And one for deploys: `GET <base URL>/healthz` answers 2xx while the service can take calls. No
+build of the saga gets new sagas before every service its steps call answers it
+(`ops/preflight.py`).
+
 `SERVICES` (every port's name, which is also its URL path, database and settings key) and
 `REFUSALS` come from the ports listed here; settings, the services' app, the bench and chaos
 rig and the audit derive from them. A new port is a module here and a line in `DOMAINS`.

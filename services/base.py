@@ -44,4 +44,10 @@ def new_service(
     app = FastAPI(title=f"{name.capitalize()} service", description=description)
     install_error_handlers(app)
     app.include_router(faults_router(injector))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Answers while the service can take calls: what a deploy checks before a build runs."""
+        return {"status": "ok"}
+
     return Service(app=app, db=db, effects=Effects(name, db, injector))

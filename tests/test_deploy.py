@@ -31,9 +31,10 @@ from workflows import OrderSaga
 
 
 def deploy_command(dev_server: DevServer, deployment: str, *argv: str) -> list[str]:
+    """`order-saga deploy ARGV` for a deployment whose workers poll a task queue of its name."""
     return [
-        sys.executable, "-m", "ops.cli", "deploy", *argv,
-        "--address", dev_server.address, "--deployment-name", deployment,
+        sys.executable, "-m", "ops.cli", "deploy", *argv, "--address", dev_server.address,
+        "--deployment-name", deployment, "--task-queue", deployment,
     ]  # fmt: skip
 
 
@@ -102,7 +103,7 @@ async def test_deploy_status_lists_the_versions_and_a_worker_says_how_to_become_
         ):
             before = await run(deploy_command(dev_server, deployment, "status"))
             made = await run(deploy_command(dev_server, deployment, "set-current"))
-            after = await deployment_status(client, deployment)
+            after = await deployment_status(client, deployment, deployment)
             hint = await until_logged(log_file, "order-saga deploy set-current")
 
     assert before[0] == 0, before[2]

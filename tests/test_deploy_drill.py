@@ -96,9 +96,11 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         ]
                         old_results = [await saga.result() for saga in old]
                         new_results = [await saga.result() for saga in new]
-                        draining = await deployment_status(client, DEFAULT_DEPLOYMENT_NAME)
+                        draining = await deployment_status(
+                            client, DEFAULT_DEPLOYMENT_NAME, TASK_QUEUE
+                        )
                         with pytest.raises(StartFailure, match="has not drained"):
-                            await retire(client, v1)
+                            await retire(client, v1, TASK_QUEUE)
                         moving = in_copy(
                             copy, "-m", "ops.cli", "deploy", "move-waiting",
                             "--from", v1.build_id, "--address", stack.address,
@@ -112,7 +114,9 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         drained = await until_drained(client, v1.build_id)
                         await v1_running.aclose()  # v1's worker stops
                         await retire_when_unpolled(client, v1)
-                        retired = await deployment_status(client, DEFAULT_DEPLOYMENT_NAME)
+                        retired = await deployment_status(
+                            client, DEFAULT_DEPLOYMENT_NAME, TASK_QUEUE
+                        )
                         old_activities = [await activities_of(saga) for saga in old]
                         new_activities = [await activities_of(saga) for saga in new]
                         old_versions = {await pinned_to(saga) for saga in [*old, waiting]}
@@ -148,7 +152,7 @@ async def until_drained(client: Client, build: str) -> VersionState:
     """`build`'s state once it has drained (visibility catches up a moment after a saga ends)."""
     async with asyncio.timeout(30):
         while True:
-            states = await deployment_status(client, DEFAULT_DEPLOYMENT_NAME)
+            states = await deployment_status(client, DEFAULT_DEPLOYMENT_NAME, TASK_QUEUE)
             state = next(state for state in states if state.build_id == build)
             if state.drained:
                 return state
@@ -160,7 +164,7 @@ async def retire_when_unpolled(client: Client, version: WorkerDeploymentVersion)
     async with asyncio.timeout(60):
         while True:
             try:
-                await retire(client, version)
+                await retire(client, version, TASK_QUEUE)
                 return
             except StartFailure:
                 await asyncio.sleep(0.5)

@@ -4,8 +4,8 @@ A saga is PINNED to the build that started it. When a new build is made current 
 a share of new sagas), sagas already running finish on the old build's workers, which must keep
 running until their version has drained. No version gets new sagas before its preflight
 (`ops.preflight`) passes; `rollback` sends them back to the version before. A saga waiting for
-an operator may keep an old version from draining for days: once it replays cleanly on the
-current build, `move-waiting` pins it to that build instead.
+an operator may keep an old version from draining for days, and a broken build's sagas need
+a build that can run them: `recover` moves them (`ops.recovery`).
 """
 
 from __future__ import annotations
@@ -13,26 +13,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from google.protobuf.field_mask_pb2 import FieldMask
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.deployment.v1 import WorkerDeploymentInfo
 from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus
-from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
     DeleteWorkerDeploymentVersionRequest,
-    UpdateWorkflowExecutionOptionsRequest,
 )
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
-from temporalio.worker import Replayer
-from temporalio.workflow import NondeterminismError
 
 from domain.saga import SagaState
 from domain.search_attributes import ORDER_STATUS
 from ops.preflight import preflight, workers_by_build
+from ops.recovery import recover
 from ordersaga.deployment import (
-    build_id,
     describe_deployment,
     make_current,
     running_on,
@@ -45,7 +39,6 @@ from ordersaga.exits import StartFailure
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect
-from workflows import OrderSaga
 
 #: How long `deploy set-current` waits for a worker of the version to have polled.
 SET_CURRENT_WAIT_S = 10.0
@@ -225,74 +218,6 @@ async def rollback(client: Client, deployment_name: str, task_queue: str) -> str
     return f"{previous} is current again: new sagas start on it, none on {current}"
 
 
-@dataclass(frozen=True)
-class Move:
-    """What `move_waiting` did with one saga: moved, or kept where it was, and why."""
-
-    workflow_id: str
-    moved: bool
-    reason: str
-
-
-async def move_waiting(
-    client: Client, old: WorkerDeploymentVersion, new: WorkerDeploymentVersion
-) -> list[Move]:
-    """Pin the sagas of `old` that wait for an operator to `new`, where that is safe.
-
-    Safe means the saga's history so far replays on this code, which must be `new`'s build:
-    then `new`'s workers continue it exactly where it stands. A saga whose history does not
-    replay stays on `old`, whose workers must then keep running until it ends.
-
-    Raises:
-        StartFailure: This code is not `new`'s build, so it cannot tell what is safe.
-    """
-    if new.build_id.rpartition("-")[2] != build_id():
-        raise StartFailure(
-            f"this code is build {build_id()}, not {new.build_id}: run move-waiting from the "
-            "checkout of the build the sagas move to"
-        )
-    query = f"{running_on(old)} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
-    replayer = Replayer(workflows=[OrderSaga], data_converter=client.data_converter)
-    moves = []
-    async for saga in client.list_workflows(query):
-        handle = client.get_workflow_handle(saga.id, run_id=saga.run_id)
-        history = await handle.fetch_history()
-        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        failure = replayed.replay_failure
-        if isinstance(failure, NondeterminismError):
-            reason = f"its history does not replay on {new.build_id}"
-            moves.append(Move(saga.id, moved=False, reason=reason))
-            continue
-        if failure is not None:
-            raise StartFailure(
-                f"cannot replay {saga.id} here ({failure}): give this command the workers' "
-                "settings (payload keys, namespace)"
-            ) from failure
-        await client.workflow_service.update_workflow_execution_options(
-            _pin_request(client, saga.id, saga.run_id, new)
-        )
-        moves.append(Move(saga.id, moved=True, reason=f"pinned to {new.build_id}"))
-    return moves
-
-
-def _pin_request(
-    client: Client, workflow_id: str, run_id: str, version: WorkerDeploymentVersion
-) -> UpdateWorkflowExecutionOptionsRequest:
-    pinned = VersioningOverride.PinnedOverride(
-        version=version_proto(version),
-        behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
-    )
-    return UpdateWorkflowExecutionOptionsRequest(
-        namespace=client.namespace,
-        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-        workflow_execution_options=WorkflowExecutionOptions(
-            versioning_override=VersioningOverride(pinned=pinned)
-        ),
-        update_mask=FieldMask(paths=["versioning_override"]),
-        identity=client.identity,
-    )
-
-
 async def retire(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
     """Remove a drained version from its deployment, once its workers have stopped.
 
@@ -327,6 +252,17 @@ async def retire(client: Client, version: WorkerDeploymentVersion, task_queue: s
         ) from None
 
 
+async def _recover(
+    client: Client, args: argparse.Namespace, target: WorkerDeploymentVersion, task_queue: str
+) -> None:
+    source = WorkerDeploymentVersion(target.deployment_name, args.old)
+    recovered = await recover(client, source, target, task_queue, reset=args.reset)
+    if not recovered:
+        raise StartFailure(f"no saga runs on {args.old}: there is nothing to recover")
+    for saga in recovered:
+        print(saga)
+
+
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga deploy` and its actions."""
     parser = commands.add_parser(
@@ -341,7 +277,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ("set-current", "send every new saga to a version (by default this code's build)"),
         ("ramp", "send a share of new sagas to a version (by default this code's build)"),
         ("rollback", "new sagas back to the version before: stop a ramp, or the previous current"),
-        ("move-waiting", "pin sagas waiting for an operator on --from to this code's build"),
+        ("recover", "move the running sagas of --from onto this code's build"),
         ("retire", "remove a drained version whose workers have stopped"),
     ):
         action = actions.add_parser(name, help=help_text)
@@ -352,8 +288,16 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             action.add_argument(
                 "--percent", type=float, required=True, help="share of new sagas, 0 < N < 100"
             )
-        if name == "move-waiting":
-            action.add_argument("--from", dest="old", required=True, help="the old build id")
+        if name == "recover":
+            action.add_argument("--from", dest="old", required=True, help="their build id")
+            action.add_argument(
+                "--to", help="the build they go to, this code's [default: this code's build]"
+            )
+            action.add_argument(
+                "--reset",
+                action="store_true",
+                help="reset a saga whose history does not replay here to its last task that does",
+            )
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -375,10 +319,9 @@ async def run_command(args: argparse.Namespace) -> int:
         print(f"{chosen.build_id} ramps: {args.percent:g}% of new sagas start on it")
     elif args.action == "rollback":
         print(await rollback(client, name, task_queue))
-    elif args.action == "move-waiting":
-        old = WorkerDeploymentVersion(name, args.old)
-        for move in await move_waiting(client, old, this_build):
-            print(f"{move.workflow_id}: {'moved' if move.moved else 'kept'}, {move.reason}")
+    elif args.action == "recover":
+        target = WorkerDeploymentVersion(name, args.to or this_build.build_id)
+        await _recover(client, args, target, task_queue)
     else:
         await retire(client, chosen, task_queue)
         print(f"{chosen.build_id} retired")

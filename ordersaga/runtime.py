@@ -35,6 +35,14 @@ def default_runtime() -> Runtime:
     return Runtime(telemetry=TelemetryConfig(logging=FORWARDED_LOGS))
 
 
+@functools.cache
+def replay_runtime() -> Runtime:
+    """The runtime of a replay that judges a history: its failing is an answer, not a warning."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    forwarded = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(quiet, forwarded)))
+
+
 def worker_runtime(metrics_address: str | None) -> Runtime:
     """A runtime serving Prometheus metrics on `metrics_address`; `default_runtime()` if unset.
 

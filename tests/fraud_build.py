@@ -10,7 +10,6 @@ they ask the copy.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,49 +20,21 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from ops.bad_builds import ROOT, copy_checkout
 from ops.stack import ServicesProcess
 from ordersaga.devserver import DevServer
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
 from tests.service_state import Services
 
-ROOT = Path(__file__).resolve().parent.parent
-
 #: The recipe, as a patch against this checkout.
 PATCH = ROOT / "docs" / "recipes" / "fraud-check.patch"
-
-#: What the copy holds: everything a worker, the services, the commands and the tests run from.
-TREE = (
-    "activities",
-    "domain",
-    "ops",
-    "ordersaga",
-    "ports",
-    "services",
-    "workflows",
-    "tests",
-    "worker.py",
-    "starter.py",
-    "pyproject.toml",
-)
 
 
 def patched_paths() -> list[str]:
     """The files the recipe's patch adds or changes."""
     numstat = git("apply", "--numstat", str(PATCH), cwd=ROOT)
     return [line.split("\t")[2] for line in numstat.splitlines()]
-
-
-def copy_checkout(dest: Path) -> Path:
-    """Copy what runs of this checkout to `dest`; return `dest`."""
-    for name in TREE:
-        source = ROOT / name
-        if source.is_dir():
-            ignored = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis")
-            shutil.copytree(source, dest / name, ignore=ignored)
-        else:
-            shutil.copy2(source, dest / name)
-    return dest
 
 
 def fraud_build(dest: Path) -> Path:
@@ -132,10 +103,13 @@ class CopyStack:
 
 #: A version left behind drains, and its workers count as gone, within seconds instead of the
 #: server's minutes (a grace period for visibility to catch up, a poller history of 5 minutes).
+#: Polls end after a second, so a live worker polls again well within that history, as a
+#: deploy's preflight asks of a version's workers.
 QUICK_DRAINAGE_ARGS = (
     "--dynamic-config-value", 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="1s"',
     "--dynamic-config-value", 'matching.wv.VersionDrainageStatusRefreshInterval="1s"',
-    "--dynamic-config-value", 'matching.PollerHistoryTTL="1s"',
+    "--dynamic-config-value", 'matching.PollerHistoryTTL="3s"',
+    "--dynamic-config-value", 'matching.longPollExpirationInterval="1s"',
 )  # fmt: skip
 
 

@@ -19,7 +19,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkerDeploymentVersion
 
 from domain.saga import OperatorAction, Resolution, SagaState
-from ops.deploy import deployment_status, move_waiting
+from ops.deploy import deployment_status
+from ops.recovery import Outcome, recover
 from ops.stack import worker_process
 from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer
@@ -71,7 +72,7 @@ async def test_a_waiting_saga_moves_to_a_build_its_history_replays_on(
             await old_worker.enter_async_context(worker("old", log))
             saga = await saga_waiting_for_an_operator(client, services, deployment)
             async with worker("new", log):
-                moves = await move_waiting(client, old, new)
+                moves = await recover(client, old, new, deployment)
                 await old_worker.aclose()  # from here on only the new build's worker runs
                 await saga.execute_update(
                     OrderSaga.resolve_compensation, Resolution(action=OperatorAction.RETRY)
@@ -80,7 +81,7 @@ async def test_a_waiting_saga_moves_to_a_build_its_history_replays_on(
                     await saga.result()
                 status = await saga.query(OrderSaga.status)
 
-    assert [(move.workflow_id, move.moved) for move in moves] == [(saga.id, True)]
+    assert [(move.workflow_id, move.outcome) for move in moves] == [(saga.id, Outcome.MOVED)]
     assert status.state == SagaState.ABORTED
     assert status.compensations_run == undone_after("charge_payment")
 

@@ -102,8 +102,9 @@ async def test_a_new_build_deployed_under_load_runs_new_sagas_while_the_old_one_
                         with pytest.raises(StartFailure, match="has not drained"):
                             await retire(client, v1, TASK_QUEUE)
                         moving = in_copy(
-                            copy, "-m", "ops.cli", "deploy", "move-waiting",
+                            copy, "-m", "ops.cli", "deploy", "recover",
                             "--from", v1.build_id, "--address", stack.address,
+                            "--task-queue", TASK_QUEUE,
                         )  # fmt: skip
                         await waiting.execute_update(
                             OrderSaga.resolve_compensation,

@@ -54,8 +54,9 @@ async def test_recorded_history_replays(path: Path) -> None:
 async def test_a_change_to_the_sagas_commands_fails_the_replay(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The steps in another order: the confirmed saga's history has the reservation first.
-    monkeypatch.setattr(order_steps, "ORDER_STEPS", order_steps.ORDER_STEPS[::-1])
+    # Shipping before payment: the confirmed saga's history has the charge second.
+    first, second, third, *rest = order_steps.ORDER_STEPS
+    monkeypatch.setattr(order_steps, "ORDER_STEPS", (first, third, second, *rest))
 
     failure = await replay(HISTORIES / "confirmed.json")
 

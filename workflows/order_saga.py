@@ -11,6 +11,7 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -33,12 +34,28 @@ SETTLED = frozenset(
 )
 
 
-# A payload that is not an order reaches `run` as a `RefusedOrder`; one that is not even JSON
-# fails the workflow at once (instead of retrying the workflow task forever). PINNED: a saga
-# runs to its end on the build that started it, so a change to what it does is a new build of
-# the worker (docs/versioning.md), never a branch in this code.
+#: Errors that fail the saga's workflow rather than its workflow task: a payload that is not
+#: even JSON fails it at once (instead of retrying the task forever); a payload that is not an
+#: order reaches `run` as a `RefusedOrder`.
+FAILS_THE_WORKFLOW: tuple[type[Exception], ...] = (pydantic.ValidationError,)
+
+#: What may cut the steps short, each of which undoes them: a step's failure, a withdrawal or a
+#: cancellation (asyncio.CancelledError, which is not an Exception), or an error that fails the
+#: workflow. Any other exception is a bug of this build: it fails the workflow task, so the saga
+#: stays where it stands, undoing nothing, until a build that runs it is deployed and the saga
+#: is moved there (docs/versioning.md), rather than undoing a good order for our mistake.
+UNWINDS: tuple[type[BaseException], ...] = (
+    StepFailed,
+    FailureError,
+    asyncio.CancelledError,
+    *FAILS_THE_WORKFLOW,
+)
+
+
+# PINNED: a saga runs to its end on the build that started it, so a change to what it does is a
+# new build of the worker (docs/versioning.md), never a branch in this code.
 @workflow.defn(
-    failure_exception_types=[pydantic.ValidationError],
+    failure_exception_types=FAILS_THE_WORKFLOW,
     versioning_behavior=VersioningBehavior.PINNED,
 )
 class OrderSaga:
@@ -83,9 +100,7 @@ class OrderSaga:
             result = await steps
             if self._status.withdrawn:
                 raise asyncio.CancelledError  # withdrawn as the last step succeeded: undo it too
-        except BaseException as err:
-            # BaseException: a cancelled workflow raises asyncio.CancelledError, which is not an
-            # Exception, and a cancelled order must be unwound too.
+        except UNWINDS as err:
             failure = await self._unwind(err)
             if failure is err:
                 raise  # the workflow was cancelled: it ends as cancelled

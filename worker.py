@@ -23,6 +23,7 @@ from activities.orders import OrderActivities
 from activities.payment import PaymentActivities
 from activities.shipping import ShippingActivities
 from domain.events import publish_events
+from ops.rollout.worker import rollout_worker
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.deployment import (
     deployment_config,
@@ -211,6 +212,7 @@ async def run(settings: Settings) -> None:
     async with (
         create_http_client() as http,
         create_worker(client, settings.task_queue, http, urls, bus, version),
+        rollout_worker(client, settings.task_queue, version),
     ):
         log.info(
             "worker started",

@@ -2,122 +2,42 @@
 
 A saga is PINNED to the build that started it. When a new build is made current (or ramps, for
 a share of new sagas), sagas already running finish on the old build's workers, which must keep
-running until their version has drained. No version gets new sagas before its preflight
-(`ops.preflight`) passes; `rollback` sends them back to the version before. A saga waiting for
-an operator may keep an old version from draining for days, and a broken build's sagas need
-a build that can run them: `recover` moves them (`ops.recovery`).
+running until their version has drained (`ops.routing`). A saga waiting for an operator may
+keep an old version from draining for days, and a broken build's sagas need a build that can
+run them: `recover` moves them (`ops.recovery`).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
-from temporalio.api.deployment.v1 import WorkerDeploymentInfo
-from temporalio.api.enums.v1 import WorkerDeploymentVersionStatus
-from temporalio.api.workflowservice.v1 import (
-    DeleteWorkerDeploymentVersionRequest,
-)
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.service import RPCError
 
-from domain.saga import SagaState
-from domain.search_attributes import ORDER_STATUS
-from ops.preflight import preflight, workers_by_build
 from ops.recovery import recover
-from ordersaga.deployment import (
-    describe_deployment,
-    make_current,
-    running_on,
-    set_ramping,
-    stop_ramping,
-    version_proto,
-    worker_version,
+from ops.rollout.control import (
+    answer,
+    baseline_of,
+    follow,
+    progress_lines,
+    rollout_lines,
+    start_rollout,
 )
+from ops.rollout.plan import Phase, RolloutPlan
+from ops.routing import (
+    VersionState,
+    deployment_status,
+    ramp,
+    retire,
+    rollback,
+    set_current,
+)
+from ordersaga.deployment import worker_version
 from ordersaga.exits import StartFailure
 from ordersaga.settings import Group, Settings
 from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect
-
-#: How long `deploy set-current` waits for a worker of the version to have polled.
-SET_CURRENT_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """One version of the deployment, as `deploy status` shows it.
-
-    Attributes:
-        build_id: Its build id.
-        routing: What the server routes to it: current, ramping, draining, drained or inactive.
-        ramp: The share of new sagas it gets, in percent, while it ramps; else 0.
-        workers: Its workers polling the task queue now.
-        running: Sagas pinned to it that have not ended.
-        waiting: Of those, sagas waiting for an operator.
-    """
-
-    build_id: str
-    routing: str
-    ramp: float
-    workers: int
-    running: int
-    waiting: int
-
-    @property
-    def drained(self) -> bool:
-        """No new saga starts on it and none still runs on it: its workers may stop."""
-        return self.routing not in ("current", "ramping") and self.running == 0
-
-
-def _routing(status: WorkerDeploymentVersionStatus.ValueType) -> str:
-    name = WorkerDeploymentVersionStatus.Name(status)
-    return name.removeprefix("WORKER_DEPLOYMENT_VERSION_STATUS_").lower()
-
-
-async def _described(client: Client, deployment_name: str) -> WorkerDeploymentInfo:
-    info = await describe_deployment(client, deployment_name)
-    if info is None:
-        raise StartFailure(
-            f"no Worker Deployment {deployment_name!r} on this server: start a worker "
-            "(python worker.py) so that its version is registered"
-        )
-    return info
-
-
-async def deployment_status(
-    client: Client, deployment_name: str, task_queue: str
-) -> list[VersionState]:
-    """Every version of `deployment_name`, newest first, with its workers on `task_queue`.
-
-    Raises:
-        StartFailure: There is no such deployment (no worker of it has polled yet).
-    """
-    info = await _described(client, deployment_name)
-    routing = info.routing_config
-    workers = await workers_by_build(client, task_queue)
-    summaries = sorted(
-        info.version_summaries,
-        key=lambda summary: summary.create_time.ToDatetime(),
-        reverse=True,
-    )
-    states = []
-    for summary in summaries:
-        version = WorkerDeploymentVersion(deployment_name, summary.deployment_version.build_id)
-        pinned = running_on(version)
-        waiting = f"{pinned} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
-        ramping = routing.ramping_deployment_version.build_id == version.build_id
-        states.append(
-            VersionState(
-                build_id=version.build_id,
-                routing=_routing(summary.status),
-                ramp=routing.ramping_version_percentage if ramping else 0.0,
-                workers=workers[version.build_id],
-                running=(await client.count_workflows(pinned)).count,
-                waiting=(await client.count_workflows(waiting)).count,
-            )
-        )
-    return states
 
 
 def routing_line(deployment_name: str, states: list[VersionState]) -> str:
@@ -146,112 +66,6 @@ def status_table(states: list[VersionState]) -> str:
     return "\n".join(lines)
 
 
-async def ramp(
-    client: Client, version: WorkerDeploymentVersion, percent: float, task_queue: str
-) -> None:
-    """Send `percent` of new sagas to `version`, once its preflight passes.
-
-    Raises:
-        StartFailure: `version` is current already, the percentage is out of range, or the
-            preflight failed.
-    """
-    if not 0 < percent < 100:
-        raise StartFailure(
-            f"--percent {percent:g}: give a share between 0 and 100 (exclusive); "
-            "set-current sends all new sagas"
-        )
-    info = await _described(client, version.deployment_name)
-    if info.routing_config.current_deployment_version.build_id == version.build_id:
-        raise StartFailure(f"{version.build_id} is current already: there is nothing to ramp")
-    await preflight(client, version, task_queue)
-    await set_ramping(client, version, percent)
-
-
-async def set_current(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
-    """Send every new saga to `version`, once its preflight passes.
-
-    Raises:
-        StartFailure: The preflight failed, or the server did not know the version in time.
-    """
-    await preflight(client, version, task_queue)
-    await make_current(client, version, within_s=SET_CURRENT_WAIT_S)
-
-
-def previous_version(info: WorkerDeploymentInfo) -> str | None:
-    """The build id that was current before the current one; None if none was."""
-    current = info.routing_config.current_deployment_version.build_id
-    before = [
-        summary
-        for summary in info.version_summaries
-        if summary.deployment_version.build_id != current and summary.HasField("last_current_time")
-    ]
-    if not before:
-        return None
-    latest = max(before, key=lambda summary: summary.last_current_time.ToDatetime())
-    return latest.deployment_version.build_id
-
-
-async def rollback(client: Client, deployment_name: str, task_queue: str) -> str:
-    """New sagas back to the version before: a ramp stops, or the previous version is current.
-
-    Returns:
-        What it did, in one line.
-
-    Raises:
-        StartFailure: Nothing ramps and no version was current before this one, or the
-            previous version's preflight failed (its workers are gone, say).
-    """
-    info = await _described(client, deployment_name)
-    routing = info.routing_config
-    current = routing.current_deployment_version.build_id
-    ramping = routing.ramping_deployment_version.build_id
-    if ramping:
-        await stop_ramping(client, deployment_name)
-        return f"{ramping} no longer ramps: every new saga starts on {current or 'no version'}"
-    previous = previous_version(info)
-    if previous is None:
-        raise StartFailure(
-            f"no version of {deployment_name} was current before {current or 'none'}: "
-            "there is nothing to roll back to"
-        )
-    await set_current(client, WorkerDeploymentVersion(deployment_name, previous), task_queue)
-    return f"{previous} is current again: new sagas start on it, none on {current}"
-
-
-async def retire(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
-    """Remove a drained version from its deployment, once its workers have stopped.
-
-    Raises:
-        StartFailure: It has not drained, or its workers still poll.
-    """
-    states = {
-        state.build_id: state
-        for state in await deployment_status(client, version.deployment_name, task_queue)
-    }
-    state = states.get(version.build_id)
-    if state is None:
-        raise StartFailure(f"no version {version.build_id} in {version.deployment_name}")
-    if not state.drained:
-        raise StartFailure(
-            f"version {version.build_id} has not drained ({state.routing}, {state.running} "
-            "sagas running): keep its workers until `order-saga deploy status` says drained"
-        )
-    try:
-        await client.workflow_service.delete_worker_deployment_version(
-            DeleteWorkerDeploymentVersionRequest(
-                namespace=client.namespace,
-                deployment_version=version_proto(version),
-                identity=client.identity,
-            )
-        )
-    except RPCError as err:
-        raise StartFailure(
-            f"cannot retire {version.build_id}: {err.message}; stop its workers, then try "
-            "again: the server counts them as polling, and the version as draining, for some "
-            "minutes after"
-        ) from None
-
-
 async def _recover(
     client: Client, args: argparse.Namespace, target: WorkerDeploymentVersion, task_queue: str
 ) -> None:
@@ -261,6 +75,73 @@ async def _recover(
         raise StartFailure(f"no saga runs on {args.old}: there is nothing to recover")
     for saga in recovered:
         print(saga)
+
+
+def _add_rollout_arguments(action: argparse.ArgumentParser) -> None:
+    defaults = RolloutPlan.model_fields
+    action.add_argument(
+        "--steps",
+        type=_shares,
+        default=defaults["steps"].default,
+        help="shares of new sagas in turn, the last 100 [default: 5,25,100]",
+    )
+    action.add_argument(
+        "--hold",
+        type=float,
+        default=defaults["hold_s"].default,
+        help="seconds each step holds at least [default: %(default)g]",
+    )
+    action.add_argument(
+        "--hold-sagas",
+        type=int,
+        default=defaults["hold_sagas"].default,
+        help="sagas the new version starts in a step before it ends [default: %(default)s]",
+    )
+    action.add_argument(
+        "--check-every",
+        type=float,
+        default=defaults["check_every_s"].default,
+        help="seconds between judgements [default: %(default)g]",
+    )
+    action.add_argument(
+        "--detach", action="store_true", help="start it and return; deploy status follows it"
+    )
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give shares such as 5,25,100") from None
+
+
+async def _rollout(
+    client: Client, args: argparse.Namespace, candidate: WorkerDeploymentVersion, task_queue: str
+) -> int:
+    baseline = await baseline_of(client, candidate.deployment_name, candidate.build_id)
+    try:
+        plan = RolloutPlan(
+            deployment=candidate.deployment_name,
+            task_queue=task_queue,
+            candidate=candidate.build_id,
+            baseline=baseline,
+            steps=args.steps,
+            hold_s=args.hold,
+            hold_sagas=args.hold_sagas,
+            check_every_s=args.check_every,
+        )
+    except ValidationError as err:
+        problem = err.errors()[0]
+        field = {"steps": "--steps", "hold_s": "--hold", "hold_sagas": "--hold-sagas"}.get(
+            str(problem["loc"][0]), "--check-every"
+        )
+        raise StartFailure(f"{field}: {problem['msg']}") from None
+    rollout = await start_rollout(client, plan)
+    if args.detach:
+        print(f"rollout of {candidate.build_id} started: `order-saga deploy status` follows it")
+        return 0
+    ended = await follow(rollout, print)
+    return 0 if ended.phase is Phase.PROMOTED else 1
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -278,16 +159,22 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ("ramp", "send a share of new sagas to a version (by default this code's build)"),
         ("rollback", "new sagas back to the version before: stop a ramp, or the previous current"),
         ("recover", "move the running sagas of --from onto this code's build"),
+        ("rollout", "ramp a version up in steps, judged against the current one, or roll back"),
+        ("pause", "hold the rollout under way at its step (it still rolls back on a finding)"),
+        ("resume", "let the rollout under way go on to its next steps"),
+        ("abort", "roll the rollout under way back now"),
         ("retire", "remove a drained version whose workers have stopped"),
     ):
         action = actions.add_parser(name, help=help_text)
         add_settings(action, Group.TEMPORAL, Group.TLS, Group.CODEC, Group.DEPLOYMENT)
-        if name in ("set-current", "ramp", "retire"):
+        if name in ("set-current", "ramp", "retire", "rollout"):
             action.add_argument("--build-id", help="the version [default: this code's build]")
         if name == "ramp":
             action.add_argument(
                 "--percent", type=float, required=True, help="share of new sagas, 0 < N < 100"
             )
+        if name == "rollout":
+            _add_rollout_arguments(action)
         if name == "recover":
             action.add_argument("--from", dest="old", required=True, help="their build id")
             action.add_argument(
@@ -311,6 +198,8 @@ async def run_command(args: argparse.Namespace) -> int:
         states = await deployment_status(client, name, task_queue)
         print(routing_line(name, states))
         print(status_table(states))
+        for line in await rollout_lines(client, name):
+            print(line)
     elif args.action == "set-current":
         await set_current(client, chosen, task_queue)
         print(f"{chosen.build_id} is now current: new sagas start on it")
@@ -319,6 +208,10 @@ async def run_command(args: argparse.Namespace) -> int:
         print(f"{chosen.build_id} ramps: {args.percent:g}% of new sagas start on it")
     elif args.action == "rollback":
         print(await rollback(client, name, task_queue))
+    elif args.action == "rollout":
+        return await _rollout(client, args, chosen, task_queue)
+    elif args.action in ("pause", "resume", "abort"):
+        print(progress_lines(await answer(client, name, args.action))[0])
     elif args.action == "recover":
         target = WorkerDeploymentVersion(name, args.to or this_build.build_id)
         await _recover(client, args, target, task_queue)

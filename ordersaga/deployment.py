@@ -322,6 +322,15 @@ async def current_version(client: Client, deployment_name: str) -> str | None:
     return (info and info.routing_config.current_deployment_version.build_id) or None
 
 
+def rollout_queue(task_queue: str, build: str) -> str:
+    """The task queue of the rollouts that the workers of `build` on `task_queue` run.
+
+    A rollout runs on the build that was current when it began, never on the build it rolls
+    out, so it is judged and undone by code known to be good.
+    """
+    return f"{task_queue}-rollouts-{build}"
+
+
 def running_on(version: WorkerDeploymentVersion) -> str:
     """A visibility query for the sagas pinned to `version` that have not ended."""
     return (

@@ -19,8 +19,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkerDeploymentVersion
 
 from domain.saga import OperatorAction, Resolution, SagaState
-from ops.deploy import deployment_status
 from ops.recovery import Outcome, recover
+from ops.routing import deployment_status
 from ops.stack import worker_process
 from ordersaga.deployment import build_id
 from ordersaga.devserver import DevServer

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkerDeploymentVersion
 
 from domain.saga import OperatorAction, OrderResult, Resolution
-from ops.deploy import VersionState, deployment_status, retire
+from ops.routing import VersionState, deployment_status, retire
 from ops.stack import worker_process
 from ordersaga.deployment import build_id, make_current
 from ordersaga.exits import StartFailure

@@ -10,6 +10,7 @@ run them: `recover` moves them (`ops.recovery`).
 from __future__ import annotations
 
 import argparse
+import functools
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -140,7 +141,8 @@ async def _rollout(
     if args.detach:
         print(f"rollout of {candidate.build_id} started: `order-saga deploy status` follows it")
         return 0
-    ended = await follow(rollout, print)
+    # Each line as it comes, even into a file or a pipe: whoever watches sees it live.
+    ended = await follow(rollout, functools.partial(print, flush=True))
     return 0 if ended.phase is Phase.PROMOTED else 1
 
 

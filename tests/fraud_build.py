@@ -88,6 +88,7 @@ class CopyStack:
 
     Attributes:
         client: A client of the server.
+        server: The server, on a SQLite file: killed and started again, it keeps every workflow.
         address: The server's host:port.
         services_url: Base URL of the services.
         services: Their state and faults.
@@ -95,6 +96,7 @@ class CopyStack:
     """
 
     client: Client
+    server: DevServer
     address: str
     services_url: str
     services: Services
@@ -115,10 +117,15 @@ QUICK_DRAINAGE_ARGS = (
 
 @asynccontextmanager
 async def copy_stack(copy: Path, data_dir: Path) -> AsyncIterator[CopyStack]:
-    """A dev server (in memory) and the services of `copy` (the fraud service too)."""
+    """A dev server and the services of `copy` (the fraud service too)."""
     async with AsyncExitStack() as stack:
         log = stack.enter_context((data_dir / "stack.log").open("ab"))
-        server = DevServer(port=free_port(), log=log, extra_args=QUICK_DRAINAGE_ARGS)
+        server = DevServer(
+            port=free_port(),
+            db_file=data_dir / "temporal.db",
+            log=log,
+            extra_args=QUICK_DRAINAGE_ARGS,
+        )
         await server.start()
         stack.push_async_callback(server.stop)
         services = ServicesProcess(free_port(), data_dir / "services", log, code=copy)
@@ -127,6 +134,7 @@ async def copy_stack(copy: Path, data_dir: Path) -> AsyncIterator[CopyStack]:
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=services.base_url))
         yield CopyStack(
             client=await connect(server.address),
+            server=server,
             address=server.address,
             services_url=services.base_url,
             services=Services(http),

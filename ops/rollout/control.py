@@ -164,7 +164,7 @@ async def rollout_lines(client: Client, deployment: str) -> list[str]:
 
 def _unanswered(deployment: str, err: RPCError) -> str:
     if err.status == RPCStatusCode.NOT_FOUND:
-        return f"no rollout of {deployment} is under way"
+        return f"no rollout of {deployment} is under way ({err.message})"
     return (
         f"the rollout of {deployment} did not answer ({err.message}): the workers of the build "
         "it started from run it; are they up?"

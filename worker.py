@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -92,6 +93,28 @@ def create_worker(
         interceptors=[ActivityDurations(), EventPublishingInterceptor(bus)],
         deployment=deployment_config(version) if version else None,
     )
+
+
+@asynccontextmanager
+async def deployed_worker(
+    client: Client,
+    task_queue: str,
+    http: aiohttp.ClientSession,
+    urls: ServiceUrls,
+    bus: EventBus,
+    version: WorkerDeploymentVersion,
+) -> AsyncIterator[Worker]:
+    """`create_worker`'s worker as a version deploys need it: polling, with its rollouts' worker.
+
+    Its steps' services are recorded on its version (what a deploy's preflight checks), and it
+    runs the rollouts that start from its build (`ops.rollout`).
+    """
+    async with (
+        create_worker(client, task_queue, http, urls, bus, version) as worker,
+        rollout_worker(client, task_queue, version),
+    ):
+        await record_step_services(client, version, step_services(urls))
+        yield worker
 
 
 def order_activities(http: aiohttp.ClientSession, urls: ServiceUrls) -> list[Callable[..., Any]]:
@@ -211,8 +234,7 @@ async def run(settings: Settings) -> None:
     version = worker_version(settings)
     async with (
         create_http_client() as http,
-        create_worker(client, settings.task_queue, http, urls, bus, version),
-        rollout_worker(client, settings.task_queue, version),
+        deployed_worker(client, settings.task_queue, http, urls, bus, version),
     ):
         log.info(
             "worker started",
@@ -221,7 +243,6 @@ async def run(settings: Settings) -> None:
             deployment=version.deployment_name,
             build_id=version.build_id,
         )
-        await record_step_services(client, version, step_services(urls))
         if not await is_current(client, version):
             log.warning(make_current_hint(version, settings.temporal_address))
         await stop.wait()

@@ -16,6 +16,8 @@ Used by the bad-build drill (tests) and by `order-saga chaos --bad-deploys`.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -99,3 +101,15 @@ def bad_build(kind: BadBuild, dest: Path) -> Path:
         raise LookupError(f"{bug.path} no longer has {bug.before.strip()!r} once: update _BUGS")
     target.write_text(source.replace(bug.before, bug.after))
     return dest
+
+
+def build_id_of(copy: Path) -> str:
+    """The build id of the saga code in `copy` (asked of the copy: its code, not this one's)."""
+    asked = subprocess.run(
+        [sys.executable, "-c", "from ordersaga.deployment import build_id; print(build_id())"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return asked.stdout.strip()

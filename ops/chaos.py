@@ -12,7 +12,10 @@ that each falls while sagas are in flight):
   effect committed (`--lost-answers`), and add latency (`--latency-ms`);
 - a new version of the workers is deployed and made current (`--deploys`): sagas running go on
   pinned to the version that started them, new ones start on the new version, and the old
-  version's workers are stopped once no saga runs on it.
+  version's workers are stopped once no saga runs on it;
+- a broken build (`ops.bad_builds`, each kind in turn) is rolled out with `deploy rollout`
+  (`--bad-deploys`): the rollout must catch it and roll it back by itself, moving the sagas it
+  started onto the good build; a broken build promoted counts against the run.
 
 Once every order is placed and every scheduled break has happened, the faults stop and the sagas
 that wait for an operator (a compensation that ran out of attempts) are retried, as an operator
@@ -28,28 +31,41 @@ import asyncio
 import contextlib
 import functools
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import Progress
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkerDeploymentVersion
 
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import OperatorAction, Resolution, SagaState
 from domain.search_attributes import saga_query
 from ops.audit import AuditReport, audit
+from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.bench import add_load_options
 from ops.load import Sample, retry_transient, run_load
 from ops.options import check_faults, fraction, non_negative_int, positive_int
+from ops.recovery import recover
 from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
+from ops.rollout.control import Rollout, answer, start_rollout
+from ops.rollout.plan import Phase, RolloutPlan
+from ops.rollout.plan import Progress as RolloutProgress
+from ops.routing import rollback
 from ops.workload import Mix, final_states, make_order, saga_place
 from ordersaga.deployment import build_id
+from ordersaga.exits import StartFailure
+from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from services.faults import FaultSettings
 from workflows import OrderSaga
+
+T = TypeVar("T")
 
 #: Short timeouts so the chaos heals fast; attempts enough that 10 % faults never exhaust them.
 CHAOS_POLICY = SagaPolicy(
@@ -60,6 +76,10 @@ CHAOS_POLICY = SagaPolicy(
         timeout_s=2.0, first_retry_s=0.2, max_retry_interval_s=1.0, max_attempts=50
     ),
 )
+
+#: The steps a broken build is rolled out in: the first large enough that a short run gives it
+#: sagas to be judged by (it holds until a few of them have ended).
+BAD_ROLLOUT_STEPS = (10.0, 100.0)
 
 #: How long a SIGKILLed part stays down before it is started again, in seconds.
 DOWNTIME_S = (0.5, 3.0)
@@ -74,6 +94,7 @@ class Break(StrEnum):
     SERVER_RESTART = "server restart"
     FLIP = "faults flipped"
     DEPLOY = "new version deployed"
+    BAD_DEPLOY = "broken version rolled out"
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,7 @@ class ChaosConfig:
             Break.SERVER_RESTART: 1,
             Break.FLIP: 2,
             Break.DEPLOY: 1,
+            Break.BAD_DEPLOY: 0,
         }
     )
     fault_rate: float = 0.1
@@ -153,6 +175,7 @@ class ChaosResult:
         drained: Build ids of the versions left behind by a deploy whose sagas all ended there,
             after which their workers were stopped.
         audit: The audit of the run.
+        rollouts: How each rollout of a broken build ended.
     """
 
     placed: int
@@ -161,6 +184,17 @@ class ChaosResult:
     retried: int
     drained: list[str]
     audit: AuditReport
+    rollouts: list[RolloutProgress] = field(default_factory=list)
+
+    @property
+    def bad_builds_promoted(self) -> int:
+        """Broken builds a rollout made current: each a failure of the rollout's judgement."""
+        return sum(rollout.phase is Phase.PROMOTED for rollout in self.rollouts)
+
+    @property
+    def ok(self) -> bool:
+        """The audit found nothing wrong and no broken build was promoted."""
+        return self.audit.ok and not self.bad_builds_promoted
 
     @property
     def survived(self) -> Counter[Break]:
@@ -178,12 +212,26 @@ class ChaosResult:
                 f"survived: {survived}",
                 f"sagas retried by the operator step once the faults stopped: {self.retried}",
                 f"versions drained and their workers stopped: {', '.join(self.drained) or 'none'}",
+                *self._rollout_lines(),
                 "schedule:",
                 *(f"  {scheduled}" for scheduled in self.schedule),
                 "audit:",
                 *(f"  {line}" for line in self.audit.summary().splitlines()),
             ]
         )
+
+    def _rollout_lines(self) -> list[str]:
+        if not self.rollouts:
+            return []
+        reached = sum(rollout.reached for rollout in self.rollouts)
+        kept = sum("kept" in line for rollout in self.rollouts for line in rollout.recovered)
+        phases = Counter(str(rollout.phase) for rollout in self.rollouts)
+        return [
+            f"broken builds rolled out: {len(self.rollouts)} "
+            f"({', '.join(f'{n} {phase}' for phase, n in sorted(phases.items()))}); "
+            f"promoted: {self.bad_builds_promoted}",
+            f"sagas that reached a broken build: {reached}; left on it (not recovered): {kept}",
+        ]
 
 
 async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -> ChaosResult:
@@ -196,7 +244,13 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
     final = await final_states(rig.client, [run.orders[s.index].order_id for s in samples])
     report = await audit(rig.client, rig.services_dir)
     return ChaosResult(
-        len(samples), Counter(final.values()), run.schedule, len(run.retried), run.drained, report
+        len(samples),
+        Counter(final.values()),
+        sorted(run.schedule, key=lambda scheduled: scheduled.at_s),
+        len(run.retried),
+        run.drained,
+        report,
+        run.rollouts,
     )
 
 
@@ -223,6 +277,8 @@ class _ChaosRun:
         self.retried: set[str] = set()
         self.drained: list[str] = []
         self.deploys = 0
+        self.rollouts: list[RolloutProgress] = []
+        self._rollout: asyncio.Task[None] | None = None
         self.began = time.monotonic()
         self.ended = asyncio.Event()
         self.all_placed = asyncio.Event()
@@ -260,6 +316,8 @@ class _ChaosRun:
             finally:
                 breaker.cancel()
                 load.cancel()
+                if self._rollout:
+                    self._rollout.cancel()
 
     async def _counted_place(self, index: int) -> str:
         self.placed += 1
@@ -276,11 +334,26 @@ class _ChaosRun:
         for at, what in self.moments:
             await self._reached(at)
             when, ended_then = time.monotonic() - self.began, self.done
-            detail = await self._do(what)
-            self.schedule.append(Scheduled(round(when, 1), ended_then, what, detail))
+            if what in (Break.BAD_DEPLOY, Break.DEPLOY):
+                # One version change at a time: a rollout judges against the current version.
+                await self._rollout_ended()
+            doing = self._scheduled(when, ended_then, what)
+            if what is Break.BAD_DEPLOY:  # the other breaks go on while it is rolled out
+                self._rollout = asyncio.create_task(doing)
+            else:
+                await doing
             await self._stop_drained()
+        await self._rollout_ended()
         await self.all_placed.wait()
         await self.rig.set_faults()
+
+    async def _scheduled(self, when: float, ended_then: int, what: Break) -> None:
+        detail = await self._do(what)
+        self.schedule.append(Scheduled(round(when, 1), ended_then, what, detail))
+
+    async def _rollout_ended(self) -> None:
+        if self._rollout:
+            await self._rollout
 
     async def _stop_drained(self) -> None:
         self.drained += await retry_transient(self.pool.stop_drained)
@@ -294,6 +367,8 @@ class _ChaosRun:
             self.deploys += 1
             await self.pool.deploy(label, self.config.workers)
             return f"to {build_id(label)}"
+        if what is Break.BAD_DEPLOY:
+            return await self._bad_deploy()
         if what is Break.SERVICES_KILL:
             detail = await self._down_and_up(self.services.kill, self.services.start)
             await self.rig.set_faults(self.faults)  # a new process starts well-behaved
@@ -310,6 +385,71 @@ class _ChaosRun:
             f"to {self.faults.error_rate:.0%} errors, {self.faults.lost_answer_rate:.0%} lost "
             f"answers, {self.faults.latency_ms} ms"
         )
+
+    async def _bad_deploy(self) -> str:
+        """Roll a broken build out; once the rollout has ended, let its workers go."""
+        kind = list(BadBuild)[len(self.rollouts) % len(BadBuild)]
+        label = f"broken-{len(self.rollouts) + 1}"
+        copy = await asyncio.to_thread(bad_build, kind, self.rig.log_dir / label)
+        build = f"{label}-{await asyncio.to_thread(build_id_of, copy)}"
+        command = (sys.executable, str(copy / "worker.py"))
+        await self._when_up(functools.partial(self.pool.add_candidate, label, build, command))
+        plan = RolloutPlan(
+            deployment=DEFAULT_DEPLOYMENT_NAME,
+            task_queue=self.pool.task_queue,
+            candidate=build,
+            baseline=build_id(self.pool.label),
+            steps=BAD_ROLLOUT_STEPS,
+            hold_s=5.0,
+            hold_sagas=3,
+            check_every_s=1.0,
+        )
+        rollout = await self._when_up(functools.partial(start_rollout, self.rig.client, plan))
+        ended = await self._until_ended(rollout)
+        if ended.phase is Phase.PROMOTED:
+            await self._undo_promotion(plan)
+        self.pool.leave_behind(label)
+        self.rollouts.append(ended)
+        live = (
+            f"live {(ended.rolled_back_at - ended.live_since).total_seconds():.1f} s, "
+            if ended.rolled_back_at and ended.live_since
+            else ""
+        )
+        return (
+            f"{kind} build {build}: {ended.phase}, {live}{ended.reached} saga(s) reached it, "
+            f"{len(ended.recovered)} recovered"
+        )
+
+    async def _when_up(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, again while another break has a part it needs down (back within seconds)."""
+        async with asyncio.timeout(120):
+            while True:
+                try:
+                    return await retry_transient(call)
+                except StartFailure:
+                    await asyncio.sleep(1.0)
+
+    async def _until_ended(self, rollout: Rollout) -> RolloutProgress:
+        """How the rollout ended; aborted if every order is placed before it has judged."""
+        result = asyncio.ensure_future(retry_transient(rollout.result))
+        placed = asyncio.ensure_future(self.all_placed.wait())
+        await asyncio.wait({result, placed}, return_when=asyncio.FIRST_COMPLETED)
+        placed.cancel()
+        while not result.done():  # no new saga will come to judge it by: abort it
+            try:
+                await answer(self.rig.client, DEFAULT_DEPLOYMENT_NAME, "abort")
+                break
+            except StartFailure:  # its worker not answering yet, or it is rolling back already
+                await asyncio.wait({result}, timeout=1.0)
+        return await result
+
+    async def _undo_promotion(self, plan: RolloutPlan) -> None:
+        """A broken build was made current: new sagas back to the good one, its sagas moved."""
+        client, queue = self.rig.client, plan.task_queue
+        await rollback(client, plan.deployment, queue)
+        source = WorkerDeploymentVersion(plan.deployment, plan.candidate)
+        target = WorkerDeploymentVersion(plan.deployment, plan.baseline)
+        await recover(client, source, target, queue)
 
     async def _down_and_up(
         self, kill: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]]
@@ -366,6 +506,7 @@ BREAK_FLAGS = {
     Break.SERVER_RESTART: ("--server-restarts", "graceful restarts of the Temporal server"),
     Break.FLIP: ("--flips", "changes of the fault levels"),
     Break.DEPLOY: ("--deploys", "new versions of the workers made current (PINNED sagas drain)"),
+    Break.BAD_DEPLOY: ("--bad-deploys", "broken versions rolled out, to be caught and rolled back"),
 }
 
 
@@ -396,7 +537,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    """Run `order-saga chaos`; the exit code is 1 if the audit found any violation."""
+    """Run `order-saga chaos`; exit 1 on a violation the audit found or a broken build promoted."""
     config = ChaosConfig(
         orders=args.orders,
         concurrency=args.concurrency,
@@ -415,4 +556,4 @@ async def run_command(args: argparse.Namespace) -> int:
         log_into(rig.log_dir)
         result = await chaos(rig, config, console)
     print(result.summary())
-    return 0 if result.audit.ok else 1
+    return 0 if result.ok else 1

@@ -96,7 +96,7 @@ def _add_rollout_arguments(action: argparse.ArgumentParser) -> None:
         "--hold-sagas",
         type=int,
         default=defaults["hold_sagas"].default,
-        help="sagas the new version starts in a step before it ends [default: %(default)s]",
+        help="sagas of the new version that end in a step before it ends [default: %(default)s]",
     )
     action.add_argument(
         "--check-every",

@@ -8,6 +8,7 @@ compensations. Both are refused here, before any saga reaches the version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,9 @@ POLLED_WITHIN = timedelta(seconds=90)
 
 #: How long a service has to answer its health check.
 HEALTH_TIMEOUT_S = 3.0
+
+#: How long a version's polling workers have to record their steps' services.
+RECORDED_WITHIN_S = 10.0
 
 #: The path below a service's base URL that answers 2xx while the service can take calls.
 HEALTH_PATH = "/healthz"
@@ -73,6 +77,28 @@ async def _health(http: httpx.AsyncClient, url: str) -> str | None:
     return None
 
 
+async def _recorded_services(
+    client: Client, version: WorkerDeploymentVersion
+) -> dict[str, str] | None:
+    """The services `version`'s workers recorded; None if they have not within `RECORDED_WITHIN_S`.
+
+    A worker records them a moment after it begins to poll, once the server knows its version.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(RECORDED_WITHIN_S):
+            while True:
+                try:
+                    services = await step_services(client, version)
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    services = None
+                if services is not None:
+                    return services
+                await asyncio.sleep(0.2)
+    return None
+
+
 async def preflight(client: Client, version: WorkerDeploymentVersion, task_queue: str) -> None:
     """Refuse `version` unless its workers poll `task_queue` and its steps' services answer.
 
@@ -86,12 +112,7 @@ async def preflight(client: Client, version: WorkerDeploymentVersion, task_queue
             f"no worker of build {build} polls {task_queue}: start one (python worker.py) with "
             "that code, then try again"
         )
-    try:
-        services = await step_services(client, version)
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-        services = None
+    services = await _recorded_services(client, version)
     if services is None:
         raise StartFailure(
             f"build {build}'s workers have not said which services its steps call: restart "

@@ -127,6 +127,8 @@ class _Worker:
     slot: AsyncExitStack
     process: asyncio.subprocess.Process
     label: str | None
+    build: str
+    command: Sequence[str] | None
 
 
 @dataclass
@@ -180,7 +182,7 @@ class WorkerPool:
         worker.process.kill()
         await worker.slot.aclose()
         self.kills += 1
-        await self._start(worker.label, current=False)
+        await self._start(worker.label, current=False, build=worker.build, command=worker.command)
 
     async def deploy(self, label: str, count: int) -> None:
         """Start `count` workers as the version `label` and make it current.
@@ -191,6 +193,17 @@ class WorkerPool:
         self.label = label
         for _ in range(count):
             await self._start(label, current=True)
+
+    async def add_candidate(self, label: str, build: str, command: Sequence[str]) -> None:
+        """Start a worker of another checkout's code (`command`), version `build`, not current.
+
+        It gets new sagas only once a rollout ramps it; `leave_behind` then lets it be stopped.
+        """
+        await self._start(label, current=False, build=build, command=command)
+
+    def leave_behind(self, label: str) -> None:
+        """The version `label` gets no new sagas any more: stop its workers once it drains."""
+        self._left_behind[label] = time.monotonic()
 
     async def stop_drained(self, *, no_more_sagas: bool = False) -> list[str]:
         """Stop the workers of every version that is not current and runs no saga any more.
@@ -204,9 +217,11 @@ class WorkerPool:
         """
         stopped = []
         settled = time.monotonic() - (0 if no_more_sagas else SETTLE_S)
-        for label in {worker.label for worker in self._workers} - {self.label}:
-            version = WorkerDeploymentVersion(DEFAULT_DEPLOYMENT_NAME, build_id(label))
-            if self._left_behind[label] > settled or await self._running_on(version):
+        builds = {worker.label: worker.build for worker in self._workers}
+        for label in builds.keys() - {self.label}:
+            version = WorkerDeploymentVersion(DEFAULT_DEPLOYMENT_NAME, builds[label])
+            left = self._left_behind.get(label)
+            if left is None or left > settled or await self._running_on(version):
                 continue
             for worker in [worker for worker in self._workers if worker.label == label]:
                 self._workers.remove(worker)
@@ -218,8 +233,16 @@ class WorkerPool:
         query = f"{running_on(version)} AND TaskQueue = '{self.task_queue}'"
         return (await self.rig.client.count_workflows(query)).count
 
-    async def _start(self, label: str | None, *, current: bool) -> None:
+    async def _start(
+        self,
+        label: str | None,
+        *,
+        current: bool,
+        build: str | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
         assert self._log is not None
+        command = command or self.command
         slot = AsyncExitStack()
         process = await slot.enter_async_context(
             worker_process(
@@ -229,8 +252,8 @@ class WorkerPool:
                 self._log,
                 data_dir=self.rig.log_dir,
                 env={"BUILD_LABEL": label} if label else None,
-                command=self.command,
+                command=command,
                 current=current,
             )
         )
-        self._workers.append(_Worker(slot, process, label))
+        self._workers.append(_Worker(slot, process, label, build or build_id(label), command))

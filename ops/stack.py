@@ -38,7 +38,7 @@ from ordersaga.settings import (
 )
 from ordersaga.sockets import ensure_free, free_port
 from ordersaga.temporal import connect
-from worker import create_worker
+from worker import deployed_worker
 
 
 @dataclass
@@ -269,13 +269,13 @@ async def current_worker(
     bus: EventBus,
     version: WorkerDeploymentVersion | None = None,
 ) -> AsyncIterator[Worker]:
-    """A worker of this process (`worker.create_worker`), polling, its version made current.
+    """A worker of this process (`worker.deployed_worker`), polling, its version made current.
 
     New sagas on `task_queue` reach it from the moment the context is entered. It is `version`
     of its deployment; by default this code's build of the default deployment.
     """
     version = version or WorkerDeploymentVersion(DEFAULT_DEPLOYMENT_NAME, build_id())
-    async with create_worker(client, task_queue, http, urls, bus, version) as running:
+    async with deployed_worker(client, task_queue, http, urls, bus, version) as running:
         await make_current(client, version)
         yield running
 

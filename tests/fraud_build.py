@@ -68,13 +68,6 @@ def steps_of(copy: Path) -> list[tuple[str, str]]:
     return [(name, undo) for name, undo in steps]
 
 
-def build_id_of(copy: Path) -> str:
-    """The build id of the copy's saga code."""
-    build = ask(copy, "build_id()", "from ordersaga.deployment import build_id")
-    assert isinstance(build, str)
-    return build
-
-
 def git(*argv: str, cwd: Path) -> str:
     """Run git; its output."""
     return subprocess.run(

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ops.bad_builds import BROKEN_STEP, BadBuild, bad_build, copy_checkout
+from ops.bad_builds import BROKEN_STEP, BadBuild, bad_build, build_id_of, copy_checkout
 from ordersaga.deployment import build_id, current_version
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
-from tests.fraud_build import build_id_of
 from tests.rollout_stack import ROLLOUT, audit, deploy, drill_stack
 from workflows.order_steps import CONFIRMED
 
@@ -45,7 +44,7 @@ async def test_a_bad_build_is_rolled_back_at_its_first_step_and_its_sagas_confir
         current = await current_version(rig.client, DEFAULT_DEPLOYMENT_NAME)
         report = audit(rig, copy)
     with capsys.disabled():
-        print(f"\n{kind} build, rolled out under load:\n{rolled[1]}")
+        print(f"\n{kind} build, rolled out under load:\n{rolled[1]}{len(results)} orders in all")
 
     assert rolled[0] == 1, rolled
     assert "rolled back" in rolled[1].splitlines()[0] + rolled[1]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ops.bad_builds import copy_checkout
+from ops.bad_builds import build_id_of, copy_checkout
 from ordersaga import deployment
-from tests.fraud_build import build_id_of
 
 
 def test_words_and_layout_keep_the_build_and_code_makes_a_new_one(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A short chaos run that breaks every part once or more; every saga ends, nothing is lost.
+"""A short chaos run that breaks every part once or more, a broken build rolled out among them;
+every saga ends, nothing is lost.
 
 And the operator step chaos ends with: a saga waiting on a compensation is retried and ends.
 """
@@ -54,7 +55,12 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     assert result.audit.violations == [], result.audit.summary()
     assert sum(result.audit.outcomes.values()) == 80
     # The version the run began with drained (its sagas ended on it) and its workers stopped.
-    assert result.drained == [build_id()]
+    assert build_id() in result.drained
+    # The broken build was never made current, and no saga was left on it: its workers were
+    # stopped once none ran there.
+    assert len(result.rollouts) == 1 and result.bad_builds_promoted == 0
+    assert result.rollouts[0].plan.candidate in result.drained
+    assert result.ok
     # The lost answers were retried onto effects that had committed: their idempotency held.
     faults = (tmp_path / "stack" / "services.log").read_text().count("fault_after_commit")
     assert faults > 0

@@ -18,12 +18,12 @@ from temporalio.common import WorkerDeploymentVersion
 
 from domain.policy import ActivityPolicy
 from domain.saga import OrderResult
-from ops.bad_builds import BadBuild, bad_build
+from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.stack import worker_process
 from ordersaga.deployment import build_id, make_current
 from ordersaga.devserver import DevServer
 from ordersaga.placing import start_saga
-from tests.fraud_build import build_id_of, fraud_build
+from tests.fraud_build import fraud_build
 from tests.orders import COMPENSATIONS, FAST_POLICY, make_order
 from tests.test_deploy import deploy_command, run
 from tests.test_deploy_drill import activities_of

@@ -107,10 +107,11 @@ class RolloutActivities:
         waiting = f"{window} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
         ended = f"{window} AND ExecutionStatus = 'Failed'"
         running = f"{window} AND ExecutionStatus = 'Running'"
-        started, waits, failures = await asyncio.gather(
-            self._count(window), self._count(waiting), self._count(ended)
+        closed = f"{window} AND ExecutionStatus != 'Running'"
+        started, finished, waits, failures = await asyncio.gather(
+            self._count(window), self._count(closed), self._count(waiting), self._count(ended)
         )
-        figures = BuildFigures(started=started, waiting=waits)
+        figures = BuildFigures(started=started, ended=finished, waiting=waits)
         await asyncio.gather(
             self._running(running, plan.limits, figures),
             self._failed(ended, failures, figures),

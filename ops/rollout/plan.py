@@ -38,7 +38,8 @@ class RolloutPlan(BaseModel):
         steps: The shares of new sagas given to the candidate in turn, in percent; the last is
             100 (the candidate is made current).
         hold_s: Each step but the last holds at least this long...
-        hold_sagas: ...and until the candidate has started at least this many sagas in it.
+        hold_sagas: ...and until at least this many sagas the candidate started in it have
+            ended: a saga only just started has not yet shown what the build does with it.
         check_every_s: How often the builds are compared during a step.
         limits: What counts as worse.
     """
@@ -72,6 +73,7 @@ class BuildFigures(BaseModel):
 
     Attributes:
         started: Sagas it started.
+        ended: Of those, sagas that have ended (whatever the outcome): each a whole sample.
         stuck: Of its running sagas, those whose workflow task fails again and again.
         stuck_error: What the first of those fails with, in a line.
         retried: Of its running sagas, those whose activity has reached the retried attempt,
@@ -84,6 +86,7 @@ class BuildFigures(BaseModel):
     """
 
     started: int = 0
+    ended: int = 0
     stuck: int = 0
     stuck_error: str = ""
     retried: dict[str, int] = {}

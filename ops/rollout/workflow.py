@@ -95,7 +95,7 @@ class DeployRollout:
             if progress.findings:
                 return False
             held = workflow.now() - since >= timedelta(seconds=plan.hold_s)
-            if held and measured.candidate.started >= plan.hold_sagas and not self._paused:
+            if held and measured.candidate.ended >= plan.hold_sagas and not self._paused:
                 return True
 
     async def _roll_back(self, phase: Phase) -> Progress:

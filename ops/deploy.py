@@ -78,6 +78,14 @@ async def _recover(
         print(saga)
 
 
+#: The rollout's options beside --steps: flag, the plan's field, its type, and its help.
+ROLLOUT_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--hold", "hold_s", float, "seconds each step holds at least"),
+    ("--hold-sagas", "hold_sagas", int, "sagas of the new version that end in a step first"),
+    ("--check-every", "check_every_s", float, "seconds between judgements"),
+)
+
+
 def _add_rollout_arguments(action: argparse.ArgumentParser) -> None:
     defaults = RolloutPlan.model_fields
     action.add_argument(
@@ -86,24 +94,14 @@ def _add_rollout_arguments(action: argparse.ArgumentParser) -> None:
         default=defaults["steps"].default,
         help="shares of new sagas in turn, the last 100 [default: 5,25,100]",
     )
-    action.add_argument(
-        "--hold",
-        type=float,
-        default=defaults["hold_s"].default,
-        help="seconds each step holds at least [default: %(default)g]",
-    )
-    action.add_argument(
-        "--hold-sagas",
-        type=int,
-        default=defaults["hold_sagas"].default,
-        help="sagas of the new version that end in a step before it ends [default: %(default)s]",
-    )
-    action.add_argument(
-        "--check-every",
-        type=float,
-        default=defaults["check_every_s"].default,
-        help="seconds between judgements [default: %(default)g]",
-    )
+    for flag, name, kind, help_text in ROLLOUT_OPTIONS:
+        action.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            default=defaults[name].default,
+            help=f"{help_text} [default: %(default)s]",
+        )
     action.add_argument(
         "--detach", action="store_true", help="start it and return; deploy status follows it"
     )
@@ -120,6 +118,7 @@ async def _rollout(
     client: Client, args: argparse.Namespace, candidate: WorkerDeploymentVersion, task_queue: str
 ) -> int:
     baseline = await baseline_of(client, candidate.deployment_name, candidate.build_id)
+    options = {name: getattr(args, name) for _, name, _, _ in ROLLOUT_OPTIONS}
     try:
         plan = RolloutPlan(
             deployment=candidate.deployment_name,
@@ -127,16 +126,12 @@ async def _rollout(
             candidate=candidate.build_id,
             baseline=baseline,
             steps=args.steps,
-            hold_s=args.hold,
-            hold_sagas=args.hold_sagas,
-            check_every_s=args.check_every,
+            **options,
         )
     except ValidationError as err:
         problem = err.errors()[0]
-        field = {"steps": "--steps", "hold_s": "--hold", "hold_sagas": "--hold-sagas"}.get(
-            str(problem["loc"][0]), "--check-every"
-        )
-        raise StartFailure(f"{field}: {problem['msg']}") from None
+        flags = {name: flag for flag, name, _, _ in ROLLOUT_OPTIONS} | {"steps": "--steps"}
+        raise StartFailure(f"{flags[str(problem['loc'][0])]}: {problem['msg']}") from None
     rollout = await start_rollout(client, plan)
     if args.detach:
         print(f"rollout of {candidate.build_id} started: `order-saga deploy status` follows it")

@@ -159,9 +159,11 @@ def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfi
 
 def make_current_hint(version: WorkerDeploymentVersion, address: str) -> str:
     """The one line that tells a person how to send new sagas to `version`."""
+    options = f"--build-id {version.build_id} --address {address}"
     return (
-        f"new sagas go to this worker once its version is current: order-saga deploy "
-        f"set-current --build-id {version.build_id} --address {address}"
+        f"new sagas go to this worker once its version is current: order-saga deploy rollout "
+        f"{options} (in steps, judged against the current version), or order-saga deploy "
+        f"set-current {options} (at once)"
     )
 
 

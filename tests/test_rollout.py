@@ -20,7 +20,7 @@ from tests.rollout_stack import TASK_QUEUE, deploy, drill_stack
 GOOD, NEW = build_id("good"), build_id("new")
 
 #: Two steps with a short hold: a rollout that promotes within seconds unless held.
-HOLD_S = 8
+HOLD_S = 12
 QUICK = ("--steps", "50,100", "--hold", str(HOLD_S), "--check-every", "0.5")
 
 
@@ -84,7 +84,7 @@ async def test_a_rollout_outlives_its_starter_and_the_server(tmp_path: Path) -> 
         with output.open("wb") as out:
             starter = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "ops.cli", "deploy", "rollout", "--build-id", NEW,
-                "--steps", "50,100", "--hold", "8", "--check-every", "1",
+                "--steps", "50,100", "--hold", "20", "--check-every", "1",
                 "--address", rig.address, "--task-queue", TASK_QUEUE, stdout=out, stderr=out,
             )  # fmt: skip
             await until_status_says(rig, "step 1/2 at 50%")

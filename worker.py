@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ import aiohttp
 import structlog
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
+from temporalio.service import RPCError
 from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
@@ -113,8 +115,27 @@ async def deployed_worker(
         create_worker(client, task_queue, http, urls, bus, version) as worker,
         rollout_worker(client, task_queue, version),
     ):
-        await record_step_services(client, version, step_services(urls))
-        yield worker
+        recording = asyncio.create_task(_record_services(client, version, urls))
+        try:
+            yield worker
+        finally:
+            recording.cancel()
+
+
+async def _record_services(
+    client: Client, version: WorkerDeploymentVersion, urls: ServiceUrls
+) -> None:
+    """Record the steps' services on `version`, again each second while the server is away.
+
+    In the background: a server restarting as the worker starts must not stop the worker.
+    """
+    while True:
+        try:
+            await record_step_services(client, version, step_services(urls))
+            return
+        except (RPCError, StartFailure) as err:
+            log.warning("could not record the steps' services on the version yet", error=str(err))
+        await asyncio.sleep(1.0)
 
 
 def order_activities(http: aiohttp.ClientSession, urls: ServiceUrls) -> list[Callable[..., Any]]:
@@ -243,8 +264,10 @@ async def run(settings: Settings) -> None:
             deployment=version.deployment_name,
             build_id=version.build_id,
         )
-        if not await is_current(client, version):
-            log.warning(make_current_hint(version, settings.temporal_address))
+        # Only a hint: a server restarting just now must not stop the worker.
+        with contextlib.suppress(RPCError):
+            if not await is_current(client, version):
+                log.warning(make_current_hint(version, settings.temporal_address))
         await stop.wait()
         log.info("worker stopping")
     await bus.close()

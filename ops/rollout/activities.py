@@ -105,16 +105,16 @@ class RolloutActivities:
             f"'{plan.deployment}:{build}' AND StartTime >= '{since.isoformat()}'"
         )
         waiting = f"{window} AND {ORDER_STATUS.name} = '{SagaState.NEEDS_ATTENTION.value}'"
-        ended = f"{window} AND ExecutionStatus = 'Failed'"
+        failed = f"{window} AND ExecutionStatus = 'Failed'"
         running = f"{window} AND ExecutionStatus = 'Running'"
         closed = f"{window} AND ExecutionStatus != 'Running'"
         started, finished, waits, failures = await asyncio.gather(
-            self._count(window), self._count(closed), self._count(waiting), self._count(ended)
+            self._count(window), self._count(closed), self._count(waiting), self._count(failed)
         )
         figures = BuildFigures(started=started, ended=finished, waiting=waits)
         await asyncio.gather(
             self._running(running, plan.limits, figures),
-            self._failed(ended, failures, figures),
+            self._failed(failed, failures, figures),
         )
         return figures
 

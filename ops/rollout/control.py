@@ -6,9 +6,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -24,7 +21,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ops.preflight import preflight
+from ops.preflight import preflight, workers_by_build
 from ops.rollout.plan import ENDED, Phase, Progress, RolloutPlan
 from ops.rollout.workflow import DeployRollout
 from ordersaga.deployment import current_version, rollout_queue
@@ -52,7 +49,7 @@ async def start_rollout(client: Client, plan: RolloutPlan) -> Rollout:
         client, WorkerDeploymentVersion(plan.deployment, plan.candidate), plan.task_queue
     )
     queue = rollout_queue(plan.task_queue, plan.baseline)
-    if not await _polled(client, queue):
+    if not await workers_by_build(client, queue):  # the rollout's worker is unversioned
         raise StartFailure(
             f"no worker of build {plan.baseline} runs rollouts ({queue}): restart its workers "
             "with this version of worker.py, then try again"
@@ -88,17 +85,6 @@ async def baseline_of(client: Client, deployment: str, candidate: str) -> str:
     if current == candidate:
         raise StartFailure(f"{candidate} is current already: there is nothing to roll out")
     return current
-
-
-async def _polled(client: Client, task_queue: str) -> bool:
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return bool(described.pollers)
 
 
 async def follow(rollout: Rollout, say: Callable[[str], None], every_s: float = 1.0) -> Progress:

@@ -26,7 +26,7 @@ TASK_QUEUE = "bad-build-drill"
 ORDERS_PER_S = 6
 
 #: The rollout's steps and hold, short enough for a test, long enough to judge.
-ROLLOUT = ("--steps", "5,25,100", "--hold", "15", "--check-every", "1")
+ROLLOUT = ("--steps", "5,25,100", "--hold", "15", "--hold-sagas", "2", "--check-every", "1")
 
 Saga = WorkflowHandle[OrderSaga, OrderResult]
 

@@ -35,9 +35,6 @@ from domain.money import MoneyError, both_units, is_major_units, minor_units
 from domain.order import CardDetails, OrderForm
 from domain.problems import describe_errors
 from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
-from domain.search_attributes import (
-    saga_query,
-)
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.exits import run_to_exit
 from ordersaga.order_desk import ActionRefused, OrderDesk, UnknownOrder
@@ -54,6 +51,9 @@ from ordersaga.temporal import connect, ui_link
 from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
 from workflows.order_steps import CONFIRMED, SEARCHABLE_STATES
+from workflows.search_attributes import (
+    saga_query,
+)
 
 Update = TypeVar("Update", Withdrawal, Resolution)
 
@@ -247,6 +247,8 @@ def print_status(saga: SagaStatus) -> None:
         print(f"  failed step:  {saga.failed_step} ({saga.failure_type}: {saga.failure_reason})")
     elif saga.failure_type:  # refused, withdrawn or cancelled: no step is to blame
         print(f"  reason:       {saga.failure_type}: {saga.failure_reason}")
+    if saga.withdrawal_reason:
+        print(f"  customer said: {saga.withdrawal_reason}")
     if saga.attention:
         print(
             f"  needs attention: {saga.attention.compensation} failed "

@@ -25,7 +25,6 @@ from activities.inventory import InventoryActivities
 from activities.orders import OrderActivities
 from activities.payment import PaymentActivities
 from activities.shipping import ShippingActivities
-from domain.events import publish_events
 from ops.rollout.worker import rollout_worker
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.deployment import (
@@ -38,7 +37,7 @@ from ordersaga.deployment import (
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.eventbus.publishing import EventPublishingInterceptor
 from ordersaga.exits import StartFailure, run_to_exit
-from ordersaga.log_context import ActivityDurations
+from ordersaga.log_context import ActivityOutcomes
 from ordersaga.logs import configure_logging
 from ordersaga.runtime import worker_runtime
 from ordersaga.sandbox import PrecompiledSandboxRunner
@@ -47,6 +46,7 @@ from ordersaga.settings_cli import add_settings, load_settings
 from ordersaga.temporal import connect, ensure_registered
 from ordersaga.tracing import configure_tracing
 from workflows import OrderSaga
+from workflows.order_saga import publish_events
 from workflows.order_steps import ORDER_STEPS, check_registered
 
 log = structlog.get_logger()
@@ -91,8 +91,8 @@ def create_worker(
         task_queue,
         [OrderSaga],
         order_activities(http, urls),
-        # ActivityDurations first: the time it logs includes publishing the events.
-        interceptors=[ActivityDurations(), EventPublishingInterceptor(bus)],
+        # ActivityOutcomes first: the time it logs includes publishing the events.
+        interceptors=[ActivityOutcomes(), EventPublishingInterceptor(bus)],
         deployment=deployment_config(version) if version else None,
     )
 

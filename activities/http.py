@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 from pydantic import BaseModel
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ports.contract import CompensationInput, UndoRequest
 
@@ -113,8 +113,13 @@ def _answer(url: str, status: int, content: bytes) -> dict[str, Any]:
     if 400 <= status < 500 and body is not None and isinstance(code, str):
         # The service's message: written to name what was refused, never to echo card
         # numbers or addresses, so it is safe in workflow history.
+        # Benign: a refusal is the business's answer, not a fault (the SDK logs it at debug).
         raise ApplicationError(
-            str(body.get("message") or code), details, type=code, non_retryable=True
+            str(body.get("message") or code),
+            details,
+            type=code,
+            non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,
         )
     raise ApplicationError(
         f"POST {url} answered {status} without a result or a refusal code",

@@ -20,7 +20,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from temporalio import activity
 
 
 class SagaEventType(StrEnum):
@@ -116,12 +115,3 @@ def carrying(carried: CarriedEvents) -> Iterator[None]:
 def carried_now() -> CarriedEvents | None:
     """What the activity being scheduled carries, if anything."""
     return _carried.get()
-
-
-@activity.defn(name="publish_events")
-async def publish_events(order_id: str) -> None:
-    """Carry a saga's last events (its outcome), when no step is left to carry them.
-
-    There is nothing to do here: like every activity's, this call's events were published by
-    the worker's interceptor before it ran.
-    """

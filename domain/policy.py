@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.common import RetryPolicy
 
 
 class ActivityPolicy(BaseModel):
@@ -20,15 +19,6 @@ class ActivityPolicy(BaseModel):
     )
     max_retry_interval_s: float = Field(default=60.0, gt=0, le=86400)
     max_attempts: int = Field(default=4, ge=1, le=1000, description="First call included.")
-
-    def retry_policy(self) -> RetryPolicy:
-        """The Temporal retry policy. Refusals are never retried: they are non-retryable errors."""
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=self.first_retry_s),
-            backoff_coefficient=self.backoff,
-            maximum_interval=timedelta(seconds=self.max_retry_interval_s),
-            maximum_attempts=self.max_attempts,
-        )
 
     @property
     def timeout(self) -> timedelta:

@@ -76,7 +76,8 @@ class SagaStatus(BaseModel):
     undo of every step that may have taken effect (registered before the step ran, dropped if
     it was refused). `compensations_run` lists every compensation that is done, including
     those an operator marked done by hand, which `resolved_by_hand` lists again with the
-    operator's reason. `ids` holds what each step done created, by its key (`charge_id`, ...).
+    operator's reason. `withdrawal_reason` is what the customer said on withdrawing, if
+    anything. `ids` holds what each step done created, by its key (`charge_id`, ...).
     """
 
     order_id: str
@@ -90,6 +91,7 @@ class SagaStatus(BaseModel):
     attention: Attention | None = None
     resolved_by_hand: dict[str, str] = {}
     withdrawn: bool = False
+    withdrawal_reason: str | None = None
     ids: dict[str, str] = {}
 
 

@@ -76,7 +76,7 @@ BROKEN_STEP = "schedule_shipment"
 
 _BUGS = {
     BadBuild.RAISES: _Bug(
-        "workflows/step_runner.py",
+        "workflows/order_saga.py",
         "        policy = self._order.policy.for_step(step.name)\n",
         f"        if step.name == {BROKEN_STEP!r}:\n"
         "            raise RuntimeError('this build cannot run its shipping step')\n"

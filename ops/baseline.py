@@ -15,11 +15,11 @@ from typing import Any
 
 from temporalio import activity
 
+from ops.baseline_workflow import NOOP_ACTIVITIES, BaselineWorkflow
 from ordersaga.exits import run_to_exit
 from ordersaga.settings import DEFAULT_TASK_QUEUE
 from ordersaga.temporal import connect
 from worker import tuned_worker
-from workflows.baseline import NOOP_ACTIVITIES, BaselineWorkflow
 
 #: How bench starts this worker (`worker_process(..., command=COMMAND)`).
 COMMAND = (sys.executable, "-m", "ops.baseline")

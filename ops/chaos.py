@@ -46,7 +46,6 @@ from temporalio.common import WorkerDeploymentVersion
 
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import OperatorAction, Resolution, SagaState
-from domain.search_attributes import saga_query
 from ops.audit import AuditReport, audit
 from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.bench import add_load_options
@@ -64,6 +63,7 @@ from ordersaga.exits import StartFailure
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from services.faults import FaultSettings
 from workflows import OrderSaga
+from workflows.search_attributes import saga_query
 
 T = TypeVar("T")
 

@@ -16,7 +16,6 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
 
 from domain.saga import SagaState
-from domain.search_attributes import ORDER_STATUS
 from ops.preflight import preflight, workers_by_build
 from ordersaga.deployment import (
     describe_deployment,
@@ -27,6 +26,7 @@ from ordersaga.deployment import (
     version_proto,
 )
 from ordersaga.exits import StartFailure
+from workflows.search_attributes import ORDER_STATUS
 
 #: How long `deploy set-current` waits for a worker of the version to have polled.
 SET_CURRENT_WAIT_S = 10.0

@@ -20,13 +20,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
 from domain.policy import SagaPolicy
-from domain.search_attributes import ORDER_STATUS
+from ops.baseline_workflow import BaselineWorkflow
 from ops.load import Place, retry_transient
 from ordersaga.placing import DEMO_ORDER, start_saga
 from peer.saga import PeerOrderSaga
 from peer.shared import Item, PeerOrder
 from workflows import OrderSaga
-from workflows.baseline import BaselineWorkflow
+from workflows.search_attributes import ORDER_STATUS
 
 #: The outcome of a saga that confirmed, and of one that did not (split later by its state).
 CONFIRMED = "confirmed"

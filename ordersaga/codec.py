@@ -28,9 +28,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import CompositePayloadConverter, DataConverter, PayloadCodec
 
-from domain.search_attributes import saga_query
 from ordersaga.keyring import Keyring, KeyringError
 from ordersaga.settings import Settings
+from workflows.search_attributes import saga_query
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

@@ -12,10 +12,10 @@ from typing import IO
 
 from temporalio.client import Client
 
-from domain import search_attributes
 from ordersaga.exits import StartFailure, log_path, until_ready
 from ordersaga.runtime import default_runtime
 from ordersaga.sockets import ensure_free
+from workflows import search_attributes
 
 #: Write-ahead logging lets the server's readers work while it writes; the faster transfer poll
 #: hands each task on at once instead of at the next tick of its dispatch cadence. What each

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -90,18 +91,28 @@ def quiet_sdk_messages() -> None:
     activity.logger.activity_info_on_message = False
 
 
-class ActivityDurations(Interceptor):
-    """A worker interceptor: an `activity done` line with each activity's duration, at debug."""
+class ActivityOutcomes(Interceptor):
+    """A worker interceptor: each activity's duration at debug, and a refusal in one line.
+
+    A refusal is a service's final "no" (`ApplicationErrorCategory.BENIGN`), the customer's
+    business, not a fault: the SDK logs it at debug, so the one line about it is this one,
+    with no traceback. Faults keep the SDK's warning and traceback.
+    """
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         """Wrap each activity's execution."""
-        return _LogDuration(next)
+        return _LogOutcome(next)
 
 
-class _LogDuration(ActivityInboundInterceptor):
+class _LogOutcome(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         started = time.monotonic()
-        result = await super().execute_activity(input)
+        try:
+            result = await super().execute_activity(input)
+        except ApplicationError as err:
+            if err.category is ApplicationErrorCategory.BENIGN:
+                log.info("activity refused", refusal=err.type, reason=err.message)
+            raise
         # Debug: the saga logs each step done, and the SDK's metrics time every activity;
         # at info, these lines were a twentieth of a busy worker's CPU.
         log.debug("activity done", duration_ms=round((time.monotonic() - started) * 1000, 1))

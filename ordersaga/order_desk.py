@@ -27,15 +27,15 @@ from temporalio.workflow import UpdateMethodMultiParam
 from domain.ids import order_id_of, workflow_id_for
 from domain.order import OrderRequest
 from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
-from domain.search_attributes import (
+from ordersaga.placing import start_saga
+from workflows import OrderSaga
+from workflows.search_attributes import (
     CUSTOMER_ID,
     FAILED_STEP,
     ORDER_STATUS,
     ORDER_TOTAL,
     saga_query,
 )
-from ordersaga.placing import start_saga
-from workflows import OrderSaga
 
 log = structlog.get_logger()
 

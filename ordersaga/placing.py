@@ -18,8 +18,8 @@ from temporalio.common import (
 from domain.ids import workflow_id_for
 from domain.order import CardDetails, OrderRequest, PaymentMethod
 from domain.saga import OrderResult, SagaState
-from domain.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 from workflows import OrderSaga
+from workflows.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 
 #: Used for whatever `place` is not told, so that a demo order needs only an id and an item.
 DEMO_ORDER: dict[str, Any] = {

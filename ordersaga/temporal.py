@@ -15,12 +15,12 @@ from temporalio.common import HeaderCodecBehavior
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from domain.search_attributes import SEARCH_ATTRIBUTES
 from ordersaga.codec import codec_from_settings, data_converter
 from ordersaga.exits import StartFailure
 from ordersaga.runtime import default_runtime
 from ordersaga.settings import Settings
 from ordersaga.tracing import tracing_interceptors
+from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 #: How long a server that takes the connection but never answers (a wrong port, a firewall that
 #: drops packets) is waited for. The SDK alone waits 30 s; a reachable server, Temporal Cloud

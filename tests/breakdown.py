@@ -48,26 +48,26 @@ def switch_off(parts: tuple[str, ...]) -> None:
     Raises:
         AttributeError: A part's method is gone (renamed, say): the run would measure it on.
     """
-    from workflows.saga_events import SagaEvents
-    from workflows.telemetry import SagaTelemetry
+    from workflows.order_record import OrderRecord
+    from workflows.order_saga import OrderSaga
 
     if "events" in parts:
 
         @contextlib.contextmanager
-        def carry_nothing(self: SagaEvents, step: object = None) -> Iterator[None]:
+        def carry_nothing(self: OrderRecord, step: object = None) -> Iterator[None]:
             yield
 
-        async def publish_nothing(self: SagaEvents) -> None:
+        async def publish_nothing(self: OrderSaga) -> None:
             return None
 
-        replace(SagaEvents, "riding", carry_nothing)
-        replace(SagaEvents, "publish_unpublished", publish_nothing)
+        replace(OrderRecord, "carrying", carry_nothing)
+        replace(OrderSaga, "_publish_events", publish_nothing)
     if "metrics_logs" in parts:
-        replace(SagaTelemetry, "_count", lambda self, *args, **kwargs: None)
-        replace(SagaTelemetry, "_took", lambda self, *args, **kwargs: None)
+        replace(OrderRecord, "_count", lambda self, *args, **kwargs: None)
+        replace(OrderRecord, "_took", lambda self, *args, **kwargs: None)
         logging.getLogger("temporalio.workflow").disabled = True
     if "details" in parts:
-        replace(SagaTelemetry, "state_changed", lambda self: None)
+        replace(OrderRecord, "_state_changed", lambda self: None)
 
 
 def replace(owner: type, name: str, stand_in: object) -> None:

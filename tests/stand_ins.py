@@ -11,10 +11,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.events import SagaEvent, publish_events
+from domain.events import SagaEvent
 from ordersaga.eventbus.publishing import EventPublishingInterceptor
 from ports.contract import StepResult
 from tests.orders import COMPENSATIONS, STEPS
+from workflows.order_saga import publish_events
 
 ALL_ACTIVITIES = [*STEPS, *COMPENSATIONS]
 

@@ -19,13 +19,13 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 
 from domain.saga import SagaState
-from domain.search_attributes import saga_query
 from tests.api_process import Api
 from tests.interruptions import slow_shipping
 from tests.operator_waits import saga_waiting_for_an_operator
 from tests.orders import DECLINED_TOKEN, order_data
 from tests.service_state import Services
 from tests.starter_runner import saga_exists
+from workflows.search_attributes import saga_query
 
 #: A test card only this module sends, so that finding it in the API's log is this module's leak.
 CARD = "4000056655665556"

@@ -19,11 +19,11 @@ def test_every_variant_switches_off_methods_the_saga_has() -> None:
     # In a process of its own: the patches are for good.
     code = (
         "from tests.breakdown import switch_off; "
-        "from workflows.saga_events import SagaEvents; "
-        "from workflows.telemetry import SagaTelemetry; "
-        "before = (SagaEvents.riding, SagaTelemetry._count, SagaTelemetry.state_changed); "
+        "from workflows.order_record import OrderRecord as R; "
+        "from workflows.order_saga import OrderSaga as S; "
+        "before = (R.carrying, S._publish_events, R._count, R._state_changed); "
         f"switch_off({tuple(parts)!r}); "
-        "after = (SagaEvents.riding, SagaTelemetry._count, SagaTelemetry.state_changed); "
+        "after = (R.carrying, S._publish_events, R._count, R._state_changed); "
         "assert all(b is not a for b, a in zip(before, after)), after"
     )
 
@@ -33,8 +33,8 @@ def test_every_variant_switches_off_methods_the_saga_has() -> None:
 
 
 def test_a_part_whose_method_is_gone_is_refused() -> None:
-    class Telemetry:
+    class Record:
         def step_done(self) -> None: ...
 
-    with pytest.raises(AttributeError, match=r"Telemetry.state_changed is gone"):
-        replace(Telemetry, "state_changed", lambda self: None)
+    with pytest.raises(AttributeError, match=r"Record._state_changed is gone"):
+        replace(Record, "_state_changed", lambda self: None)

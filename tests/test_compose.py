@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from domain.search_attributes import SEARCH_ATTRIBUTES
+from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.temporal.yml"

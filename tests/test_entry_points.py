@@ -15,7 +15,6 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-from domain.search_attributes import ORDER_STATUS
 from ordersaga.keyring import new_key_entry
 from tests.orders import order_data
 from tests.service_state import Services
@@ -27,6 +26,7 @@ from tests.starter_runner import (
     run_python,
     saga_exists,
 )
+from workflows.search_attributes import ORDER_STATUS
 
 ITEM = ("--item", "SKU-MUG:1:899")
 

@@ -104,6 +104,7 @@ async def test_withdraw_before_confirmation_undoes_everything(
     assert "state:        Withdrawn" in run.out
     # The customer changed their mind: Shipping, which was failing then, is not blamed.
     assert "reason:       OrderWithdrawn: withdrawn by the customer" in run.out
+    assert "customer said: ordered twice" in run.out
     assert "failed step" not in run.out
     with pytest.raises(WorkflowFailureError) as failure:
         await saga.result()

@@ -13,10 +13,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from domain.saga import SagaState
-from domain.search_attributes import ORDER_STATUS, saga_query
 from ordersaga.placing import start_saga
 from tests.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order, on_path
 from tests.starter_runner import StarterRunner
+from workflows.search_attributes import ORDER_STATUS, saga_query
 
 
 async def ids_matching(client: Client, query: str, expected: set[str]) -> set[str]:

@@ -350,7 +350,7 @@ async def test_a_withdrawn_order_is_undone_including_the_step_in_flight(
         None,
         "OrderWithdrawn",
     )
-    assert status.withdrawn
+    assert (status.withdrawn, status.withdrawal_reason) == (True, "changed my mind")
     assert status.compensations_run == undone_through("schedule_shipment")
     assert STEPS[-1] not in stand_ins.calls
     cause = failure.value.cause

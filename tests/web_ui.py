@@ -25,7 +25,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
 from domain.saga import SagaState, Withdrawal
-from domain.search_attributes import ORDER_STATUS
 from ops.demo import SCENARIOS, run_scenario
 from ops.stack import Stack, embedded_stack
 from ordersaga.codec import codec_from_settings
@@ -38,6 +37,7 @@ from ordersaga.sockets import free_port
 from ordersaga.temporal import ui_link
 from tests.interruptions import caught_mid_shipment, slow_shipping
 from workflows import OrderSaga
+from workflows.search_attributes import ORDER_STATUS
 
 #: Debian's chromium, if installed.
 CHROMIUM = shutil.which("chromium")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio.exceptions import (
@@ -67,6 +68,27 @@ def timeout_type(error: BaseException) -> TimeoutType | None:
     """Which timeout ended an activity (or a local activity), if one did."""
     error = _unwrapped(error)
     return error.type if isinstance(error, TemporalTimeoutError) else None
+
+
+def cut_short_by_deadline(
+    error: BaseException, within: timedelta | None, attempt_timeout: timedelta
+) -> bool:
+    """Whether a step's activity ended because the order's deadline came, rather than by itself.
+
+    Either the time all its attempts had (`within`, the deadline) ran out, or, as a local
+    activity may report it, an attempt's, where the deadline was the tighter bound.
+
+    Args:
+        error: How the activity failed.
+        within: The time its attempts were given together when it was called, if bounded.
+        attempt_timeout: The time one attempt may take.
+    """
+    if within is None:
+        return False
+    timeout = timeout_type(error)
+    return timeout == TimeoutType.SCHEDULE_TO_CLOSE or (
+        timeout == TimeoutType.START_TO_CLOSE and within <= attempt_timeout
+    )
 
 
 def order_refused(status: SagaStatus) -> ApplicationError:

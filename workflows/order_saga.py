@@ -1,38 +1,49 @@
 """The `OrderSaga` workflow: run the order's steps in turn, or undo every step taken, in reverse.
 
 The steps are the rows of `workflows.order_steps` (reserve, charge, ship, confirm); the undoing is
-`temporal_saga.Saga`'s; where the saga stands is `workflows.order_record`'s. Temporal's event
-history is the saga's persistence: the compensations registered are rebuilt on replay.
+`temporal_saga.Saga`'s; what the saga has done, and what it tells the world of it, is
+`workflows.order_record`'s. Temporal's event history is the saga's persistence: the
+compensations registered are rebuilt on replay.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from temporalio import workflow
-from temporalio.common import VersioningBehavior
-from temporalio.exceptions import FailureError
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.exceptions import FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from domain.ids import order_id_of
+    from domain.ids import idempotency_key, order_id_of
     from domain.order import OrderInput, OrderRequest, RefusedOrder
+    from domain.policy import ActivityPolicy
     from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
-    from workflows.order_steps import ORDER_STEPS, STEPS, WITHDRAWABLE
+    from ports.contract import CompensationInput, StepResult
+    from workflows.order_steps import ORDER_STEPS, STEPS, WITHDRAWABLE, OrderStep
 
-from temporal_saga import CompensationFailure, Decision, Saga, shielded
+from temporal_saga import Compensation, CompensationFailure, Decision, Saga, shielded
 
-from workflows.order_failures import INTERRUPTIONS, StepFailed, saga_error
+from workflows.order_failures import (
+    DEADLINE_EXCEEDED,
+    INTERRUPTIONS,
+    StepFailed,
+    cut_short_by_deadline,
+    describe,
+    saga_error,
+)
 from workflows.order_record import OrderRecord
-from workflows.step_runner import StepRunner
 
 #: States in which the saga waits no more: what a withdrawal waits for (a step may have failed
 #: for good as the customer withdrew).
 SETTLED = frozenset(
     {SagaState.WITHDRAWN, SagaState.ABORTED, SagaState.FAILED, SagaState.NEEDS_ATTENTION}
 )
-
 
 #: Errors that fail the saga's workflow rather than its workflow task: a payload that is not
 #: even JSON fails it at once (instead of retrying the task forever); a payload that is not an
@@ -51,6 +62,26 @@ UNWINDS: tuple[type[BaseException], ...] = (
     *FAILS_THE_WORKFLOW,
 )
 
+#: A local activity that backs off longer than this waits on a timer, outside the workflow task,
+#: so that queries, withdrawals and cancellations reach the saga while it waits (the SDK's
+#: default is a minute).
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=1)
+
+#: Publishing the saga's last events retries until the bus takes them, like a compensation.
+PUBLISH_POLICY = ActivityPolicy(first_retry_s=1.0, max_attempts=1000)
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+
+
+@activity.defn(name="publish_events")
+async def publish_events(order_id: str) -> None:
+    """Carry a saga's last events (its outcome), when no step is left to carry them.
+
+    There is nothing to do here: like every activity's, this call's events were published by
+    the worker's interceptor before it ran.
+    """
+
 
 # PINNED: a saga runs to its end on the build that started it, so a change to what it does is a
 # new build of the worker (docs/versioning.md), never a branch in this code.
@@ -63,16 +94,15 @@ class OrderSaga:
 
     @workflow.init
     def __init__(self, request: OrderInput) -> None:
-        self._request: OrderRequest  # once `run` has accepted it
-        self._runner: StepRunner  # as soon as the order is accepted
+        self._order: OrderRequest  # once `run` has accepted it
+        self._deadline: datetime | None = None
         self._record = OrderRecord(order_id_of(workflow.info().workflow_id))
         self._status = self._record.status
-        self._telemetry = self._record.telemetry
         self._saga = Saga(
             on_failure=self._ask_operator,
             on_compensated=lambda step: self._record.compensated(STEPS[step]),
         )
-        self._steps: asyncio.Task[OrderResult] | None = None
+        self._steps: asyncio.Task[None] | None = None
         self._resolution: Resolution | None = None
 
     @workflow.query
@@ -85,19 +115,19 @@ class OrderSaga:
     async def run(self, request: OrderInput) -> OrderResult:
         """Run the saga to the end: a confirmed order, or a failure after compensating.
 
-        Here is what happens around the order: its refusal, its withdrawal, its cancellation,
-        and its deadline, which the `StepRunner` made here holds every step to; `_place_order`
-        is the order's own steps.
+        Here is what happens around the order: its refusal, its withdrawal, its cancellation
+        and its deadline; `_place_order` is the order's own steps.
         """
-        self._request = self._accept(request)
-        self._telemetry.started(self._request)
-        self._runner = StepRunner(self._request, self._record, self._saga)
+        self._order = order = self._accept(request)
+        if order.policy.deadline_s is not None:
+            self._deadline = workflow.info().start_time + timedelta(seconds=order.policy.deadline_s)
+        self._record.started(order)
         # The steps run as a task of their own, so a withdrawal can interrupt them.
-        self._steps = steps = asyncio.create_task(self._place_order(self._request))
+        self._steps = steps = asyncio.create_task(self._place_order())
         if self._status.withdrawn:
             steps.cancel()
         try:
-            result = await steps
+            await steps
             if self._status.withdrawn:
                 raise asyncio.CancelledError  # withdrawn as the last step succeeded: undo it too
         except UNWINDS as err:
@@ -105,8 +135,8 @@ class OrderSaga:
             if failure is err:
                 raise  # the workflow was cancelled: it ends as cancelled
             raise failure from err
-        self._telemetry.confirmed()
-        await self._telemetry.events.publish_unpublished()
+        result = self._record.confirmed()
+        await self._publish_events()
         return result
 
     @workflow.update
@@ -115,8 +145,7 @@ class OrderSaga:
 
         Returns the saga's status once it has ended (or needs attention).
         """
-        workflow.logger.info("Order withdrawn", extra={"order_id": self._status.order_id})
-        self._status.withdrawn = True
+        self._record.withdrawn(withdrawal.reason)
         if self._steps:
             self._steps.cancel()
         await workflow.wait_condition(lambda: self._status.state in SETTLED)
@@ -151,10 +180,61 @@ class OrderSaga:
                 "there is no compensation waiting for an operator"
             )
 
-    async def _place_order(self, order: OrderRequest) -> OrderResult:
+    # --- The order: its steps, each undone if the saga unwinds --------------------------------
+
+    async def _place_order(self) -> None:
         for step in ORDER_STEPS:
-            await self._runner.run(step)
-        return self._record.confirmed(order)
+            await self._do_step(step)
+
+    async def _do_step(self, step: OrderStep[Any]) -> None:
+        """Do `step`, its compensation registered first.
+
+        Raises:
+            StepFailed: The step failed for good, or the deadline came first.
+            asyncio.CancelledError: The saga was cancelled or withdrawn meanwhile.
+        """
+        policy = self._order.policy.for_step(step.name)
+        arg = step.build_input(self._order, self._status.ids, self._key(step))
+        started = workflow.now()
+        time_left = self._deadline - started if self._deadline else None
+        if time_left is not None and time_left <= timedelta(0):
+            raise self._past_deadline(step.name)
+
+        async def call() -> StepResult:
+            with self._record.carrying(step):
+                return await self._call(step.activity, arg, policy, within=time_left)
+
+        try:
+            created = await self._saga.step(step.name, call, compensation=self._undoing(step))
+        except FailureError as err:
+            # An activity's failure arrives as an ActivityError; a local activity's as its cause.
+            if is_cancelled_exception(err):
+                self._record.step_ended(step.name, started, "cancelled")
+                raise  # cancelled mid-step: the step may have taken effect, and stays registered
+            self._record.step_ended(step.name, started, "failed")
+            if cut_short_by_deadline(err, time_left, policy.timeout):
+                raise self._past_deadline(step.name) from err
+            raise self._record.failed(step.name, *describe(err)) from err
+        self._record.step_done(step, created.id, started)
+
+    def _undoing(self, step: OrderStep[Any]) -> Compensation:
+        """`step`'s compensation; its input is made only if it runs (most sagas undo nothing)."""
+
+        async def undo() -> None:
+            arg = CompensationInput(order_id=self._order.order_id, effect_key=self._key(step))
+            with self._record.carrying():
+                await self._call(step.compensation, arg, self._order.policy.compensations)
+
+        return undo
+
+    def _key(self, step: OrderStep[Any]) -> str:
+        return idempotency_key(workflow.info().workflow_id, step.name)
+
+    def _past_deadline(self, step: str) -> StepFailed:
+        reason = f"order not confirmed within {self._order.policy.deadline_s:g} s"
+        return self._record.failed(step, DEADLINE_EXCEEDED, reason)
+
+    # --- Around the order: refusal, unwinding, the operator -----------------------------------
 
     def _accept(self, request: OrderInput) -> OrderRequest:
         """The order, if the saga may run it; else the saga ends, refused, before any step."""
@@ -176,25 +256,99 @@ class OrderSaga:
         if not isinstance(err, StepFailed):
             self._record.interrupted()
         if self._status.failure_type in INTERRUPTIONS:
-            self._runner.interrupted()
+            self._register_every_step()
         await shielded(self._undo_all())
         return saga_error(err, self._status)
+
+    def _register_every_step(self) -> None:
+        """The steps were cut short from outside (withdrawn, cancelled, past the deadline).
+
+        On the fast path, steps may have taken effect in a workflow task that was never
+        recorded: the server refuses to complete a task while a cancellation or an update
+        waits, and the rerun stops at once. So every step is registered to be undone (undoing
+        one that never ran is a no-op).
+        """
+        if not self._order.policy.local_activities:
+            return
+        for step in ORDER_STEPS:
+            if step.name not in self._saga.registered:
+                self._saga.add_compensation(step.name, self._undoing(step))
 
     async def _undo_all(self) -> None:
         """Undo every step that may have taken effect, and say how the saga ended."""
         undoing = bool(self._saga.pending)
         if undoing:
-            self._record.entered(SagaState.COMPENSATING)
+            self._record.compensating()
             await self._saga.compensate()
         self._record.ended(undid_steps=undoing)
-        await self._telemetry.events.publish_unpublished()
+        await self._publish_events()
 
     async def _ask_operator(self, failure: CompensationFailure) -> Decision:
         """Wait, visibly, for an operator to retry or settle a compensation that keeps failing."""
         step = STEPS[failure.step]
-        tries = self._request.policy.compensations.max_attempts
-        await self._record.needs_attention(step, failure.error, tries)
+        self._record.needs_attention(
+            step, failure.error, self._order.policy.compensations.max_attempts
+        )
+        await self._publish_events()
         await workflow.wait_condition(lambda: self._resolution is not None)
         assert self._resolution is not None
         resolution, self._resolution = self._resolution, None
         return self._record.answered(step, resolution)
+
+    # --- Calling activities --------------------------------------------------------------------
+
+    async def _publish_events(self) -> None:
+        """Publish the events no step is left to carry (at most one activity per saga end).
+
+        By a local activity: no round trip through the server's queue.
+        """
+        if not self._record.has_unpublished:
+            return
+        with self._record.carrying():
+            await workflow.execute_local_activity(
+                publish_events, self._status.order_id, **_options(PUBLISH_POLICY)
+            )
+
+    async def _call(
+        self,
+        activity: Callable[[Any, Arg], Awaitable[Result]],
+        arg: Arg,
+        policy: ActivityPolicy,
+        *,
+        within: timedelta | None = None,
+    ) -> Result:
+        """Run an activity method to its result, or its last failure.
+
+        Local or regular, as the order's policy says.
+
+        Args:
+            activity: The activity method (a port's method).
+            arg: Its input.
+            policy: Its timeout and retries.
+            within: The time all its attempts may take together (the order's deadline).
+        """
+        if self._order.policy.local_activities:
+            return await workflow.execute_local_activity_method(
+                activity,
+                arg,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                **_options(policy, within),
+            )
+        return await workflow.execute_activity_method(activity, arg, **_options(policy, within))
+
+
+def _options(policy: ActivityPolicy, within: timedelta | None = None) -> dict[str, Any]:
+    """An activity's timeouts and retries, as local and regular activities both take them.
+
+    Refusals are never retried: they are non-retryable errors.
+    """
+    return {
+        "start_to_close_timeout": policy.timeout,
+        "schedule_to_close_timeout": within,
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=policy.first_retry_s),
+            backoff_coefficient=policy.backoff,
+            maximum_interval=timedelta(seconds=policy.max_retry_interval_s),
+            maximum_attempts=policy.max_attempts,
+        ),
+    }

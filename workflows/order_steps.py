@@ -241,7 +241,7 @@ STATES = (
 
 #: The states sagas can be found by (the `OrderStatus` search attribute): where people filter.
 #: Every state but those between the steps, which are in the `status` query only (see
-#: `workflows.telemetry`).
+#: `workflows.order_record`).
 SEARCHABLE_STATES = tuple(
     state for state in STATES if state not in {row.state_after for row in ORDER_STEPS[:-1]}
 )

@@ -22,7 +22,6 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
 
 from domain.saga import SagaState
-from domain.search_attributes import FAILED_STEP, ORDER_STATUS
 from ops.recovery import recover
 from ops.rollout.plan import BuildFigures, Limits, RolloutPlan
 from ops.routing import ramp, set_current
@@ -30,6 +29,7 @@ from ordersaga.deployment import stop_ramping
 from ordersaga.exits import StartFailure
 from ports import REFUSALS
 from workflows.order_failures import INTERRUPTIONS, ORDER_REFUSED
+from workflows.search_attributes import FAILED_STEP, ORDER_STATUS
 
 #: Failure types a saga ends with that are nobody's bug: a refusal, or something from outside.
 NOT_THE_BUILDS = frozenset({*REFUSALS, ORDER_REFUSED, *INTERRUPTIONS})

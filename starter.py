@@ -27,7 +27,6 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowQueryFailedError,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.ids import workflow_id_for
@@ -37,12 +36,11 @@ from domain.problems import describe_errors
 from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
 from ordersaga.codec import CodecMismatch, check_codec_agrees
 from ordersaga.exits import run_to_exit
-from ordersaga.order_desk import ActionRefused, OrderDesk, UnknownOrder
+from ordersaga.order_desk import ActionRefused, OrderConflict, OrderDesk, UnknownOrder
 from ordersaga.placing import (
     DEMO_ORDER,
     InputError,
     read_order_file,
-    start_saga,
     tokenize,
 )
 from ordersaga.settings import Group, Settings
@@ -128,19 +126,20 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     request = form.with_payment(payment)
     workflow_id = workflow_id_for(request.order_id)
     try:
-        handle = await start_saga(client, request, args.settings.task_queue)
-    except WorkflowAlreadyStartedError:
-        existing = client.get_workflow_handle_for(OrderSaga.run, workflow_id)
-        outcome = (await existing.query(OrderSaga.status)).state
+        started = await OrderDesk(client, args.settings.task_queue).place(request)
+    except OrderConflict as err:
         print(
-            f"error: order {request.order_id} already has a saga ({outcome}); "
-            "no second one was started: place it under a new order id",
+            f"error: {err}; no second saga was started: place it under a new order id",
             file=sys.stderr,
         )
         print(f"  {link(args.settings, workflow_id)}", file=sys.stderr)
         return 1
-    print(f"Started saga {workflow_id} for {both_units(request.total, request.currency)}")
+    if started:
+        print(f"Started saga {workflow_id} for {both_units(request.total, request.currency)}")
+    else:
+        print(f"Order {request.order_id} was placed before, as this same order: no second saga")
     print(f"  {link(args.settings, workflow_id)}")
+    handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id)
     if args.no_wait:
         return 0
     try:

@@ -73,7 +73,8 @@ def _whole_number(value: Any) -> Any:
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise PydanticCustomError("int_type", "not a whole number")
-    if isinstance(value, str) and not value.strip().isdecimal():
+    # A sign is kept, so "-1" typed is judged as -1 sent: the same words from every entry point.
+    if isinstance(value, str) and not value.strip().removeprefix("-").isdecimal():
         raise PydanticCustomError("int_parsing", "not a whole number")
     return value
 

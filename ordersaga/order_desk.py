@@ -102,7 +102,7 @@ class OrderDesk:
         self._task_queue = task_queue
 
     async def place(self, order: OrderRequest) -> bool:
-        """Start `order`'s saga; a repeat of the same order starts nothing.
+        """Start `order`'s saga; a repeat of the same order starts nothing (`is_repeat_of`).
 
         Returns:
             Whether this call started it (False: the same order was placed before).
@@ -113,7 +113,8 @@ class OrderDesk:
         try:
             await start_saga(self._client, order, self._task_queue)
         except WorkflowAlreadyStartedError:
-            if await self._placed_as(order.order_id) != order:
+            placed = await self._placed_as(order.order_id)
+            if placed is None or not order.is_repeat_of(placed):
                 raise OrderConflict(
                     f"order {order.order_id} was placed before with another body"
                 ) from None

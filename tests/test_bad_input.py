@@ -316,6 +316,25 @@ def test_each_problem_is_one_line_naming_the_field(
     assert problems(model, data) == expected
 
 
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        (-1, "must be at least 1"),
+        (0, "must be at least 1"),
+        (1001, "must be at most 1000 per item"),
+        (1.5, "must be a whole number from 1 to 1000"),
+    ],
+)
+def test_a_quantity_is_worded_the_same_typed_as_text_or_sent_as_a_number(
+    quantity: float, expected: str
+) -> None:
+    # The starter's `--item SKU:QUANTITY:PRICE` gives text; the Order API's JSON a number.
+    typed, sent = (order(items__0__quantity=value) for value in (str(quantity), quantity))
+
+    assert problems(OrderRequest, typed) == problems(OrderRequest, sent)
+    assert problems(OrderRequest, sent) == [f"items.0.quantity: {expected}"]
+
+
 def test_the_valid_order_and_its_variants_are_accepted() -> None:
     OrderRequest.model_validate(VALID)
     OrderForm.model_validate(by_card())

@@ -25,26 +25,31 @@ async def test_place_tokenizes_the_card_and_confirms(
     assert "4242424242424242" not in history.to_json()
 
 
-async def test_place_twice_says_so_and_starts_no_second_saga(
+async def test_placing_the_same_order_twice_starts_no_second_saga_and_follows_the_first(
     starter: StarterRunner, services: Services
 ) -> None:
     order_id = new_order_id()
     first = await starter("place", "--order-id", order_id, "--item", "SKU-MUG:1:899")
     second = await starter("place", "--order-id", order_id, "--item", "SKU-MUG:1:899")
 
-    assert (first.code, second.code) == (0, 1)
-    assert f"error: order {order_id} already has a saga (OrderConfirmed)" in second.err
+    # The card is tokenized again (a new token), yet it is the same order: as the API says.
+    assert (first.code, second.code) == (0, 0), second.err
+    assert f"Order {order_id} was placed before, as this same order: no second saga" in second.out
+    assert f"Order {order_id} confirmed" in second.out
     assert len((await services.effects(order_id)).charges) == 1
 
 
-async def test_reusing_an_aborted_order_id_says_how_it_ended(starter: StarterRunner) -> None:
+async def test_another_order_under_a_used_id_is_refused_as_the_api_refuses_it(
+    starter: StarterRunner,
+) -> None:
     order_id = new_order_id()
     declined = ("--item", "SKU-BOOK:1:1500", "--card", "4000000000000002")
     await starter("place", "--order-id", order_id, *declined)
     again = await starter("place", "--order-id", order_id, "--item", "SKU-BOOK:1:1500")
 
     assert again.code == 1
-    assert f"error: order {order_id} already has a saga (Aborted)" in again.err
+    assert f"error: order {order_id} was placed before with another body" in again.err
+    assert "no second saga was started" in again.err
 
 
 async def test_a_price_with_its_currency_is_taken_in_major_units(

@@ -110,8 +110,8 @@ router = APIRouter()
 async def place_order(order: OrderRequest, desk: Desk, response: HTTPResponse) -> OrderAccepted:
     """Place an order: its saga starts, once per order id.
 
-    The same order id with the same body answers as the first call did; with another body,
-    409. Payment is a token (`tok_...`), never a card number.
+    The same order again (`OrderRequest.is_repeat_of`) answers as the first call did; another
+    body under that id, 409. Payment is a token (`tok_...`), never a card number.
     """
     if await desk.place(order):
         log.info("order placed", order_id=order.order_id)

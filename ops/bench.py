@@ -162,7 +162,7 @@ async def bench(
         config: What to run.
         console: Where progress is shown.
         saga_worker: Another program for the saga's workers (`python worker.py` by default),
-            such as a profiling run's (`tests/breakdown.py`).
+            such as a profiling run's (`tests/support/breakdown.py`).
 
     Returns:
         The results, JSON-ready.

@@ -4,6 +4,6 @@ What a user would write instead of adopting this project: the same four calls an
 same services with the same idempotency keys, as regular activities, on the SDK's default data
 converter, with none of the project's extras (events, metrics, search attributes, encryption,
 the operator hook, the deadline). It shares no code with the project's saga: only the services'
-HTTP API. It is a fair yardstick only if it is a correct saga, which `tests/test_peer_saga.py`
+HTTP API. It is a fair yardstick only if it is a correct saga, which `tests/e2e/test_peer_saga.py`
 checks.
 """

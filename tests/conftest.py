@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import socket
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
+import structlog
 from hypothesis.configuration import set_hypothesis_home_dir
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -20,16 +22,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.http import create_http_client
 from ops.stack import current_worker, services_process
+from ordersaga import logs
 from ordersaga.devserver import DevServer, installed_binary
 from ordersaga.eventbus import EventBus, open_event_bus
 from ordersaga.keyring import ensure_key_file
 from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
-from tests.api_process import Api, running_api
-from tests.service_state import Services
-from tests.services_fixture import running_services
-from tests.starter_runner import StarterRunner
+from tests.support.api_process import Api, running_api
+from tests.support.service_state import Services
+from tests.support.services_fixture import running_services
+from tests.support.starter_runner import StarterRunner
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -252,3 +255,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client as a worker makes it."""
     async with create_http_client() as client:
         yield client
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo what `configure_logging` sets for the rest of the process."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    switches = {name: getattr(logging, name) for name in logs.UNUSED_RECORD_FIELDS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in switches.items():
+        setattr(logging, name, value)
+    structlog.reset_defaults()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ordersaga.consumers.money import format_money
 
 #: Why an order was cancelled, by the failure's reason type: each refusal a service may answer
-#: (`ports.REFUSALS`; tests/test_consumers.py checks each has its line), then the saga's own
+#: (`ports.REFUSALS`; tests/unit/test_consumers.py checks each has its line), then the saga's own
 #: failure types. `AlreadyCompensated` has none: a late call after its undo is never why an
 #: order was cancelled.
 REASONS = {
@@ -26,7 +26,7 @@ REASONS = {
 
 #: Why, by the failed step, for reasons not listed above (a service that stayed down, ...).
 #: The customer's words live here, with the messages, not in the saga's step table; a step
-#: added to the table gets its line here (tests/test_consumers.py checks every step has one).
+#: added to the table gets its line here (tests/unit/test_consumers.py checks every step has one).
 REASONS_BY_STEP = {
     "reserve_inventory": "we could not reserve the items",
     "charge_payment": "we could not take the payment",

@@ -1,0 +1,89 @@
+"""A short chaos run that breaks every part once or more, a broken build rolled out among them;
+every saga ends, nothing is lost.
+
+And the operator step chaos ends with: a saga waiting on a compensation is retried and ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from domain.saga import SagaState
+from ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
+from ops.rig import Rig, embedded_rig
+from ordersaga.deployment import build_id
+from ordersaga.devserver import DevServer
+from tests.support.operator_waits import saga_waiting_for_an_operator
+from tests.support.orders import undone_after
+from tests.support.service_state import Services
+from workflows import OrderSaga
+
+ENDED = {"OrderConfirmed", "Aborted", "Failed"}
+
+
+async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"  # the folder it runs in: it writes nothing there
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    breaks = {what: 1 for what in Break} | {Break.WORKER_KILL: 2}
+    config = ChaosConfig(
+        orders=80,
+        concurrency=16,
+        breaks=breaks,
+        fault_rate=0.1,
+        lost_answers=0.1,
+        latency_ms=10,
+        workers=2,
+    )
+    async with embedded_rig(tmp_path / "stack") as rig:
+        result = await chaos(rig, config)
+
+    assert result.placed == 80
+    assert sum(result.states.values()) == 80
+    assert set(result.states) <= ENDED, result.states  # none running, none needing attention
+    assert result.states["OrderConfirmed"] > 0
+    assert result.states["Aborted"] > 0  # compensations ran under chaos too
+    assert result.survived == breaks
+    assert [s.ended for s in result.schedule] == sorted(s.ended for s in result.schedule)
+    downed = [s for s in result.schedule if s.what in (Break.SERVICES_KILL, Break.SERVER_KILL)]
+    assert all(s.detail.startswith("down ") for s in downed)
+    assert result.audit.violations == [], result.audit.summary()
+    assert sum(result.audit.outcomes.values()) == 80
+    # The version the run began with drained (its sagas ended on it) and its workers stopped.
+    assert build_id() in result.drained
+    # The broken build was never made current, and no saga was left on it: its workers were
+    # stopped once none ran there.
+    assert len(result.rollouts) == 1 and result.bad_builds_promoted == 0
+    assert result.rollouts[0].plan.candidate in result.drained
+    assert result.ok
+    # The lost answers were retried onto effects that had committed: their idempotency held.
+    faults = (tmp_path / "stack" / "services.log").read_text().count("fault_after_commit")
+    assert faults > 0
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
+    client: Client,
+    dev_server: DevServer,
+    services_url: str,
+    saga_task_queue: str,
+    services: Services,
+    tmp_path: Path,
+) -> None:
+    saga = await saga_waiting_for_an_operator(client, services, saga_task_queue)
+
+    rig = Rig(client, dev_server.address, services_url, tmp_path)
+    retried: set[str] = set()
+    while saga.id not in retried:  # the visibility index lags a little behind the saga
+        retried |= await retry_waiting_sagas(rig, saga_task_queue)
+
+    with pytest.raises(WorkflowFailureError):
+        await saga.result()
+    status = await saga.query(OrderSaga.status)
+    assert status.state == SagaState.ABORTED
+    assert status.compensations_run == undone_after("charge_payment")

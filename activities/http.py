@@ -2,7 +2,7 @@
 
 - 2xx: the JSON answer.
 - 4xx with a `code`: a business refusal, a non-retryable `ApplicationError` whose `type` is the
-  code (one of `ports.REFUSALS`), so the workflow can tell refusals apart.
+  code (one of `workflows.order_steps.REFUSALS`), so the workflow can tell refusals apart.
 - 5xx, 408, 429, timeouts and connection errors: a retryable `ApplicationError` of type
   `ServiceUnavailable`; the activity's retry policy decides how often and how long to retry.
   Retrying is safe because every call carries an idempotency key.

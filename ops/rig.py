@@ -28,8 +28,8 @@ from ordersaga.logs import configure_logging
 from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from ordersaga.sockets import free_port
 from ordersaga.temporal import connect
-from ports import SERVICES
 from services.faults import NO_FAULTS, FaultSettings
+from workflows.order_steps import SERVICES
 
 
 @dataclass

@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from ordersaga.temporal_profile import profile_settings
-from ports import SERVICES
+from workflows.order_steps import SERVICES
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -370,7 +370,7 @@ def _parse_overrides(overrides: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ServiceUrls:
-    """The base URL of each service the saga calls (`ports.SERVICES`), by name."""
+    """The base URL of each service the saga calls (`workflows.order_steps.SERVICES`), by name."""
 
     urls: dict[str, str]
 

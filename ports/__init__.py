@@ -2,7 +2,7 @@
 
 A port module (`ports/payment.py`, say) defines, once, what the saga's activity and the service
 behind it share: the activity's input, the request and answer on the wire, the refusals with
-their HTTP status (`DOMAIN`), and a `Protocol` whose two methods, the activity and its
+their HTTP status (`CONTRACT`), and a `Protocol` whose two methods, the activity and its
 compensation, are activity definitions: the saga calls them by method. An activity's input is
 the idempotency key and the request its service takes, and nothing else. The stand-in service
 (`services/<name>.py`) and the adapter (`activities/<name>.py`, a subclass of the `Protocol`)
@@ -27,50 +27,15 @@ And one for deploys: `GET <base URL>/healthz` answers 2xx while the service can 
 build of the saga gets new sagas before every service its steps call answers it
 (`ops/preflight.py`).
 
-`SERVICES` (every port's name, which is also its URL path, database and settings key) and
-`REFUSALS` come from the ports listed here; settings, the services' app, the bench and chaos
-rig and the audit derive from them. A new port is a module here and a line in `DOMAINS`.
+No list of the ports is kept here: the saga's services are those its steps call, so
+`workflows.order_steps` derives `SERVICES` (each port's name, which is also its URL path,
+database, settings key and stand-in module) and `REFUSALS` from its rows; settings, the
+services' app, the bench and chaos rig and the audit take them from there. A new port is a
+module here and the row that calls it.
 """
 
 from __future__ import annotations
 
-from ports import inventory, orders, payment, shipping
-from ports.contract import ALREADY_COMPENSATED, INVALID_REQUEST, Domain, Refusal
+from ports.contract import ALREADY_COMPENSATED, INVALID_REQUEST, Refusal, ServiceContract
 
-
-class PortError(Exception):
-    """A port clashes with another."""
-
-
-def _by_name(domains: tuple[Domain, ...]) -> dict[str, Domain]:
-    by_name: dict[str, Domain] = {}
-    for domain in domains:
-        if domain.name in by_name:
-            raise PortError(f"two ports are named {domain.name!r}")
-        by_name[domain.name] = domain
-    return dict(sorted(by_name.items()))
-
-
-def _refusals(domains: dict[str, Domain]) -> dict[str, Refusal]:
-    refusals = {
-        INVALID_REQUEST.code: INVALID_REQUEST,
-        ALREADY_COMPENSATED.code: ALREADY_COMPENSATED,
-    }
-    for domain in domains.values():
-        for refusal in domain.refusals:
-            if refusal.code in refusals:
-                raise PortError(f"ports/{domain.name}.py: refusal {refusal.code} is defined twice")
-            refusals[refusal.code] = refusal
-    return refusals
-
-
-#: Every port, by service name.
-DOMAINS = _by_name((inventory.DOMAIN, orders.DOMAIN, payment.DOMAIN, shipping.DOMAIN))
-
-#: The names of the services the saga calls.
-SERVICES = tuple(DOMAINS)
-
-#: Every refusal any service may answer, by code.
-REFUSALS = _refusals(DOMAINS)
-
-__all__ = ["DOMAINS", "REFUSALS", "SERVICES", "Domain", "PortError", "Refusal"]
+__all__ = ["ALREADY_COMPENSATED", "INVALID_REQUEST", "Refusal", "ServiceContract"]

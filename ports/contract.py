@@ -38,8 +38,12 @@ class Refusal:
 
 
 @dataclass(frozen=True)
-class Domain:
-    """One service the saga calls: its name (its URL path and database) and its refusals."""
+class ServiceContract:
+    """One service the saga calls, as its steps see it: its name and its refusals.
+
+    The name is the service's URL path, database, settings key and stand-in module
+    (`services/<name>.py`).
+    """
 
     name: str
     refusals: tuple[Refusal, ...] = ()

@@ -10,10 +10,10 @@ from temporalio import activity
 from domain.fields import Identifier, StrictModel
 from ports.contract import (
     CompensationInput,
-    Domain,
     LineItem,
     LineItems,
     Refusal,
+    ServiceContract,
     StepResult,
     WireModel,
 )
@@ -21,7 +21,7 @@ from ports.contract import (
 OUT_OF_STOCK = Refusal("OutOfStock", 409)
 UNKNOWN_SKU = Refusal("UnknownSku", 422)
 
-DOMAIN = Domain("inventory", refusals=(OUT_OF_STOCK, UNKNOWN_SKU))
+CONTRACT = ServiceContract("inventory", refusals=(OUT_OF_STOCK, UNKNOWN_SKU))
 
 
 class ReserveRequest(WireModel):

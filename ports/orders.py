@@ -8,11 +8,11 @@ from pydantic import ConfigDict, Field, StringConstraints
 from temporalio import activity
 
 from domain.fields import Identifier, StrictModel
-from ports.contract import CompensationInput, Domain, Refusal, StepResult, WireModel
+from ports.contract import CompensationInput, Refusal, ServiceContract, StepResult, WireModel
 
 CONFIRMATION_REJECTED = Refusal("ConfirmationRejected", 409)
 
-DOMAIN = Domain("orders", refusals=(CONFIRMATION_REJECTED,))
+CONTRACT = ServiceContract("orders", refusals=(CONFIRMATION_REJECTED,))
 
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 

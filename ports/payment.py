@@ -8,11 +8,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from temporalio import activity
 
 from domain.fields import Identifier, StrictModel
-from ports.contract import CompensationInput, Domain, Refusal, StepResult, WireModel
+from ports.contract import CompensationInput, Refusal, ServiceContract, StepResult, WireModel
 
 PAYMENT_DECLINED = Refusal("PaymentDeclined", 402)
 
-DOMAIN = Domain("payment", refusals=(PAYMENT_DECLINED,))
+CONTRACT = ServiceContract("payment", refusals=(PAYMENT_DECLINED,))
 
 #: The largest single charge, in minor units: a typo guard, far above any real order.
 MAX_CHARGE = 10**12

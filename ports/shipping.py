@@ -11,17 +11,17 @@ from domain.fields import Identifier, StrictModel
 from domain.order import Address
 from ports.contract import (
     CompensationInput,
-    Domain,
     LineItem,
     LineItems,
     Refusal,
+    ServiceContract,
     StepResult,
     WireModel,
 )
 
 SHIPPING_UNAVAILABLE = Refusal("ShippingUnavailable", 422)
 
-DOMAIN = Domain("shipping", refusals=(SHIPPING_UNAVAILABLE,))
+CONTRACT = ServiceContract("shipping", refusals=(SHIPPING_UNAVAILABLE,))
 
 
 class ShipmentRequest(WireModel):

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from ports import SERVICES
-from services import inventory, orders, payment, shipping
 from services.faults import NO_FAULTS, FaultSettings
-
-#: The stand-in of each port, by the port's name: how each makes its app.
-STAND_INS: dict[str, Callable[[Path, FaultSettings], FastAPI]] = {
-    "inventory": inventory.create_app,
-    "orders": orders.create_app,
-    "payment": payment.create_app,
-    "shipping": shipping.create_app,
-}
+from workflows.order_steps import SERVICES
 
 
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
-    """One service per port (`ports.SERVICES`), each made by its `STAND_INS` entry.
+    """One stand-in per service the saga calls (`workflows.order_steps.SERVICES`).
 
-    Each is mounted under `/<name>` (`/inventory`, `/payment`, ...), plus `GET /healthz`. Each
-    keeps its own database in `data_dir` (created if missing), as separate services would.
+    The stand-in of the port named `<name>` is `services/<name>.py`'s `create_app(data_dir,
+    faults)`, mounted under `/<name>` (`/inventory`, `/payment`, ...), plus `GET /healthz`: a
+    new port's stand-in is its module, listed nowhere else. Each keeps its own database in
+    `data_dir` (created if missing), as separate services would.
 
     Args:
         data_dir: Folder of the database files.
@@ -32,16 +25,20 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
             `PUT /<service>/admin/faults`.
 
     Raises:
-        LookupError: A port has no stand-in service in `STAND_INS`.
+        LookupError: A port has no stand-in service.
     """
     app = FastAPI(title="Order saga stand-in services")
     for name in SERVICES:
-        if name not in STAND_INS:
+        try:
+            stand_in = importlib.import_module(f"services.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"services.{name}":
+                raise  # the stand-in is there; something it imports is not
             raise LookupError(
-                f"port {name!r} has no stand-in service: add its create_app(data_dir, faults) "
-                "to services.app.STAND_INS"
-            )
-        app.mount(f"/{name}", STAND_INS[name](data_dir, faults))
+                f"port {name!r} has no stand-in service: add services/{name}.py with "
+                "create_app(data_dir, faults)"
+            ) from None
+        app.mount(f"/{name}", stand_in.create_app(data_dir, faults))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,7 +3,10 @@
 The workflow runs the rows top to bottom and undoes them bottom to top; everything else that
 knows of steps (the worker's activities, the states a saga goes through, the events it makes,
 what monitoring and the customer are told) is derived from this table. Adding a step is adding
-a row here, its activity (`activities/`), its port (`ports/`) and its stand-in (`services/`).
+a row here, its port (`ports/`), its adapter (`activities/`, registered in `worker.py`), its
+stand-in (`services/<port name>.py`) and the customer's words for it
+(`ordersaga/consumers/messages.py`); the services the saga calls and their refusals follow from
+the rows (`SERVICES`, `REFUSALS`).
 
 The table is checked when this module is imported, so a row lacking a part fails at worker
 start with a `StepTableError` naming the step and the part, never as a stuck saga.
@@ -21,8 +24,17 @@ from temporalio import activity
 from domain.events import SagaEventType
 from domain.order import OrderRequest
 from domain.saga import SagaState
-from ports import DOMAINS, inventory, orders, payment, shipping
-from ports.contract import CompensationInput, Domain, StepResult, line_items
+from ports import (
+    ALREADY_COMPENSATED,
+    INVALID_REQUEST,
+    Refusal,
+    ServiceContract,
+    inventory,
+    orders,
+    payment,
+    shipping,
+)
+from ports.contract import CompensationInput, StepResult, line_items
 from ports.inventory import InventoryPort, ReserveInventoryInput, ReserveRequest
 from ports.orders import ConfirmOrderInput, ConfirmRequest, OrdersPort
 from ports.payment import ChargePaymentInput, ChargeRequest, PaymentPort
@@ -55,7 +67,7 @@ class OrderStep(Generic[Input]):
             and the customer is told it was refunded.
     """
 
-    port: Domain
+    port: ServiceContract
     activity: Callable[[Any, Input], Awaitable[StepResult]]
     compensation: Callable[[Any, CompensationInput], Awaitable[None]]
     build_input: Callable[[OrderRequest, Mapping[str, str], str], Input]
@@ -78,7 +90,7 @@ class OrderStep(Generic[Input]):
 
 ORDER_STEPS: tuple[OrderStep[Any], ...] = (
     OrderStep(
-        port=inventory.DOMAIN,
+        port=inventory.CONTRACT,
         activity=InventoryPort.reserve_inventory,
         compensation=InventoryPort.release_inventory,
         build_input=lambda order, ids, key: ReserveInventoryInput(
@@ -91,7 +103,7 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         undone_event="InventoryReleased",
     ),
     OrderStep(
-        port=payment.DOMAIN,
+        port=payment.CONTRACT,
         activity=PaymentPort.charge_payment,
         compensation=PaymentPort.refund_payment,
         build_input=lambda order, ids, key: ChargePaymentInput(
@@ -111,7 +123,7 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         charges_customer=True,
     ),
     OrderStep(
-        port=shipping.DOMAIN,
+        port=shipping.CONTRACT,
         activity=ShippingPort.schedule_shipment,
         compensation=ShippingPort.cancel_shipment,
         build_input=lambda order, ids, key: ScheduleShipmentInput(
@@ -128,7 +140,7 @@ ORDER_STEPS: tuple[OrderStep[Any], ...] = (
         undone_event="ShipmentCancelled",
     ),
     OrderStep(
-        port=orders.DOMAIN,
+        port=orders.CONTRACT,
         activity=OrdersPort.confirm_order,
         compensation=OrdersPort.cancel_order,
         build_input=lambda order, ids, key: ConfirmOrderInput(
@@ -165,6 +177,36 @@ def check_steps(steps: tuple[OrderStep[Any], ...]) -> None:
         step = getattr(row.activity, "__name__", repr(row.activity))
         _check_parts(row, step)
         _check_names(row, step, taken)
+    _refusals(_contracts(steps))
+
+
+def _contracts(steps: tuple[OrderStep[Any], ...]) -> dict[str, ServiceContract]:
+    """The contract of each service the steps call, by name (a name for one service only).
+
+    Raises:
+        StepTableError: Two different contracts share a name.
+    """
+    contracts: dict[str, ServiceContract] = {}
+    for row in steps:
+        if contracts.setdefault(row.port.name, row.port) is not row.port:
+            raise StepTableError(f"step {row.name}: another port is also named {row.port.name!r}")
+    return dict(sorted(contracts.items()))
+
+
+def _refusals(contracts: Mapping[str, ServiceContract]) -> dict[str, Refusal]:
+    """Every refusal the services may answer, by code (a code for one refusal only).
+
+    Raises:
+        StepTableError: Two refusals share a code.
+    """
+    refusals = {refusal.code: refusal for refusal in (INVALID_REQUEST, ALREADY_COMPENSATED)}
+    for contract in contracts.values():
+        for refusal in contract.refusals:
+            if refusals.setdefault(refusal.code, refusal) is not refusal:
+                raise StepTableError(
+                    f"ports/{contract.name}.py: refusal {refusal.code} is defined twice"
+                )
+    return refusals
 
 
 def _check_parts(row: OrderStep[Any], step: str) -> None:
@@ -172,11 +214,6 @@ def _check_parts(row: OrderStep[Any], step: str) -> None:
     for part in ("activity", "compensation"):
         if activity._Definition.from_callable(getattr(row, part)) is None:
             raise StepTableError(f"step {step}: its {part} is not an @activity.defn")
-    if DOMAINS.get(row.port.name) is not row.port:
-        raise StepTableError(
-            f"step {step}: its port {row.port.name!r} is not among ports.DOMAINS "
-            f"({', '.join(DOMAINS)}): add it there"
-        )
 
 
 def _check_names(row: OrderStep[Any], step: str, taken: dict[str, str]) -> None:
@@ -228,6 +265,16 @@ def _activity_name(registered: Callable[..., Any]) -> str | None:
 
 #: The steps by name.
 STEPS = {row.name: row for row in ORDER_STEPS}
+
+#: The contract of each service the saga calls, by name.
+CONTRACTS = _contracts(ORDER_STEPS)
+
+#: The names of the services the saga calls: their URL paths, databases, settings keys and
+#: stand-in modules.
+SERVICES = tuple(CONTRACTS)
+
+#: Every refusal any of them may answer, by code.
+REFUSALS = _refusals(CONTRACTS)
 
 #: The state of a confirmed order: the last step's.
 CONFIRMED = ORDER_STEPS[-1].state_after

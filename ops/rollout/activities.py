@@ -27,8 +27,8 @@ from ops.rollout.plan import BuildFigures, Limits, RolloutPlan
 from ops.routing import ramp, set_current
 from ordersaga.deployment import stop_ramping
 from ordersaga.exits import StartFailure
-from ports import REFUSALS
 from workflows.order_failures import INTERRUPTIONS, ORDER_REFUSED
+from workflows.order_steps import REFUSALS
 from workflows.search_attributes import FAILED_STEP, ORDER_STATUS
 
 #: Failure types a saga ends with that are nobody's bug: a refusal, or something from outside.

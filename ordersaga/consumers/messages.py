@@ -9,9 +9,9 @@ from __future__ import annotations
 from ordersaga.consumers.money import format_money
 
 #: Why an order was cancelled, by the failure's reason type: each refusal a service may answer
-#: (`ports.REFUSALS`; tests/unit/test_consumers.py checks each has its line), then the saga's own
-#: failure types. `AlreadyCompensated` has none: a late call after its undo is never why an
-#: order was cancelled.
+#: (`workflows.order_steps.REFUSALS`; tests/unit/test_consumers.py checks each has its line),
+#: then the saga's own failure types. `AlreadyCompensated` has none: a late call after its
+#: undo is never why an order was cancelled.
 REASONS = {
     "InvalidRequest": "some of its details could not be accepted",
     "OutOfStock": "an item is out of stock",

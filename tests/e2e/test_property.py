@@ -34,7 +34,6 @@ from ops.stack import current_worker
 from ordersaga.eventbus import EventBus
 from ordersaga.placing import start_saga
 from ordersaga.settings import ServiceUrls
-from ports import SERVICES
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,
@@ -52,6 +51,7 @@ from tests.support.saga_checks import (
 )
 from tests.support.service_state import Services
 from workflows import OrderSaga
+from workflows.order_steps import SERVICES
 
 PLENTIFUL_STOCK = 1_000_000
 #: Runs out after a few examples, so that concurrent orders compete for the last units.

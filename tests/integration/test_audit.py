@@ -21,9 +21,8 @@ from ops.audit_data import Saga, read_sagas, read_service_records
 from ops.load import run_load
 from ops.rig import WorkerPool, embedded_rig
 from ops.workload import Kind, make_order, saga_place
-from ports import SERVICES
 from tests.support.orders import FAST_POLICY
-from workflows.order_steps import ORDER_STEPS
+from workflows.order_steps import ORDER_STEPS, SERVICES
 
 DATABASES = SERVICES
 

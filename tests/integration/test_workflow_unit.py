@@ -20,7 +20,6 @@ from domain.ids import workflow_id_for
 from domain.order import OrderRequest
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import OperatorAction, OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
-from ports import DOMAINS, REFUSALS
 from tests.support.orders import (
     COMPENSATIONS,
     STEPS,
@@ -34,10 +33,10 @@ from tests.support.record_histories import wait_for
 from tests.support.saga_checks import current_details
 from tests.support.stand_ins import StandIns, fault, refusal
 from workflows import OrderSaga
-from workflows.order_steps import CONFIRMED, ORDER_STEPS
+from workflows.order_steps import CONFIRMED, CONTRACTS, ORDER_STEPS, REFUSALS
 
 #: Each step after the first, with the first refusal its service may answer.
-REFUSED_STEPS = [(row.name, DOMAINS[row.port.name].refusals[0].code) for row in ORDER_STEPS[1:]]
+REFUSED_STEPS = [(row.name, CONTRACTS[row.port.name].refusals[0].code) for row in ORDER_STEPS[1:]]
 
 
 @asynccontextmanager

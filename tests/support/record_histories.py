@@ -24,7 +24,6 @@ from ops.stack import Stack, embedded_stack
 from ordersaga.deployment import build_id
 from ordersaga.placing import start_saga
 from ordersaga.sockets import free_port
-from ports import SERVICES
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,
@@ -38,6 +37,7 @@ from tests.support.orders import (
 from tests.support.paths import ROOT
 from tests.support.service_state import Services
 from workflows import OrderSaga
+from workflows.order_steps import SERVICES
 
 HISTORIES = ROOT / "tests" / "histories"
 

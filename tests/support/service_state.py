@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ports import SERVICES
+from workflows.order_steps import SERVICES
 
 
 @dataclass(frozen=True)

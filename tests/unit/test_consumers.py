@@ -19,10 +19,9 @@ from ordersaga.consumers.monitoring import MonitoringStore, Outcome
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import consume, open_consumers
 from ordersaga.eventbus import open_event_bus
-from ports import REFUSALS
 from ports.contract import ALREADY_COMPENSATED
 from tests.support.saga_events import T0, Saga, confirmed, declined, sold_out, unserved, withdrawn
-from workflows.order_steps import ORDER_STEPS
+from workflows.order_steps import ORDER_STEPS, REFUSALS
 
 #: Two confirmed (USD), a declined card, a sold-out item, an unserved address (EUR, charged and
 #: refunded), one saga waiting for an operator, one still at its first step, and one withdrawn

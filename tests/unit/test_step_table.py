@@ -8,12 +8,12 @@ from typing import Any, Protocol
 import pytest
 from temporalio import activity
 
-from ports.contract import CompensationInput, Domain, StepResult
+from ports.contract import CompensationInput, Refusal, ServiceContract, StepResult
 from ports.inventory import ReserveInventoryInput
 from workflows.order_steps import ORDER_STEPS, StepTableError, check_registered, check_steps
 from workflows.order_steps import OrderStep as Row
 
-LOYALTY = Domain("loyalty")  # not listed in ports.DOMAINS
+LOYALTY = ServiceContract("loyalty")
 
 
 class LoyaltyPort(Protocol):
@@ -23,6 +23,16 @@ class LoyaltyPort(Protocol):
     async def award_points(self, input: ReserveInventoryInput) -> StepResult: ...
 
     async def revoke_points(self, input: CompensationInput) -> None: ...  # no @activity.defn
+
+
+class WholeLoyaltyPort(Protocol):
+    """The same port with no part left out."""
+
+    @activity.defn
+    async def award_points(self, input: ReserveInventoryInput) -> StepResult: ...
+
+    @activity.defn
+    async def revoke_points(self, input: CompensationInput) -> None: ...
 
 
 def loyalty_row(**changes: Any) -> Row[Any]:
@@ -50,12 +60,28 @@ def test_a_compensation_that_is_not_an_activity_is_named() -> None:
         check_steps((*ORDER_STEPS, loyalty_row()))
 
 
-def test_a_step_without_a_port_is_named() -> None:
-    row = loyalty_row(compensation=ORDER_STEPS[0].compensation)
+def test_a_new_port_needs_no_list_its_row_names_it() -> None:
+    row = loyalty_row(compensation=WholeLoyaltyPort.revoke_points)
+    check_steps((*ORDER_STEPS, row))
+
+
+def test_two_ports_of_one_name_are_refused() -> None:
+    impostor = loyalty_row(
+        port=ServiceContract(ORDER_STEPS[0].port.name),
+        compensation=WholeLoyaltyPort.revoke_points,
+    )
     with pytest.raises(
         StepTableError,
-        match=r"step award_points: its port 'loyalty' is not among ports\.DOMAINS",
+        match=f"step award_points: another port is also named '{ORDER_STEPS[0].port.name}'",
     ):
+        check_steps((*ORDER_STEPS, impostor))
+
+
+def test_a_refusal_code_two_ports_define_is_refused() -> None:
+    taken = ORDER_STEPS[0].port.refusals[0]
+    clash = ServiceContract("loyalty", refusals=(Refusal(taken.code, 409),))
+    row = loyalty_row(port=clash, compensation=WholeLoyaltyPort.revoke_points)
+    with pytest.raises(StepTableError, match=f"refusal {taken.code} is defined twice"):
         check_steps((*ORDER_STEPS, row))
 
 

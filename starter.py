@@ -34,8 +34,12 @@ from domain.money import MoneyError, both_units, is_major_units, minor_units
 from domain.order import CardDetails, OrderForm
 from domain.problems import describe_errors
 from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
-from ordersaga.codec import CodecMismatch, check_codec_agrees
-from ordersaga.exits import run_to_exit
+from infra.codec import CodecMismatch, check_codec_agrees
+from infra.exits import run_to_exit
+from infra.settings import Group, Settings
+from infra.settings_cli import add_settings, load_settings
+from infra.temporal import connect, ui_link
+from infra.tracing import configure_tracing, traced
 from ordersaga.order_desk import ActionRefused, OrderConflict, OrderDesk, UnknownOrder
 from ordersaga.placing import (
     DEMO_ORDER,
@@ -43,10 +47,6 @@ from ordersaga.placing import (
     read_order_file,
     tokenize,
 )
-from ordersaga.settings import Group, Settings
-from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect, ui_link
-from ordersaga.tracing import configure_tracing, traced
 from workflows import OrderSaga
 from workflows.order_steps import CONFIRMED, SEARCHABLE_STATES
 from workflows.search_attributes import (

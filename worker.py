@@ -25,26 +25,26 @@ from activities.inventory import InventoryActivities
 from activities.orders import OrderActivities
 from activities.payment import PaymentActivities
 from activities.shipping import ShippingActivities
-from ops.rollout.worker import rollout_worker
-from ordersaga.codec import CodecMismatch, check_codec_agrees
-from ordersaga.deployment import (
+from infra.codec import CodecMismatch, check_codec_agrees
+from infra.deployment import (
     deployment_config,
     is_current,
     make_current_hint,
     record_step_services,
     worker_version,
 )
-from ordersaga.eventbus import EventBus, open_event_bus
-from ordersaga.eventbus.publishing import EventPublishingInterceptor
-from ordersaga.exits import StartFailure, run_to_exit
-from ordersaga.log_context import ActivityOutcomes
-from ordersaga.logs import configure_logging
-from ordersaga.runtime import worker_runtime
-from ordersaga.sandbox import PrecompiledSandboxRunner
-from ordersaga.settings import Group, ServiceUrls, Settings
-from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect, ensure_registered
-from ordersaga.tracing import configure_tracing
+from infra.eventbus import EventBus, open_event_bus
+from infra.eventbus.publishing import EventPublishingInterceptor
+from infra.exits import StartFailure, run_to_exit
+from infra.log_context import ActivityOutcomes
+from infra.logs import configure_logging
+from infra.runtime import worker_runtime
+from infra.sandbox import PrecompiledSandboxRunner
+from infra.settings import Group, ServiceUrls, Settings
+from infra.settings_cli import add_settings, load_settings
+from infra.temporal import connect, ensure_registered
+from infra.tracing import configure_tracing
+from ops.rollout.worker import rollout_worker
 from workflows import OrderSaga
 from workflows.order_saga import publish_events
 from workflows.order_steps import ORDER_STEPS, check_registered

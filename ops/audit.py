@@ -31,6 +31,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from infra.temporal import connect
 from ops.audit_data import (
     RECORD_IDS,
     Saga,
@@ -39,7 +40,6 @@ from ops.audit_data import (
     read_service_records,
 )
 from ops.options import add_temporal_options
-from ordersaga.temporal import connect
 from workflows.order_steps import ORDER_STEPS
 
 

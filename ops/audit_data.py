@@ -27,7 +27,7 @@ from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
 from domain.ids import WORKFLOW_ID_PREFIX, order_id_of
 from domain.order import OrderRequest
 from domain.saga import OrderResult
-from ordersaga.exits import StartFailure
+from infra.exits import StartFailure
 from workflows.order_steps import ORDER_STEPS
 from workflows.search_attributes import ORDER_STATUS
 

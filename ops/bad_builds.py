@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,25 +28,22 @@ import ops
 #: This checkout: the folder holding `ops/`, `worker.py` and the rest.
 ROOT = Path(ops.__file__).resolve().parent.parent
 
-#: What a copy holds: everything a worker, the services, the commands and the tests run from.
-TREE = (
-    "activities",
-    "domain",
-    "ops",
-    "ordersaga",
-    "ports",
-    "services",
-    "workflows",
-    "tests",
-    "worker.py",
-    "starter.py",
-    "pyproject.toml",
-)
+
+def _tree() -> tuple[str, ...]:
+    """What a copy holds: everything a worker, the services, the commands and the tests run from.
+
+    The packages and modules the project installs (its pyproject says which), the tests and the
+    pyproject itself.
+    """
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = [pattern.removesuffix("*") for pattern in setuptools["packages"]["find"]["include"]]
+    modules = [f"{module}.py" for module in setuptools["py-modules"]]
+    return (*packages, *modules, "tests", "pyproject.toml")
 
 
 def copy_checkout(dest: Path) -> Path:
     """Copy what runs of this checkout to `dest`; return `dest`."""
-    for name in TREE:
+    for name in _tree():
         source = ROOT / name
         if source.is_dir():
             ignored = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis")
@@ -106,7 +104,7 @@ def bad_build(kind: BadBuild, dest: Path) -> Path:
 def build_id_of(copy: Path) -> str:
     """The build id of the saga code in `copy` (asked of the copy: its code, not this one's)."""
     asked = subprocess.run(
-        [sys.executable, "-c", "from ordersaga.deployment import build_id; print(build_id())"],
+        [sys.executable, "-c", "from infra.deployment import build_id; print(build_id())"],
         cwd=copy,
         capture_output=True,
         text=True,

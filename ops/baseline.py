@@ -15,10 +15,10 @@ from typing import Any
 
 from temporalio import activity
 
+from infra.exits import run_to_exit
+from infra.settings import DEFAULT_TASK_QUEUE
+from infra.temporal import connect
 from ops.baseline_workflow import NOOP_ACTIVITIES, BaselineWorkflow
-from ordersaga.exits import run_to_exit
-from ordersaga.settings import DEFAULT_TASK_QUEUE
-from ordersaga.temporal import connect
 from worker import tuned_worker
 
 #: How bench starts this worker (`worker_process(..., command=COMMAND)`).

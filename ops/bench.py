@@ -49,6 +49,7 @@ from temporalio.envconfig import ClientConfig
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
 from domain.policy import SagaPolicy
+from infra.exits import StartFailure
 from ops import baseline
 from ops.cpu import CpuReading, Group, Pids
 from ops.load import Place, Sample, run_load
@@ -77,7 +78,6 @@ from ops.workload import (
     saga_place,
 )
 from ordersaga.api.auth import Tokens
-from ordersaga.exits import StartFailure
 from services.faults import FaultSettings
 from workflows.order_steps import CONFIRMED
 

@@ -46,6 +46,9 @@ from temporalio.common import WorkerDeploymentVersion
 
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import OperatorAction, Resolution, SagaState
+from infra.deployment import build_id
+from infra.exits import StartFailure
+from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from ops.audit import AuditReport, audit
 from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.bench import add_load_options
@@ -58,9 +61,6 @@ from ops.rollout.plan import Phase, RolloutPlan
 from ops.rollout.plan import Progress as RolloutProgress
 from ops.routing import rollback
 from ops.workload import Mix, final_states, make_order, saga_place
-from ordersaga.deployment import build_id
-from ordersaga.exits import StartFailure
-from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from services.faults import FaultSettings
 from workflows import OrderSaga
 from workflows.search_attributes import saga_query

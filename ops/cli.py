@@ -6,18 +6,18 @@ import argparse
 import asyncio
 from typing import NoReturn
 
+from infra.codec_server import run_codec_server
+from infra.exits import run_to_exit
+from infra.keyring import new_key_entry
+from infra.logs import configure_logging
+from infra.settings import Group
+from infra.settings_cli import add_settings, load_settings
 from ops import dashboard
 from ops.commands import COMMANDS as OPS_COMMANDS
 from ops.demo import demo as run_demo
 from ops.demo import ensure_ports_free
 from ordersaga.api.server import run_api
-from ordersaga.codec_server import run_codec_server
 from ordersaga.consumers import runner as consumers_runner
-from ordersaga.exits import run_to_exit
-from ordersaga.keyring import new_key_entry
-from ordersaga.logs import configure_logging
-from ordersaga.settings import Group
-from ordersaga.settings_cli import add_settings, load_settings
 from services import server as services_server
 
 

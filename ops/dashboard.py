@@ -17,12 +17,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from infra.exits import StartFailure
+from infra.settings import Group as SettingsGroup
+from infra.settings_cli import add_settings, load_settings
 from ordersaga.consumers.figures import Figures, figures
 from ordersaga.consumers.money import format_money
 from ordersaga.consumers.monitoring import MONITORING_FILE, MonitoringStore, SagaRecord
-from ordersaga.exits import StartFailure
-from ordersaga.settings import Group as SettingsGroup
-from ordersaga.settings_cli import add_settings, load_settings
 
 #: Active sagas listed at most; the count says how many there are in all.
 MAX_ACTIVE_ROWS = 15

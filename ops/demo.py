@@ -18,27 +18,27 @@ from temporalio.client import WorkflowFailureError
 from domain.ids import workflow_id_for
 from domain.order import CardDetails, OrderForm
 from domain.saga import SagaStatus
-from ops.dashboard import frame
-from ops.stack import Stack, api_process, embedded_stack
-from ordersaga.api.auth import Tokens
-from ordersaga.api.server import ORDER_API
-from ordersaga.codec import codec_from_settings
-from ordersaga.codec_server import CODEC_SERVER, create_codec_app, ensure_token_file
-from ordersaga.consumers.monitoring import MonitoringStore
-from ordersaga.consumers.notifications import NotificationStore
-from ordersaga.consumers.runner import consume
-from ordersaga.keyring import Keyring, ensure_key_file
-from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
-from ordersaga.serving import serving
-from ordersaga.settings import (
+from infra.codec import codec_from_settings
+from infra.codec_server import CODEC_SERVER, create_codec_app, ensure_token_file
+from infra.keyring import Keyring, ensure_key_file
+from infra.serving import serving
+from infra.settings import (
     DEFAULT_NAMESPACE,
     DEFAULT_UI_URL,
     ENV_FILE_VARIABLE,
     Settings,
     env_file,
 )
-from ordersaga.sockets import ensure_free
-from ordersaga.temporal import ui_link
+from infra.sockets import ensure_free
+from infra.temporal import ui_link
+from ops.dashboard import frame
+from ops.stack import Stack, api_process, embedded_stack
+from ordersaga.api.auth import Tokens
+from ordersaga.api.server import ORDER_API
+from ordersaga.consumers.monitoring import MonitoringStore
+from ordersaga.consumers.notifications import NotificationStore
+from ordersaga.consumers.runner import consume
+from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
 from workflows import OrderSaga
 
 APPROVED_CARD = "4242424242424242"

@@ -16,6 +16,11 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
+from infra.deployment import worker_version
+from infra.exits import StartFailure
+from infra.settings import Group, Settings
+from infra.settings_cli import add_settings, load_settings
+from infra.temporal import connect
 from ops.recovery import recover
 from ops.rollout.control import (
     answer,
@@ -34,11 +39,6 @@ from ops.routing import (
     rollback,
     set_current,
 )
-from ordersaga.deployment import worker_version
-from ordersaga.exits import StartFailure
-from ordersaga.settings import Group, Settings
-from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.temporal import connect
 
 
 def routing_line(deployment_name: str, states: list[VersionState]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from ordersaga.exits import StartFailure
+from infra.exits import StartFailure
 from services.faults import FaultSettings, option_error
 
 #: The option that sets each of the services' fault settings, for bench and chaos.

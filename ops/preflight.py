@@ -20,8 +20,8 @@ from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 
-from ordersaga.deployment import step_services
-from ordersaga.exits import StartFailure
+from infra.deployment import step_services
+from infra.exits import StartFailure
 
 #: A worker counts as polling if it began a poll this recently. The server lists a poller for
 #: minutes after its worker stopped; a live worker polls again at least once a long poll (about

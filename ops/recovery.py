@@ -35,10 +35,10 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from infra.deployment import build_id, running_on, version_proto
+from infra.exits import StartFailure
+from infra.runtime import replay_runtime
 from ops.preflight import preflight
-from ordersaga.deployment import build_id, running_on, version_proto
-from ordersaga.exits import StartFailure
-from ordersaga.runtime import replay_runtime
 from workflows import OrderSaga
 
 

@@ -21,13 +21,13 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
+from infra.deployment import build_id, running_on
+from infra.devserver import DevServer
+from infra.logs import configure_logging
+from infra.settings import DEFAULT_DEPLOYMENT_NAME
+from infra.sockets import free_port
+from infra.temporal import connect
 from ops.stack import ServicesProcess, worker_process
-from ordersaga.deployment import build_id, running_on
-from ordersaga.devserver import DevServer
-from ordersaga.logs import configure_logging
-from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
-from ordersaga.sockets import free_port
-from ordersaga.temporal import connect
 from services.faults import NO_FAULTS, FaultSettings
 from workflows.order_steps import SERVICES
 

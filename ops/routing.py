@@ -16,8 +16,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
 
 from domain.saga import SagaState
-from ops.preflight import preflight, workers_by_build
-from ordersaga.deployment import (
+from infra.deployment import (
     describe_deployment,
     make_current,
     running_on,
@@ -25,7 +24,8 @@ from ordersaga.deployment import (
     stop_ramping,
     version_proto,
 )
-from ordersaga.exits import StartFailure
+from infra.exits import StartFailure
+from ops.preflight import preflight, workers_by_build
 from workflows.search_attributes import ORDER_STATUS
 
 #: How long `deploy set-current` waits for a worker of the version to have polled.

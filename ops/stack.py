@@ -24,20 +24,20 @@ from temporalio.worker import Worker
 
 import worker
 from activities.http import create_http_client
-from ordersaga.api.auth import Tokens
-from ordersaga.deployment import build_id, make_current, worker_version
-from ordersaga.devserver import DevServer
-from ordersaga.eventbus import EventBus, open_event_bus
-from ordersaga.exits import StartFailure, see_log, until_ready
-from ordersaga.settings import (
+from infra.deployment import build_id, make_current, worker_version
+from infra.devserver import DevServer
+from infra.eventbus import EventBus, open_event_bus
+from infra.exits import StartFailure, see_log, until_ready
+from infra.settings import (
     DEFAULT_DEPLOYMENT_NAME,
     DEFAULT_NAMESPACE,
     ENV_FILE_VARIABLE,
     ServiceUrls,
     Settings,
 )
-from ordersaga.sockets import ensure_free, free_port
-from ordersaga.temporal import connect
+from infra.sockets import ensure_free, free_port
+from infra.temporal import connect
+from ordersaga.api.auth import Tokens
 from worker import deployed_worker
 
 

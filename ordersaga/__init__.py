@@ -1,6 +1,7 @@
-"""The platform the saga runs on: the connection to Temporal, the event bus, the Order API.
+"""The order application around the saga.
 
-Also settings, the codec, the consumers, the order desk, logs, metrics and traces. It may
-import the saga (`workflows`), the ports and the domain; none of them imports it
-(docs/code.md, checked by `lint-imports`).
+Placing orders, the order desk, the Order API and its pages, and the consumers of the saga's
+events (monitoring, customer notifications). It runs on the platform (`infra`) and may import
+the saga (`workflows`), the ports and the domain; none of them imports it (docs/code.md,
+checked by `lint-imports`).
 """

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header
 
-from ordersaga.sqlite import Database
+from infra.sqlite import Database
 from services.effects import Effects
 from services.errors import install_error_handlers
 from services.faults import FaultInjector, FaultSettings, faults_router

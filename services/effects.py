@@ -26,7 +26,7 @@ import structlog
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from ordersaga.sqlite import Database
+from infra.sqlite import Database
 from ports.contract import ALREADY_COMPENSATED, NOT_FOUND, UndoRequest, UndoResult
 from services.errors import IdempotencyKeyReused, InjectedFault, Refused
 from services.faults import FaultInjector

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from domain.fields import Identifier
-from ordersaga.sqlite import Database, new_id
+from infra.sqlite import Database, new_id
 from ports.contract import LineItem, UndoRequest, UndoResult, WireModel
 from ports.inventory import OUT_OF_STOCK, UNKNOWN_SKU, Reservation, ReserveRequest
 from services.base import IdempotencyKey, new_service

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from ordersaga.sqlite import new_id
+from infra.sqlite import new_id
 from ports.contract import UndoRequest, UndoResult
 from ports.orders import CONFIRMATION_REJECTED, ConfirmRequest, OrderRecord
 from services.base import IdempotencyKey, new_service

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from domain.order import CardDetails
-from ordersaga.sqlite import Database, new_id
+from infra.sqlite import Database, new_id
 from ports.contract import INVALID_REQUEST, UndoRequest, UndoResult
 from ports.payment import PAYMENT_DECLINED, Charge, ChargeRequest
 from services.base import IdempotencyKey, new_service

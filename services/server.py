@@ -9,12 +9,12 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from ordersaga.exits import run_to_exit
-from ordersaga.logs import configure_logging
-from ordersaga.settings import DEFAULT_SERVICES_PORT, Group
-from ordersaga.settings_cli import add_settings, load_settings
-from ordersaga.sockets import listening_socket
-from ordersaga.tracing import configure_tracing
+from infra.exits import run_to_exit
+from infra.logs import configure_logging
+from infra.settings import DEFAULT_SERVICES_PORT, Group
+from infra.settings_cli import add_settings, load_settings
+from infra.sockets import listening_socket
+from infra.tracing import configure_tracing
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings, option_error
 

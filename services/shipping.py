@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import TypeAdapter
 
-from ordersaga.sqlite import new_id
+from infra.sqlite import new_id
 from ports.contract import LineItem, UndoRequest, UndoResult
 from ports.shipping import SHIPPING_UNAVAILABLE, Shipment, ShipmentRequest
 from services.base import IdempotencyKey, new_service

@@ -21,14 +21,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.http import create_http_client
+from infra import logs
+from infra.devserver import DevServer, installed_binary
+from infra.eventbus import EventBus, open_event_bus
+from infra.keyring import ensure_key_file
+from infra.settings import ENV_FILE_VARIABLE, ServiceUrls
+from infra.sockets import free_port
+from infra.temporal import connect
 from ops.stack import current_worker, services_process
-from ordersaga import logs
-from ordersaga.devserver import DevServer, installed_binary
-from ordersaga.eventbus import EventBus, open_event_bus
-from ordersaga.keyring import ensure_key_file
-from ordersaga.settings import ENV_FILE_VARIABLE, ServiceUrls
-from ordersaga.sockets import free_port
-from ordersaga.temporal import connect
 from tests.support.api_process import Api, running_api
 from tests.support.service_state import Services
 from tests.support.services_fixture import running_services

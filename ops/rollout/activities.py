@@ -22,11 +22,11 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
 
 from domain.saga import SagaState
+from infra.deployment import stop_ramping
+from infra.exits import StartFailure
 from ops.recovery import recover
 from ops.rollout.plan import BuildFigures, Limits, RolloutPlan
 from ops.routing import ramp, set_current
-from ordersaga.deployment import stop_ramping
-from ordersaga.exits import StartFailure
 from workflows.order_failures import INTERRUPTIONS, ORDER_REFUSED
 from workflows.order_steps import REFUSALS
 from workflows.search_attributes import FAILED_STEP, ORDER_STATUS

@@ -21,11 +21,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.deployment import current_version, rollout_queue
+from infra.exits import StartFailure
 from ops.preflight import preflight, workers_by_build
 from ops.rollout.plan import ENDED, Phase, Progress, RolloutPlan
 from ops.rollout.workflow import DeployRollout
-from ordersaga.deployment import current_version, rollout_queue
-from ordersaga.exits import StartFailure
 
 #: How long a command waits for the rollout's worker to answer before saying it does not.
 ANSWER_WITHIN = timedelta(seconds=5)

@@ -6,9 +6,9 @@ from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
+from infra.deployment import rollout_queue
 from ops.rollout.activities import RolloutActivities
 from ops.rollout.workflow import DeployRollout
-from ordersaga.deployment import rollout_queue
 
 
 def rollout_worker(client: Client, task_queue: str, version: WorkerDeploymentVersion) -> Worker:

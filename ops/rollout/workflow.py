@@ -1,7 +1,7 @@
 """A rollout of a new build as a Temporal workflow: ramp in steps, judge each, promote or roll back.
 
 The rollout runs on the workers of the build current when it began (the baseline), on a task
-queue of that build's own (`ordersaga.deployment.rollout_queue`), not PINNED to any version of
+queue of that build's own (`infra.deployment.rollout_queue`), not PINNED to any version of
 the saga: it outlives the process that started it, and a restart of the server or of a worker.
 At each step it gives the new build a share of new sagas, then compares both builds every few
 seconds on what their sagas show (`ops.rollout.judgement`). Healthy for the whole hold: the next

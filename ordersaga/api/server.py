@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uvicorn
 
+from infra.exits import StartFailure
+from infra.logs import configure_logging
+from infra.settings import Settings
+from infra.sockets import listening_socket
+from infra.temporal import connect
 from ordersaga.api.app import create_api_app
 from ordersaga.api.auth import Tokens
-from ordersaga.exits import StartFailure
-from ordersaga.logs import configure_logging
-from ordersaga.settings import Settings
-from ordersaga.sockets import listening_socket
-from ordersaga.temporal import connect
 
 #: The Order API and its port's setting, as a start failure names them.
 ORDER_API = "Order API, API_PORT"

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from domain.events import SagaEvent, SagaEventType
-from ordersaga.sqlite import Database
+from infra.sqlite import Database
 from workflows.order_steps import CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.

@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from domain.events import SagaEvent, SagaEventType
+from infra.sqlite import Database
 from ordersaga.consumers.messages import cancellation_message, confirmation_message
-from ordersaga.sqlite import Database
 from workflows.order_steps import CHARGED_EVENTS, CONFIRMED_EVENT, ORDER_STEPS
 
 #: The store's file in the data folder.

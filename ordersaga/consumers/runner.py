@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from infra.eventbus import EventBus, open_event_bus
+from infra.logs import configure_logging
+from infra.settings import Group, Settings
+from infra.settings_cli import add_settings, load_settings
 from ordersaga.consumers import Consumer
 from ordersaga.consumers.monitoring import MonitoringConsumer, MonitoringStore
 from ordersaga.consumers.notifications import NotificationsConsumer, NotificationStore
-from ordersaga.eventbus import EventBus, open_event_bus
-from ordersaga.logs import configure_logging
-from ordersaga.settings import Group, Settings
-from ordersaga.settings_cli import add_settings, load_settings
 
 log = structlog.get_logger(__name__)
 

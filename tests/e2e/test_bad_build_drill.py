@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from domain.saga import OrderResult
+from infra.deployment import build_id, current_version
+from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from ops.bad_builds import BROKEN_STEP, BadBuild, bad_build, build_id_of, copy_checkout
-from ordersaga.deployment import build_id, current_version
-from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from tests.support.rollout_stack import ROLLOUT, audit, deploy, drill_stack
 from workflows.order_steps import CONFIRMED
 

@@ -18,8 +18,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.codec import UNENCRYPTED_PROBLEM
-from ordersaga.devserver import DevServer
+from infra.codec import UNENCRYPTED_PROBLEM
+from infra.devserver import DevServer
 from tests.support.order_input import (
     CARD,
     COUNTRY,

@@ -12,10 +12,10 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from domain.saga import SagaState
+from infra.deployment import build_id
+from infra.devserver import DevServer
 from ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
 from ops.rig import Rig, embedded_rig
-from ordersaga.deployment import build_id
-from ordersaga.devserver import DevServer
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import undone_after
 from tests.support.service_state import Services

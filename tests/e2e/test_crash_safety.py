@@ -30,11 +30,11 @@ from temporalio.exceptions import ApplicationError
 from domain.order import OrderRequest
 from domain.policy import SagaPolicy
 from domain.saga import OrderResult, SagaState
+from infra.devserver import DevServer
+from infra.sockets import free_port
+from infra.temporal import connect
 from ops.stack import worker_identity, worker_process
-from ordersaga.devserver import DevServer
 from ordersaga.placing import start_saga
-from ordersaga.sockets import free_port
-from ordersaga.temporal import connect
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     COMPENSATIONS,

@@ -19,11 +19,11 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkerDeploymentVersion
 
 from domain.saga import OperatorAction, Resolution, SagaState
+from infra.deployment import build_id
+from infra.devserver import DevServer
 from ops.recovery import Outcome, recover
 from ops.routing import deployment_status
 from ops.stack import worker_process
-from ordersaga.deployment import build_id
-from ordersaga.devserver import DevServer
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import undone_after
 from tests.support.service_state import Services

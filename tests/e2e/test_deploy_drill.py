@@ -20,13 +20,13 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkerDeploymentVersion
 
 from domain.saga import OperatorAction, OrderResult, Resolution
+from infra.deployment import build_id, make_current
+from infra.exits import StartFailure
+from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from ops.bad_builds import build_id_of
 from ops.routing import VersionState, deployment_status, retire
 from ops.stack import worker_process
-from ordersaga.deployment import build_id, make_current
-from ordersaga.exits import StartFailure
 from ordersaga.placing import start_saga
-from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from tests.support.fraud_build import copy_stack, fraud_build, in_copy, steps_of
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import make_order

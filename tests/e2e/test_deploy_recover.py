@@ -18,10 +18,10 @@ from temporalio.common import WorkerDeploymentVersion
 
 from domain.policy import ActivityPolicy
 from domain.saga import OrderResult
+from infra.deployment import build_id, make_current
+from infra.devserver import DevServer
 from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.stack import worker_process
-from ordersaga.deployment import build_id, make_current
-from ordersaga.devserver import DevServer
 from ordersaga.placing import start_saga
 from tests.e2e.test_deploy import deploy_command, run
 from tests.e2e.test_deploy_drill import activities_of

@@ -15,9 +15,9 @@ from typing import IO
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
+from infra.deployment import build_id, step_services
+from infra.devserver import DevServer
 from ops.stack import worker_process
-from ordersaga.deployment import build_id, step_services
-from ordersaga.devserver import DevServer
 from tests.e2e.test_deploy import deploy_command, run
 from workflows.order_steps import ORDER_STEPS
 

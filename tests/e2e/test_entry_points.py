@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-from ordersaga.keyring import new_key_entry
+from infra.keyring import new_key_entry
 from tests.support.orders import order_data
 from tests.support.paths import ROOT
 from tests.support.service_state import Services

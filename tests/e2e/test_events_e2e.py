@@ -20,14 +20,14 @@ from temporalio.client import Client, WorkflowFailureError
 from activities.http import create_http_client
 from domain.events import SagaEvent, SagaEventType
 from domain.order import OrderRequest
+from infra.eventbus import open_event_bus
+from infra.settings import ServiceUrls
 from ops.stack import current_worker
 from ordersaga.consumers.figures import figures
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import open_consumers, run_consumers
-from ordersaga.eventbus import open_event_bus
 from ordersaga.placing import start_saga
-from ordersaga.settings import ServiceUrls
 from tests.support.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
 from tests.support.redis_server import running_redis
 

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import SagaState
-from ordersaga.devserver import DevServer, installed_binary
+from infra.devserver import DevServer, installed_binary
 from ordersaga.placing import start_saga
 from tests.support.orders import (
     DECLINED_TOKEN,

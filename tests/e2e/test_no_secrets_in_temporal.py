@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from infra.codec import ENCODING
+from infra.devserver import DevServer, installed_binary
 from ops.stack import worker_process
-from ordersaga.codec import ENCODING
-from ordersaga.devserver import DevServer, installed_binary
 from tests.support.starter_runner import StarterRunner, new_order_id
 
 #: A valid test card used by no other test, so that finding it anywhere is this test's leak.

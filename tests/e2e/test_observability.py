@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Replayer
 
 from domain.ids import workflow_id_for
-from ordersaga.metrics import SAGA_COUNTERS
+from infra.metrics import SAGA_COUNTERS
 from tests.support.observed_stack import TASK_QUEUE, Mix, observed_mix
 from tests.support.orders import STEPS
 from tests.support.prometheus_text import Sample, parse, total

@@ -15,10 +15,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
 from domain.policy import SagaPolicy
+from infra.devserver import DevServer
 from ops.bench import PEER_COMMAND
 from ops.stack import worker_process
 from ops.workload import Kind, make_order, peer_order, peer_workflow_id
-from ordersaga.devserver import DevServer
 from peer.__main__ import VERSION
 from peer.activities import ServiceCalls
 from peer.saga import PeerOrderSaga

@@ -30,10 +30,10 @@ from temporalio.exceptions import ApplicationError
 from activities.http import create_http_client
 from domain.order import OrderRequest
 from domain.saga import SagaState, SagaStatus
+from infra.eventbus import EventBus
+from infra.settings import ServiceUrls
 from ops.stack import current_worker
-from ordersaga.eventbus import EventBus
 from ordersaga.placing import start_saga
-from ordersaga.settings import ServiceUrls
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

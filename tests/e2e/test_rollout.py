@@ -11,9 +11,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from infra.deployment import build_id, current_version
+from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from ops.bad_builds import copy_checkout
-from ordersaga.deployment import build_id, current_version
-from ordersaga.settings import DEFAULT_DEPLOYMENT_NAME
 from tests.support.fraud_build import CopyStack
 from tests.support.rollout_stack import TASK_QUEUE, deploy, drill_stack
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.devserver import PORT_TAKEN, DevServer
+from infra.exits import StartFailure
+from infra.sockets import free_port
+from infra.temporal import TemporalUnreachable, connect
 from ops.stack import worker_process
-from ordersaga.devserver import PORT_TAKEN, DevServer
-from ordersaga.exits import StartFailure
-from ordersaga.sockets import free_port
-from ordersaga.temporal import TemporalUnreachable, connect
 from tests.support.starter_runner import Run, failure_line, one_line, run_python, until_logged
 
 ORDER_SAGA = ("-c", "from ops.cli import main; main()")

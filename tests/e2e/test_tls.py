@@ -14,9 +14,9 @@ import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.service import RPCError
 
-from ordersaga.devserver import DevServer
-from ordersaga.settings import Settings
-from ordersaga.temporal import TemporalUnreachable, connect
+from infra.devserver import DevServer
+from infra.settings import Settings
+from infra.temporal import TemporalUnreachable, connect
 from tests.support.nginx_proxy import grpc_tls_proxy, nginx_binary
 from tests.support.starter_runner import STARTER
 from tests.support.tls_certs import CertificateAuthority, Issued

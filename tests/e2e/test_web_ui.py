@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from ordersaga.codec import UNENCRYPTED_PROBLEM
+from infra.codec import UNENCRYPTED_PROBLEM
 from tests.support.web_ui import (
     CHROMIUM,
     Outcomes,

@@ -20,7 +20,7 @@ from activities.http import (
 )
 from domain.ids import idempotency_key, workflow_id_for
 from domain.order import Address, OrderItem
-from ordersaga.settings import ServiceUrls
+from infra.settings import ServiceUrls
 from ports.contract import CompensationInput, StepResult, UndoRequest, line_items
 from ports.inventory import ReserveInventoryInput, ReserveRequest
 from ports.orders import ConfirmOrderInput, ConfirmRequest

@@ -15,8 +15,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, ApplicationEr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ordersaga import logs
-from ordersaga.log_context import ActivityOutcomes
+from infra import logs
+from infra.log_context import ActivityOutcomes
 
 
 @activity.defn(name="charge_payment")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra import deployment
 from ops.bad_builds import build_id_of, copy_checkout
-from ordersaga import deployment
 
 
 def test_words_and_layout_keep_the_build_and_code_makes_a_new_one(tmp_path: Path) -> None:

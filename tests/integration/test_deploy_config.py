@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ordersaga.metrics import SAGA_COUNTERS, SAGA_HISTOGRAMS, exposed_names
+from infra.metrics import SAGA_COUNTERS, SAGA_HISTOGRAMS, exposed_names
 from tests.support.promql_names import (
     DASHBOARD,
     DEPLOY,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from domain.events import SagaEvent
-from ordersaga.eventbus import EventBus, UnknownEventBusError, open_event_bus
-from ordersaga.eventbus.redis_streams import RedisStreamsBus
-from ordersaga.eventbus.sqlite_log import SqliteEventLog
+from infra.eventbus import EventBus, UnknownEventBusError, open_event_bus
+from infra.eventbus.redis_streams import RedisStreamsBus
+from infra.eventbus.sqlite_log import SqliteEventLog
 from tests.support.redis_server import running_redis
 from tests.support.saga_events import Saga
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ordersaga.devserver import installed_binary
+from infra.devserver import installed_binary
 from tests.support.paths import ROOT
 
 HELPER = ROOT / "temporal-saga-helper"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from ordersaga.keyring import new_key_entry
-from ordersaga.settings import Group, Settings, env_of, flag_of
-from ordersaga.settings_cli import add_settings, load_settings
+from infra.keyring import new_key_entry
+from infra.settings import Group, Settings, env_of, flag_of
+from infra.settings_cli import add_settings, load_settings
 from tests.support.paths import ROOT
 
 ORDER_SAGA = str(Path(sys.executable).parent / "order-saga")

@@ -16,7 +16,7 @@ import pytest
 
 #: A process that makes one span and flushes it, as `exit_process` does.
 ONE_SPAN = """
-from ordersaga.tracing import configure_tracing, flush_tracing, traced, tracing_interceptors
+from infra.tracing import configure_tracing, flush_tracing, traced, tracing_interceptors
 print(configure_tracing("order-saga-test"), len(tracing_interceptors()))
 with traced("one span", order_id="X1"):
     pass

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker
-from ordersaga.sandbox import compiled_snippet
+from infra.sandbox import compiled_snippet
 from tests.support.sandbox_probe import EVERY_WORKFLOW_MODULE, ClockReader, ModuleIdentity
 
 #: The step table, which the saga's own code imports past the sandbox (it names the activities,

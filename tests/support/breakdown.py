@@ -96,9 +96,9 @@ def run_worker() -> None:
 
 async def measure(variant: str, local: bool, orders: int, lone: int) -> dict[str, Any]:
     """The saga's figures over the peer's, with `variant`'s parts switched off."""
+    from infra.keyring import ensure_key_file
     from ops.bench import BenchConfig, bench
     from ops.rig import embedded_rig_in
-    from ordersaga.keyring import ensure_key_file
 
     parts = VARIANTS[variant]
     os.environ[OFF_VARIABLE] = ",".join(parts)

@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from infra.devserver import DevServer
+from infra.sockets import free_port
+from infra.temporal import connect
 from ops.bad_builds import ROOT, copy_checkout
 from ops.stack import ServicesProcess
-from ordersaga.devserver import DevServer
-from ordersaga.sockets import free_port
-from ordersaga.temporal import connect
 from tests.support.service_state import Services
 
 #: The recipe, as a patch against this checkout.

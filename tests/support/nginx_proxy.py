@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ordersaga.sockets import free_port
+from infra.sockets import free_port
 from tests.support.tls_certs import Issued
 
 CONFIG = """

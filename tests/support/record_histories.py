@@ -20,10 +20,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from domain.order import OrderRequest
 from domain.saga import OperatorAction, OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
+from infra.deployment import build_id
+from infra.sockets import free_port
 from ops.stack import Stack, embedded_stack
-from ordersaga.deployment import build_id
 from ordersaga.placing import start_saga
-from ordersaga.sockets import free_port
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

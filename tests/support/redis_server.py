@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ordersaga.sockets import free_port
+from infra.sockets import free_port
 
 
 def redis_binary() -> str:

@@ -15,10 +15,10 @@ import httpx
 from playwright.async_api import Page
 
 from domain.ids import order_id_of
+from infra.serving import serving
+from infra.sockets import free_port
 from ordersaga.api.app import create_api_app
 from ordersaga.api.auth import Tokens
-from ordersaga.serving import serving
-from ordersaga.sockets import free_port
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.paths import ROOT
 from tests.support.service_state import Services

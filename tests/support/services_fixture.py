@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from ordersaga.sockets import listening_socket
+from infra.sockets import listening_socket
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings
 

@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.events import SagaEvent
-from ordersaga.eventbus.publishing import EventPublishingInterceptor
+from infra.eventbus.publishing import EventPublishingInterceptor
 from ports.contract import StepResult
 from tests.support.orders import COMPENSATIONS, STEPS
 from workflows.order_saga import publish_events

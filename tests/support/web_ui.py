@@ -25,16 +25,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from domain.ids import workflow_id_for
 from domain.order import OrderRequest
 from domain.saga import SagaState, Withdrawal
+from infra.codec import codec_from_settings
+from infra.codec_server import create_codec_app
+from infra.keyring import ensure_key_file
+from infra.serving import serving
+from infra.settings import DEFAULT_NAMESPACE, Settings
+from infra.sockets import free_port
+from infra.temporal import ui_link
 from ops.demo import SCENARIOS, run_scenario
 from ops.stack import Stack, embedded_stack
-from ordersaga.codec import codec_from_settings
-from ordersaga.codec_server import create_codec_app
-from ordersaga.keyring import ensure_key_file
 from ordersaga.placing import DEMO_ORDER
-from ordersaga.serving import serving
-from ordersaga.settings import DEFAULT_NAMESPACE, Settings
-from ordersaga.sockets import free_port
-from ordersaga.temporal import ui_link
 from tests.support.interruptions import caught_mid_shipment, slow_shipping
 from workflows import OrderSaga
 from workflows.search_attributes import ORDER_STATUS

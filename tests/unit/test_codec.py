@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.order import OrderInput, RefusedOrder
 from domain.saga import Withdrawal
-from ordersaga.codec import (
+from infra.codec import (
     ARRIVED_UNENCRYPTED,
     ENCODING,
     KEY_ID,
@@ -21,8 +21,8 @@ from ordersaga.codec import (
     UnencryptedPayload,
     data_converter,
 )
-from ordersaga.keyring import Keyring, KeyringError, new_key_entry, parse
-from ordersaga.settings import Settings
+from infra.keyring import Keyring, KeyringError, new_key_entry, parse
+from infra.settings import Settings
 
 
 def keyring(*ids: str, active: str | None = None) -> Keyring:

@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from ordersaga.codec import ENCODING, EncryptionCodec
-from ordersaga.codec_server import create_codec_app
-from ordersaga.keyring import Keyring, new_key_entry, parse
+from infra.codec import ENCODING, EncryptionCodec
+from infra.codec_server import create_codec_app
+from infra.keyring import Keyring, new_key_entry, parse
 
 TOKEN = "s3cret-token"
 UI = "http://localhost:8233"

@@ -12,13 +12,13 @@ import pytest
 from rich.console import Console
 
 from domain.events import SagaEvent, SagaEventType
+from infra.eventbus import open_event_bus
 from ops import cli, dashboard
 from ordersaga.consumers.figures import Figures, figures, percentile
 from ordersaga.consumers.messages import REASONS, REASONS_BY_STEP
 from ordersaga.consumers.monitoring import MonitoringStore, Outcome
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import consume, open_consumers
-from ordersaga.eventbus import open_event_bus
 from ports.contract import ALREADY_COMPENSATED
 from tests.support.saga_events import T0, Saga, confirmed, declined, sold_out, unserved, withdrawn
 from workflows.order_steps import ORDER_STEPS, REFUSALS

@@ -12,7 +12,7 @@ import pytest
 import structlog
 from temporalio.testing import ActivityEnvironment
 
-from ordersaga import logs
+from infra import logs
 
 
 def test_lines_below_the_level_are_dropped_before_any_processor_runs(

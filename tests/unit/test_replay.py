@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from ordersaga.deployment import build_id
+from infra.deployment import build_id
 from tests.support.record_histories import HISTORIES, RECORDED_BUILD, SAGA_PATHS
 from workflows import OrderSaga, order_steps
 

@@ -30,12 +30,12 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from ordersaga.codec import DecryptionError, EncryptionCodec
-from ordersaga.exits import StartFailure
-from ordersaga.keyring import Keyring
-from ordersaga.logs import configure_logging
-from ordersaga.settings import Settings
-from ordersaga.sockets import listening_socket
+from infra.codec import DecryptionError, EncryptionCodec
+from infra.exits import StartFailure
+from infra.keyring import Keyring
+from infra.logs import configure_logging
+from infra.settings import Settings
+from infra.sockets import listening_socket
 
 log = structlog.get_logger()
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from domain.events import SagaEvent
-from ordersaga.exits import StartFailure
+from infra.exits import StartFailure
 
 #: Handles one event; an exception leaves the event (and those after it) to be redelivered.
 EventHandler = Callable[[SagaEvent], Awaitable[None]]

@@ -3,7 +3,7 @@
 The saga records its figures from workflow code through `workflow.metric_meter()`, which skips
 recording while a history is replayed, so each saga is counted once however often it replays.
 That meter belongs to the Temporal runtime of the worker's client: a worker serves metrics when
-its client is connected with the runtime `ordersaga.runtime.worker_runtime` returns.
+its client is connected with the runtime `infra.runtime.worker_runtime` returns.
 
 Names as Prometheus shows them (no prefix, no `_total` suffix; durations in seconds):
 

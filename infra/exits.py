@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import IO, NoReturn
 
-from ordersaga.tracing import flush_tracing
+from infra.tracing import flush_tracing
 
 
 class StartFailure(Exception):

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from ordersaga.exits import StartFailure
-from ordersaga.sockets import listening_socket
+from infra.exits import StartFailure
+from infra.sockets import listening_socket
 
 
 @asynccontextmanager

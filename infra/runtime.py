@@ -3,7 +3,7 @@
 The SDK's core (in Rust) writes its warnings straight to stderr by default, past the process's
 logging: into the demo's terminal, and unstructured into a worker's JSON log. Every runtime
 made here forwards them to Python's `temporalio.core` logger instead, which
-`ordersaga.logs.configure_logging` formats like every other line.
+`infra.logs.configure_logging` formats like every other line.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from ordersaga.metrics import SAGA_DURATION_BUCKETS_S, STEP_DURATION_BUCKETS_S
+from infra.metrics import SAGA_DURATION_BUCKETS_S, STEP_DURATION_BUCKETS_S
 
 #: The SDK's own default levels, forwarded to Python logging.
 FORWARDED_LOGS = LoggingConfig(
@@ -46,7 +46,7 @@ def replay_runtime() -> Runtime:
 def worker_runtime(metrics_address: str | None) -> Runtime:
     """A runtime serving Prometheus metrics on `metrics_address`; `default_runtime()` if unset.
 
-    Pass it to `ordersaga.temporal.connect(runtime=...)`; a worker built on that client records
+    Pass it to `infra.temporal.connect(runtime=...)`; a worker built on that client records
     its own metrics and the saga's into it.
 
     Args:

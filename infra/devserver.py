@@ -12,9 +12,9 @@ from typing import IO
 
 from temporalio.client import Client
 
-from ordersaga.exits import StartFailure, log_path, until_ready
-from ordersaga.runtime import default_runtime
-from ordersaga.sockets import ensure_free
+from infra.exits import StartFailure, log_path, until_ready
+from infra.runtime import default_runtime
+from infra.sockets import ensure_free
 from workflows import search_attributes
 
 #: Write-ahead logging lets the server's readers work while it writes; the faster transfer poll

@@ -4,9 +4,9 @@ Two implementations behind one interface, chosen by URL:
 
 - `sqlite:///path/events.db`: the embedded default, a log in SQLite with an offset per consumer
   (`sqlite:///data/events.db` is relative to the working folder, `sqlite:////var/x.db`
-  absolute, as in SQLAlchemy); see `ordersaga.eventbus.sqlite_log`;
+  absolute, as in SQLAlchemy); see `infra.eventbus.sqlite_log`;
 - `redis://host:port/db?stream=saga-events` (or `rediss://`): Redis Streams with a consumer
-  group per consumer; see `ordersaga.eventbus.redis_streams`.
+  group per consumer; see `infra.eventbus.redis_streams`.
 
 Both append a batch in its order and keep an already-published event where it first went. So an
 order's events stay in order on the bus as long as no batch leaves out an earlier event of its
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ordersaga.eventbus.base import EventBus, EventHandler
-from ordersaga.eventbus.sqlite_log import SqliteEventLog
+from infra.eventbus.base import EventBus, EventHandler
+from infra.eventbus.sqlite_log import SqliteEventLog
 
 __all__ = ["EventBus", "EventHandler", "UnknownEventBusError", "open_event_bus"]
 
@@ -41,7 +41,7 @@ def open_event_bus(url: str) -> EventBus:
         return SqliteEventLog.from_url(url)
     if scheme in ("redis", "rediss"):
         # Imported here so that a worker on the embedded log never loads the Redis client.
-        from ordersaga.eventbus.redis_streams import RedisStreamsBus
+        from infra.eventbus.redis_streams import RedisStreamsBus
 
         return RedisStreamsBus.from_url(url)
     raise UnknownEventBusError(

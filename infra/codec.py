@@ -28,8 +28,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import CompositePayloadConverter, DataConverter, PayloadCodec
 
-from ordersaga.keyring import Keyring, KeyringError
-from ordersaga.settings import Settings
+from infra.keyring import Keyring, KeyringError
+from infra.settings import Settings
 from workflows.search_attributes import saga_query
 
 ENCODING = b"binary/encrypted"

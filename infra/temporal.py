@@ -15,11 +15,11 @@ from temporalio.common import HeaderCodecBehavior
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from ordersaga.codec import codec_from_settings, data_converter
-from ordersaga.exits import StartFailure
-from ordersaga.runtime import default_runtime
-from ordersaga.settings import Settings
-from ordersaga.tracing import tracing_interceptors
+from infra.codec import codec_from_settings, data_converter
+from infra.exits import StartFailure
+from infra.runtime import default_runtime
+from infra.settings import Settings
+from infra.tracing import tracing_interceptors
 from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 #: How long a server that takes the connection but never answers (a wrong port, a firewall that
@@ -44,9 +44,9 @@ async def connect(
         address: The frontend host:port, instead of the settings' one.
         namespace: The namespace, instead of the settings' one.
         settings: The settings; by default read from the environment (and Temporal's profile).
-        runtime: The Temporal runtime, such as `ordersaga.runtime.worker_runtime`'s (a
+        runtime: The Temporal runtime, such as `infra.runtime.worker_runtime`'s (a
             worker's metrics are recorded in its client's runtime); if None, the process's
-            `ordersaga.runtime.default_runtime()`, which logs through Python's logging.
+            `infra.runtime.default_runtime()`, which logs through Python's logging.
         timeout_s: How long to wait for the server to answer.
 
     Raises:
@@ -59,7 +59,7 @@ async def connect(
         address,
         namespace=namespace or settings.temporal_namespace,
         data_converter=data_converter(codec),
-        # Headers carry the saga's events (ordersaga.eventbus.publishing): encrypted like
+        # Headers carry the saga's events (infra.eventbus.publishing): encrypted like
         # every payload. Without a codec there is nothing to encode, and the SDK would still
         # visit every header of every workflow task to find that out.
         header_codec_behavior=(
@@ -67,7 +67,7 @@ async def connect(
         ),
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if (api_key := settings.temporal_api_key) else None,
-        # Tracing, if `ordersaga.tracing.configure_tracing` turned it on; workers inherit it.
+        # Tracing, if `infra.tracing.configure_tracing` turned it on; workers inherit it.
         interceptors=tracing_interceptors(),
         runtime=runtime or default_runtime(),
     )

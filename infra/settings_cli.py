@@ -9,10 +9,10 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from ordersaga.codec import codec_from_settings
-from ordersaga.keyring import KeyringError
-from ordersaga.settings import Group, Settings, env_of, flag_of
-from ordersaga.temporal_profile import ProfileError
+from infra.codec import codec_from_settings
+from infra.keyring import KeyringError
+from infra.settings import Group, Settings, env_of, flag_of
+from infra.temporal_profile import ProfileError
 
 
 def add_settings(parser: argparse.ArgumentParser, *groups: Group) -> None:

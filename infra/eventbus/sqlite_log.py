@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from domain.events import SagaEvent
-from ordersaga.eventbus.base import EventHandler
-from ordersaga.sqlite import Busy, Database
+from infra.eventbus.base import EventHandler
+from infra.sqlite import Busy, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -86,7 +86,7 @@ class SqliteEventLog:
     async def publish(self, events: Sequence[SagaEvent]) -> None:
         """Append `events`, in order, in one transaction, skipping ids already in the log.
 
-        On the event loop's thread, as the services write (`ordersaga.sqlite.Database`): the
+        On the event loop's thread, as the services write (`infra.sqlite.Database`): the
         transaction is shorter than handing it to a thread and back. But the file is shared
         with other processes (more workers, the consumers), and the loop must never wait for
         their lock: if another holds it, the transaction waits for it on a thread instead.

@@ -9,7 +9,7 @@ profile is used unless an environment variable or a flag says otherwise. Between
 the settings file `data/order-saga.env` (`ORDER_SAGA_ENV_FILE`), which the demo writes while
 it runs, so that commands beside it agree with it on keys and addresses.
 
-`ordersaga.settings_cli` turns the model into each command's flags.
+`infra.settings_cli` turns the model into each command's flags.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ordersaga.temporal_profile import profile_settings
+from infra.temporal_profile import profile_settings
 from workflows.order_steps import SERVICES
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"

@@ -35,8 +35,8 @@ from temporalio.converter import PayloadConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
-from ordersaga.exits import StartFailure
-from ordersaga.settings import Settings
+from infra.exits import StartFailure
+from infra.settings import Settings
 
 #: The package whose code, with what it imports from this repository, makes a build.
 SAGA_PACKAGE = "workflows"

@@ -9,7 +9,7 @@ Every process calls `configure_tracing(<its name>)` once at start. Where the spa
 - neither: tracing is off, and nothing below costs anything.
 
 How the trace is carried: the Temporal clients and workers get `TracingInterceptor`
-(`tracing_interceptors()`, used by `ordersaga.temporal.connect`), which passes the context in
+(`tracing_interceptors()`, used by `infra.temporal.connect`), which passes the context in
 workflow and activity headers; the HTTP clients are instrumented, so the activities' calls send a
 `traceparent` header; FastAPI traces the services' requests itself (its native telemetry,
 on as soon as a tracer provider is set), so their handler spans join the trace.
@@ -67,7 +67,7 @@ def configure_tracing(
     provider = TracerProvider(resource=resource)
     if file_name:
         # Written as each span ends: a file costs little, and a process ended with os._exit
-        # (see `ordersaga.temporal.exit_process`) loses nothing.
+        # (see `infra.temporal.exit_process`) loses nothing.
         provider.add_span_processor(SimpleSpanProcessor(_json_lines_exporter(Path(file_name))))
     if otlp_endpoint:
         # Imported here: the exporter pulls in protobuf and requests, needed only with OTLP.

@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 import structlog
 
-from ordersaga.log_context import quiet_sdk_messages, temporal_fields
-from ordersaga.tracing import trace_ids
+from infra.log_context import quiet_sdk_messages, temporal_fields
+from infra.tracing import trace_ids
 
 
 def configure_logging(

@@ -8,7 +8,7 @@ import textwrap
 
 import psutil
 
-from ordersaga.exits import StartFailure
+from infra.exits import StartFailure
 
 
 class PortInUseError(StartFailure):

@@ -35,7 +35,7 @@ Scheduled = TypeVar("Scheduled", StartActivityInput, StartLocalActivityInput)
 
 
 class Publisher(Protocol):
-    """Where events go: an `ordersaga.eventbus.EventBus`, or a test's recorder."""
+    """Where events go: an `infra.eventbus.EventBus`, or a test's recorder."""
 
     async def publish(self, events: Sequence[SagaEvent]) -> None:
         """Append `events`, in order, skipping any already published."""

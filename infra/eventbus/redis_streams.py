@@ -23,7 +23,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
 from domain.events import SagaEvent
-from ordersaga.eventbus.base import EventBusUnreachable, EventHandler
+from infra.eventbus.base import EventBusUnreachable, EventHandler
 
 DEFAULT_STREAM = "saga-events"
 

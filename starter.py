@@ -40,10 +40,13 @@ from infra.settings import Group, Settings
 from infra.settings_cli import add_settings, load_settings
 from infra.temporal import connect, ui_link
 from infra.tracing import configure_tracing, traced
-from ordersaga.order_desk import ActionRefused, OrderConflict, OrderDesk, UnknownOrder
-from ordersaga.placing import (
+from ordersaga.order_desk import (
     DEMO_ORDER,
+    ActionRefused,
     InputError,
+    OrderConflict,
+    OrderDesk,
+    UnknownOrder,
     read_order_file,
     tokenize,
 )

@@ -38,7 +38,7 @@ from ordersaga.api.server import ORDER_API
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationStore
 from ordersaga.consumers.runner import consume
-from ordersaga.placing import DEMO_ORDER, start_saga, tokenize
+from ordersaga.order_desk import DEMO_ORDER, start_saga, tokenize
 from workflows import OrderSaga
 
 APPROVED_CARD = "4242424242424242"

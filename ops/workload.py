@@ -22,7 +22,7 @@ from domain.order import OrderRequest
 from domain.policy import SagaPolicy
 from ops.baseline_workflow import BaselineWorkflow
 from ops.load import Place, retry_transient
-from ordersaga.placing import DEMO_ORDER, start_saga
+from ordersaga.order_desk import DEMO_ORDER, start_saga
 from peer.saga import PeerOrderSaga
 from peer.shared import Item, PeerOrder
 from workflows import OrderSaga

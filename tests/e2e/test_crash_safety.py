@@ -34,7 +34,7 @@ from infra.devserver import DevServer
 from infra.sockets import free_port
 from infra.temporal import connect
 from ops.stack import worker_identity, worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     COMPENSATIONS,

@@ -26,7 +26,7 @@ from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from ops.bad_builds import build_id_of
 from ops.routing import VersionState, deployment_status, retire
 from ops.stack import worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.fraud_build import copy_stack, fraud_build, in_copy, steps_of
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import make_order

@@ -22,7 +22,7 @@ from infra.deployment import build_id, make_current
 from infra.devserver import DevServer
 from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.stack import worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.e2e.test_deploy import deploy_command, run
 from tests.e2e.test_deploy_drill import activities_of
 from tests.support.fraud_build import fraud_build

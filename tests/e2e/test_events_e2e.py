@@ -27,7 +27,7 @@ from ordersaga.consumers.figures import figures
 from ordersaga.consumers.monitoring import MonitoringStore
 from ordersaga.consumers.notifications import NotificationKind, NotificationStore
 from ordersaga.consumers.runner import open_consumers, run_consumers
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import DECLINED_TOKEN, FAST_POLICY, UNSERVED_POSTAL_CODE, make_order
 from tests.support.redis_server import running_redis
 

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import SagaState
 from infra.devserver import DevServer, installed_binary
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import (
     DECLINED_TOKEN,
     FAST_POLICY,

@@ -33,7 +33,7 @@ from domain.saga import SagaState, SagaStatus
 from infra.eventbus import EventBus
 from infra.settings import ServiceUrls
 from ops.stack import current_worker
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

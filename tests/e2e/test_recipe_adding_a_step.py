@@ -18,7 +18,7 @@ from temporalio.client import WorkflowFailureError
 from domain.ids import idempotency_key
 from domain.saga import SagaStatus
 from ops.stack import worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.fraud_build import (
     CopyStack,
     ask,

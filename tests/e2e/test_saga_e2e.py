@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from domain.order import OrderRequest
 from domain.policy import SagaPolicy
 from domain.saga import SagaState, SagaStatus
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     COMPENSATIONS,

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from domain.order import OrderRequest
 from domain.saga import OrderResult
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.service_state import Services
 from workflows import OrderSaga
 

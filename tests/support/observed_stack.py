@@ -24,7 +24,7 @@ from domain.order import OrderRequest
 from domain.saga import Withdrawal
 from infra.sockets import free_port
 from ops.stack import services_process, worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.interruptions import caught_mid_shipment, slow_shipping
 from tests.support.orders import DECLINED_TOKEN, SOLD_OUT_SKU, UNSERVED_POSTAL_CODE, make_order
 from tests.support.starter_runner import STARTER, new_order_id

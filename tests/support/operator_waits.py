@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client, WorkflowHandle
 
 from domain.saga import OrderResult, SagaState
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import DECLINED_TOKEN, IMPATIENT, make_order
 from tests.support.record_histories import wait_for
 from tests.support.service_state import Services

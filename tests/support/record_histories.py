@@ -23,7 +23,7 @@ from domain.saga import OperatorAction, OrderResult, Resolution, SagaState, Saga
 from infra.deployment import build_id
 from infra.sockets import free_port
 from ops.stack import Stack, embedded_stack
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.orders import (
     BLOCKED_CUSTOMER,
     DECLINED_TOKEN,

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from domain.saga import OrderResult
 from ops.stack import worker_process
-from ordersaga.placing import start_saga
+from ordersaga.order_desk import start_saga
 from tests.support.fraud_build import CopyStack, copy_stack, in_copy
 from tests.support.orders import make_order
 from workflows import OrderSaga

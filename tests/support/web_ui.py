@@ -34,7 +34,7 @@ from infra.sockets import free_port
 from infra.temporal import ui_link
 from ops.demo import SCENARIOS, run_scenario
 from ops.stack import Stack, embedded_stack
-from ordersaga.placing import DEMO_ORDER
+from ordersaga.order_desk import DEMO_ORDER
 from tests.support.interruptions import caught_mid_shipment, slow_shipping
 from workflows import OrderSaga
 from workflows.search_attributes import ORDER_STATUS

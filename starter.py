@@ -33,7 +33,7 @@ from domain.ids import workflow_id_for
 from domain.money import MoneyError, both_units, is_major_units, minor_units
 from domain.order import CardDetails, OrderForm
 from domain.problems import describe_errors
-from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
+from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Waiting, Withdrawal
 from infra.codec import CodecMismatch, check_codec_agrees
 from infra.exits import run_to_exit
 from infra.settings import Group, Settings
@@ -41,11 +41,15 @@ from infra.settings_cli import add_settings, load_settings
 from infra.temporal import connect, ui_link
 from infra.tracing import configure_tracing, traced
 from ordersaga.order_desk import (
+    ANSWER_TIMEOUT,
     DEMO_ORDER,
     ActionRefused,
+    BulkAnswer,
+    BulkOutcome,
     InputError,
     OrderConflict,
     OrderDesk,
+    RecordedView,
     UnknownOrder,
     read_order_file,
     tokenize,
@@ -57,6 +61,9 @@ from workflows.search_attributes import (
 )
 
 Update = TypeVar("Update", Withdrawal, Resolution)
+
+#: How often `place` looks at what a saga it waits for is waiting on.
+WAITING_NOTE_S = 3.0
 
 
 def order_form(args: argparse.Namespace) -> OrderForm:
@@ -128,8 +135,9 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
         payment = await tokenize(args.settings.service_urls["payment"], payment)
     request = form.with_payment(payment)
     workflow_id = workflow_id_for(request.order_id)
+    desk = OrderDesk(client, args.settings.task_queue)
     try:
-        started = await OrderDesk(client, args.settings.task_queue).place(request)
+        started = await desk.place(request)
     except OrderConflict as err:
         print(
             f"error: {err}; no second saga was started: place it under a new order id",
@@ -145,8 +153,10 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     handle = client.get_workflow_handle_for(OrderSaga.run, workflow_id)
     if args.no_wait:
         return 0
+    outcome = asyncio.ensure_future(handle.result())
+    await say_what_it_waits_on(desk, request.order_id, outcome)
     try:
-        result = await handle.result()
+        result = await outcome
     except WorkflowFailureError as err:
         print(getattr(err.cause, "message", err.cause))
         print_status(await handle.query(OrderSaga.status))
@@ -155,16 +165,59 @@ async def place(client: Client, args: argparse.Namespace, form: OrderForm) -> in
     return 0
 
 
+async def say_what_it_waits_on(
+    desk: OrderDesk, order_id: str, outcome: asyncio.Future[Any]
+) -> None:
+    """Until `outcome` is in, say what the saga waits for (an operator, a retry) when it changes.
+
+    Read from the server's records every `WAITING_NOTE_S` seconds, so it is said while the
+    saga's worker is down too.
+    """
+    told: str | None = None
+    while not (await asyncio.wait({outcome}, timeout=WAITING_NOTE_S))[0]:
+        recorded = await desk.recorded(order_id)
+        if recorded.waiting:
+            note = f"for an operator: {describe_waiting(recorded.waiting)}"
+        elif recorded.retrying:
+            note = f"for a retry: {'; '.join(recorded.retrying)}"
+        else:
+            continue
+        if note != told:
+            print(f"  waiting {note}", flush=True)
+            told = note
+
+
 async def status(client: Client, args: argparse.Namespace) -> int:
-    """Print where an order's saga stands."""
+    """Print where an order's saga stands: from the server's records if its worker is silent."""
     workflow_id = workflow_id_for(args.order_id)
-    handle = client.get_workflow_handle(workflow_id)
-    description = await handle.describe()
-    saga = await handle.query(OrderSaga.status)
-    print(f"Workflow {workflow_id}: {description.status.name if description.status else '?'}")
-    print_status(saga)
+    desk = OrderDesk(client, args.settings.task_queue)
+    try:
+        saga = await desk.view(args.order_id)
+    except (WorkflowQueryFailedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+            raise
+        recorded = await desk.recorded(args.order_id)
+        print(f"Workflow {workflow_id}: {recorded.workflow_status}")
+        print(
+            f"  its worker did not answer within {ANSWER_TIMEOUT.seconds} s; the server's records:"
+        )
+        print_recorded(recorded)
+    else:
+        print(f"Workflow {workflow_id}: {saga.workflow_status}")
+        print_status(saga)
     print(f"  {link(args.settings, workflow_id)}")
     return 0
+
+
+def print_recorded(recorded: RecordedView) -> None:
+    """What the server's records say of a saga, one fact a line."""
+    print(f"  state:        {recorded.state or '-'}")
+    if recorded.failed_step:
+        print(f"  failed step:  {recorded.failed_step}")
+    if recorded.waiting:
+        print(f"  needs attention: {describe_waiting(recorded.waiting)}")
+    for retrying in recorded.retrying:
+        print(f"  retrying:     {retrying}")
 
 
 async def cancel(client: Client, args: argparse.Namespace) -> int:
@@ -186,16 +239,34 @@ async def withdraw(client: Client, args: argparse.Namespace) -> int:
 
 
 async def attention(client: Client, args: argparse.Namespace) -> int:
-    """List the orders whose saga waits for an operator, with what it waits on."""
-    waiting = await OrderDesk(client, args.settings.task_queue).needing_attention()
-    for saga in waiting:
-        assert saga.attention is not None
-        print(
-            f"{saga.order_id}: {saga.attention.compensation} failed "
-            f"{saga.attention.attempts} times: {saga.attention.reason}"
-        )
-    print(f"{len(waiting)} order(s) need attention." if waiting else "No order needs attention.")
+    """List the orders whose saga waits for an operator: what each waits on and still holds.
+
+    From the server's records, page by page: it answers while the sagas' workers are down.
+    """
+    desk = OrderDesk(client, args.settings.task_queue)
+    page = await desk.waiting()
+    total = page.total
+    while True:
+        for waits in page.sagas:
+            print(f"{waits.order_id}: {describe_waiting(waits)}")
+        for order_id in page.unrecorded:
+            print(f"{order_id}: waits (its build records no details: starter.py status {order_id})")
+        if page.next_cursor is None:
+            break
+        page = await desk.waiting(cursor=page.next_cursor)
+    print(f"{total} order(s) need attention." if total else "No order needs attention.")
     return 0
+
+
+def describe_waiting(waits: Waiting) -> str:
+    """What a waiting saga waits on, since when, and what it holds, in one line."""
+    holds = ", ".join(f"{step} {created}" for step, created in waits.holds.items()) or "nothing"
+    if waits.charged is not None and waits.currency:
+        holds += f" ({both_units(waits.charged, waits.currency)} charged)"
+    return (
+        f"{waits.compensation} ({waits.service}) failed {waits.attempts} times since "
+        f"{waits.since:%Y-%m-%d %H:%M:%S} UTC: {waits.reason}; holds {holds}"
+    )
 
 
 async def list_orders(client: Client, args: argparse.Namespace) -> int:
@@ -219,15 +290,60 @@ async def list_orders(client: Client, args: argparse.Namespace) -> int:
 
 
 async def resolve(client: Client, args: argparse.Namespace) -> int:
-    """Retry the compensation an order's saga waits on, or mark it done by hand."""
+    """Retry the compensation the named sagas wait on, or mark it done by hand.
+
+    One order: its status after. Several, or a filter (`--waiting-on`, `--service`): one bulk
+    action, its progress as it goes; run again with its `--action-id` to finish what is left.
+    """
     action = (
         OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
     )
     resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
-    saga = await OrderDesk(client, args.settings.task_queue).resolve(args.order_id, resolution)
-    print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
-    print_status(saga)
+    desk = OrderDesk(client, args.settings.task_queue)
+    if len(args.order_ids) == 1 and not (args.waiting_on or args.service):
+        [args.order_id] = args.order_ids
+        saga = await desk.resolve(args.order_id, resolution)
+        print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
+        print_status(saga)
+        return 0
+    answer = bulk_answer(args, resolution)
+    print(f"Action {answer.action_id}: {action.value.replace('_', ' ')}")
+    outcome = await desk.answer_waiting(answer, progress=print_progress)
+    print(
+        f"{len(outcome.answered)} answered, {len(outcome.refused)} refused, "
+        f"{len(outcome.unanswered)} not answering, of {outcome.total}"
+    )
+    for order_id, why in outcome.refused.items():
+        print(f"  refused: {order_id}: {why}")
+    if outcome.unanswered:
+        print(f"  not answering: {', '.join(outcome.unanswered)}")
+        print(f"  run it again with --action-id {outcome.action_id} to finish what is left")
+        return 1
     return 0
+
+
+def bulk_answer(args: argparse.Namespace, resolution: Resolution) -> BulkAnswer:
+    """The bulk action the flags ask for; refused, naming the flag, if it is not one."""
+    given = {
+        "resolution": resolution,
+        "order_ids": args.order_ids or None,
+        "filters": {"compensation": args.waiting_on, "service": args.service},
+    }
+    if args.action_id:
+        given["action_id"] = args.action_id
+    try:
+        return BulkAnswer.model_validate(given)
+    except pydantic.ValidationError as err:
+        flags = {"filters.compensation": "--waiting-on", "filters.service": "--service"}
+        problems = [problem.split(": ", 1) for problem in describe_errors(err)]
+        raise InputError([f"{flags.get(field, field)}: {why}" for field, why in problems]) from None
+
+
+def print_progress(outcome: BulkOutcome) -> None:
+    """A line every tenth of the way, and at the end."""
+    done = len(outcome.answered) + len(outcome.refused) + len(outcome.unanswered)
+    if done == outcome.total or done % max(1, outcome.total // 10) == 0:
+        print(f"  {done}/{outcome.total}", flush=True)
 
 
 def link(settings: Settings, workflow_id: str) -> str:
@@ -315,14 +431,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ("status", "show an order's saga state"),
         ("cancel", "cancel an order's saga (it compensates first)"),
         ("withdraw", "the customer withdraws an order not yet confirmed"),
-        ("retry-compensation", "retry the compensation an order's saga waits on"),
-        ("mark-done", "record the compensation an order's saga waits on as done by hand"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("order_id", help="the order id (not the workflow id)")
-        if name in ("withdraw", "mark-done"):
+        if name == "withdraw":
+            command.add_argument("--reason", default="", help="why (kept in the saga's status)")
+    for name, help_text in (
+        ("retry-compensation", "retry the compensation the orders' sagas wait on"),
+        ("mark-done", "record the compensation the orders' sagas wait on as done by hand"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("order_ids", nargs="*", metavar="order_id", help="order ids")
+        command.add_argument("--waiting-on", help="every saga waiting on this compensation")
+        command.add_argument("--service", help="every saga whose waiting compensation calls it")
+        command.add_argument("--action-id", help="a bulk action's id, to run it again")
+        if name == "mark-done":
             command.add_argument(
-                "--reason", default="", required=name == "mark-done", help="why (kept in history)"
+                "--reason", required=True, help="how it was settled (each saga keeps it)"
             )
     commands.add_parser("attention", help="list the orders whose saga waits for an operator")
     list_cmd = commands.add_parser("list", help="list orders by saga state and customer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -41,6 +42,39 @@ class Attention(BaseModel):
     compensation: str
     reason: str
     attempts: int
+
+
+class Waiting(BaseModel):
+    """What a saga waiting for an operator waits on, as the server's visibility keeps it.
+
+    The saga writes it to its memo as it starts waiting and removes it once answered, so that
+    operators' lists read it from one listing of the server's records, asking no saga (and so
+    answering while the sagas' workers do not).
+
+    Attributes:
+        order_id: The order.
+        step: The step whose undoing keeps failing.
+        compensation: That undoing (what an operator retries or marks done).
+        service: The service it calls.
+        attempts: How many times it was tried.
+        reason: Its last failure, in words.
+        since: When the saga began to wait.
+        holds: What the saga still holds, undone by nothing yet: the id each such step
+            created, by step (the stock reserved, the money charged, ...).
+        charged: The money among it, in minor units, if a step that charges is held.
+        currency: The currency of `charged`.
+    """
+
+    order_id: str
+    step: str
+    compensation: str
+    service: str
+    attempts: int
+    reason: str
+    since: datetime
+    holds: dict[str, str] = {}
+    charged: int | None = None
+    currency: str | None = None
 
 
 class OperatorAction(StrEnum):

@@ -6,15 +6,17 @@ import asyncio
 import os
 import subprocess
 import sysconfig
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from temporalio.client import Client
 
 from infra.exits import StartFailure, log_path, until_ready
 from infra.runtime import default_runtime
-from infra.sockets import ensure_free
+from infra.sockets import ensure_free, free_port
 from workflows import search_attributes
 
 #: Write-ahead logging lets the server's readers work while it writes; the faster transfer poll
@@ -182,3 +184,20 @@ class DevServer:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def dev_server_in(folder: Path, **options: Any) -> AsyncIterator[DevServer]:
+    """A dev server on a free port, its database and log in `folder`, for the context's length.
+
+    Args:
+        folder: Where `temporal.db` and `temporal.log` go.
+        options: More of `DevServer`'s fields (`extra_args`, say).
+    """
+    with (folder / "temporal.log").open("ab") as log:
+        server = DevServer(port=free_port(), db_file=folder / "temporal.db", log=log, **options)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()

@@ -1,4 +1,6 @@
-"""The operational commands that check, measure and deploy the stack: audit, bench, chaos, deploy.
+"""The operational commands that check, measure and deploy the stack.
+
+Audit, bench, chaos, deploy and the operator drill.
 
 Each module gives `add_command(subparsers)` and `async run_command(args) -> exit code`.
 """
@@ -9,7 +11,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ops import audit, bench, chaos, deploy
+from ops import audit, bench, chaos, deploy, operator_drill
 
 AddCommand = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 RunCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -20,4 +22,5 @@ COMMANDS: dict[str, tuple[AddCommand, RunCommand]] = {
     "bench": (bench.add_command, bench.run_command),
     "chaos": (chaos.add_command, chaos.run_command),
     "deploy": (deploy.add_command, deploy.run_command),
+    "operator-drill": (operator_drill.add_command, operator_drill.run_command),
 }

@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
 from infra.deployment import build_id, running_on
-from infra.devserver import DevServer
+from infra.devserver import DevServer, dev_server_in
 from infra.logs import configure_logging
 from infra.settings import DEFAULT_DEPLOYMENT_NAME
 from infra.sockets import free_port
@@ -94,11 +94,8 @@ async def embedded_rig(data_dir: Path) -> AsyncIterator[Rig]:
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
-        server_log = stack.enter_context((data_dir / "temporal.log").open("ab"))
         services_log = stack.enter_context((data_dir / "services.log").open("ab"))
-        server = DevServer(port=free_port(), db_file=data_dir / "temporal.db", log=server_log)
-        await server.start()
-        stack.push_async_callback(server.stop)
+        server = await stack.enter_async_context(dev_server_in(data_dir))
         services = ServicesProcess(free_port(), data_dir / "services", services_log)
         await services.start()
         stack.push_async_callback(services.stop)

@@ -8,21 +8,27 @@ id, read a saga the same way and refuse the same things with the same words.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import (
@@ -35,15 +41,20 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from domain.fields import Identifier
 from domain.ids import order_id_of, workflow_id_for
 from domain.order import CardDetails, OrderRequest, PaymentMethod
-from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Withdrawal
+from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Waiting, Withdrawal
 from workflows import OrderSaga
+from workflows.order_steps import COMPENSATIONS, SERVICES
 from workflows.search_attributes import (
     CUSTOMER_ID,
     FAILED_STEP,
     ORDER_STATUS,
     ORDER_TOTAL,
+    WAITING_MEMO,
+    WAITING_ON,
+    WAITING_SERVICE,
     saga_query,
 )
 
@@ -139,11 +150,112 @@ class OrderConflict(Exception):
     """The order id is taken by an order with another body."""
 
 
+class BadCursor(ValueError):
+    """A page's cursor that no listing gave."""
+
+
+#: What a bad cursor is told.
+NOT_A_CURSOR = "cursor: must be the next_cursor of a page of this listing"
+
+
 class ActionRefused(Exception):
     """The saga refused what was asked, or has ended; the message says why.
 
     A withdrawal after the order was confirmed, say, or a resolution with nothing to resolve.
     """
+
+
+class WaitingFilter(BaseModel):
+    """Which waiting sagas to list, and how many a page.
+
+    Attributes:
+        compensation: Only those waiting on this compensation (`cancel_shipment`).
+        service: Only those whose waiting compensation calls this service (`shipping`).
+        limit: At most this many a page.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compensation: str | None = None
+    service: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("compensation")
+    @classmethod
+    def _a_compensation_of_the_saga(cls, name: str | None) -> str | None:
+        return _one_of(name, COMPENSATIONS)
+
+    @field_validator("service")
+    @classmethod
+    def _a_service_of_the_saga(cls, name: str | None) -> str | None:
+        return _one_of(name, SERVICES)
+
+
+#: No filter, the default page size.
+EVERY_WAITING_SAGA = WaitingFilter()
+
+
+class WaitingPage(BaseModel):
+    """A page of the sagas waiting for an operator.
+
+    Attributes:
+        sagas: What each waits on and holds, oldest listing order first.
+        unrecorded: Waiting sagas of a build that keeps no such record: ask each its status.
+        total: How many wait, over every page.
+        next_cursor: The next page's cursor; None on the last page.
+    """
+
+    sagas: list[Waiting] = []
+    unrecorded: list[str] = []
+    total: int = 0
+    next_cursor: str | None = None
+
+
+#: How many sagas one bulk answer asks at once.
+BULK_CONCURRENCY = 64
+
+
+class BulkAnswer(BaseModel):
+    """An operator's answer to many waiting sagas at once.
+
+    Attributes:
+        resolution: Retry, or mark done with a reason (each saga records it).
+        order_ids: The sagas to answer (at most a page's worth); if None, every waiting saga
+            `filters` finds.
+        filters: Which waiting sagas, when no ids are given.
+        action_id: Names the action: run again with the same id, it answers each saga once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolution: Resolution
+    order_ids: list[Identifier] | None = Field(default=None, min_length=1, max_length=1000)
+    filters: WaitingFilter = EVERY_WAITING_SAGA
+    action_id: Identifier = Field(default_factory=lambda: f"bulk-{uuid.uuid4().hex[:12]}")
+
+    @model_validator(mode="after")
+    def _names_its_sagas(self) -> BulkAnswer:
+        if self.order_ids is None and not (self.filters.compensation or self.filters.service):
+            raise ValueError("order_ids: name the sagas, or filter them by compensation or service")
+        return self
+
+
+class BulkOutcome(BaseModel):
+    """How a bulk answer went, saga by saga.
+
+    Attributes:
+        action_id: The action's id: run it again with it to finish what is left.
+        total: How many sagas it was to answer.
+        answered: Those that took the answer up (now, or when this action ran before).
+        refused: Those that did not, and why (no longer waiting, ended, unknown).
+        unanswered: Those whose worker did not answer in time: run the action again.
+    """
+
+    action_id: str
+    total: int = 0
+    answered: list[str] = []
+    refused: dict[str, str] = {}
+    unanswered: list[str] = []
 
 
 class OrderView(SagaStatus):
@@ -154,6 +266,26 @@ class OrderView(SagaStatus):
     """
 
     workflow_status: str
+
+
+class RecordedView(BaseModel):
+    """Where a saga stands by the server's records alone: what is known when it does not answer.
+
+    Attributes:
+        order_id: The order.
+        workflow_status: Its workflow's status.
+        state: Its last searchable state (`OrderStatus`).
+        failed_step: The step that failed, if one did.
+        waiting: What it waits on, if it waits for an operator.
+        retrying: Its activities on a second attempt or later, with their last failure.
+    """
+
+    order_id: str
+    workflow_status: str
+    state: str | None
+    failed_step: str | None
+    waiting: Waiting | None
+    retrying: list[str]
 
 
 class OrderSummary(BaseModel):
@@ -218,6 +350,30 @@ class OrderDesk:
         workflow_status = _status_name(description.status)
         return OrderView(**status.model_dump(), workflow_status=workflow_status)
 
+    async def recorded(self, order_id: str) -> RecordedView:
+        """Where `order_id`'s saga stands by the server's records, asking no saga.
+
+        What `view` falls back on when the saga's worker does not answer.
+
+        Raises:
+            UnknownOrder: No saga has that order id.
+        """
+        description = await self._describe(self._handle(order_id))
+        attributes = description.typed_search_attributes
+        return RecordedView(
+            order_id=order_id,
+            workflow_status=_status_name(description.status),
+            state=attributes.get(ORDER_STATUS),
+            failed_step=attributes.get(FAILED_STEP),
+            waiting=await description.memo_value(WAITING_MEMO, None, type_hint=Waiting),
+            retrying=[
+                f"{pending.activity_type.name} (attempt {pending.attempt}: "
+                f"{pending.last_failure.message or 'no answer yet'})"
+                for pending in description.raw_description.pending_activities
+                if pending.attempt > 1
+            ],
+        )
+
     async def listing(
         self, state: str | None = None, customer_id: str | None = None, limit: int | None = 100
     ) -> list[OrderSummary]:
@@ -240,23 +396,99 @@ class OrderDesk:
             )
         return found
 
-    async def needing_attention(self) -> list[SagaStatus]:
-        """The running sagas that wait for an operator, with what they wait on.
+    async def waiting(
+        self, filters: WaitingFilter = EVERY_WAITING_SAGA, cursor: str | None = None
+    ) -> WaitingPage:
+        """One page of the sagas that wait for an operator, with what each waits on and holds.
 
-        A saga whose worker does not answer is left out (and logged), not the whole list.
+        Read from the server's visibility (each saga's memo and search attributes) in one
+        listing: no saga is asked, so the answer comes as fast with a thousand sagas waiting,
+        and when their workers do not answer.
+
+        Raises:
+            BadCursor: `cursor` is not one this listing gave.
         """
         query = f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND ExecutionStatus = 'Running'"
-        waiting = []
-        async for execution in self._client.list_workflows(query):
-            handle = self._client.get_workflow_handle_for(OrderSaga.run, execution.id)
-            try:
-                status = await handle.query(OrderSaga.status, rpc_timeout=ANSWER_TIMEOUT)
-            except (WorkflowQueryFailedError, RPCError) as err:
-                log.warning("saga did not answer", workflow_id=execution.id, error=str(err))
-                continue
-            if status.attention:
-                waiting.append(status)
-        return waiting
+        for key, value in ((WAITING_ON, filters.compensation), (WAITING_SERVICE, filters.service)):
+            if value:
+                query += f" AND {key.name} = '{value}'"
+        listing = self._client.list_workflows(
+            query, page_size=filters.limit, next_page_token=_page_token(cursor)
+        )
+        try:
+            await listing.fetch_next_page()
+        except RPCError as err:
+            if cursor is None or err.status != RPCStatusCode.INVALID_ARGUMENT:
+                raise
+            raise BadCursor(NOT_A_CURSOR) from None
+        page = WaitingPage(
+            total=(await self._client.count_workflows(query)).count,
+            next_cursor=_cursor(listing.next_page_token),
+        )
+        for execution in listing.current_page or ():
+            waits = await execution.memo_value(WAITING_MEMO, None, type_hint=Waiting)
+            if waits is None:  # a saga of a build that kept no memo: its status says
+                page.unrecorded.append(order_id_of(execution.id))
+            else:
+                page.sagas.append(waits)
+        return page
+
+    async def answer_waiting(
+        self,
+        answer: BulkAnswer,
+        progress: Callable[[BulkOutcome], None] = lambda outcome: None,
+    ) -> BulkOutcome:
+        """One operator's answer to many waiting sagas: those named, or those the filter finds.
+
+        At most `BULK_CONCURRENCY` sagas are asked at once. Each gets the answer as an update
+        whose id is the action's: the server applies one id once per saga, so the same action
+        run again (after a crash, or for the sagas that did not answer) answers each saga at
+        most once, and finishes what is left.
+
+        Args:
+            answer: The resolution, and which sagas.
+            progress: Told the outcome so far after each saga.
+        """
+        outcome = BulkOutcome(action_id=answer.action_id)
+        if answer.order_ids is not None:
+            order_ids = list(dict.fromkeys(answer.order_ids))  # each saga once
+        else:
+            order_ids = [waits.order_id async for waits in self._every_waiting(answer.filters)]
+        outcome.total = len(order_ids)
+        asking = asyncio.Semaphore(BULK_CONCURRENCY)
+
+        async def ask(order_id: str) -> None:
+            async with asking:
+                try:
+                    # Accepted is answered: the saga's history holds the answer, and it acts.
+                    await self._send(
+                        order_id,
+                        OrderSaga.resolve_compensation,
+                        answer.resolution,
+                        update_id=f"answer-{answer.action_id}",
+                    )
+                    outcome.answered.append(order_id)
+                except (ActionRefused, UnknownOrder) as err:
+                    outcome.refused[order_id] = str(err) or f"no saga for order {order_id}"
+                except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                    task = asyncio.current_task()
+                    if task and task.cancelling():  # the SDK words a cancellation this way too
+                        raise asyncio.CancelledError from None
+                    outcome.unanswered.append(order_id)
+            progress(outcome)
+
+        await asyncio.gather(*(ask(order_id) for order_id in order_ids))
+        return outcome
+
+    async def _every_waiting(self, filters: WaitingFilter) -> AsyncIterator[Waiting]:
+        """Every waiting saga the filter finds (recorded ones), page by page."""
+        page = await self.waiting(filters)
+        while True:
+            for waits in page.sagas:
+                yield waits
+            if page.next_cursor is None:
+                return
+            page = await self.waiting(filters, page.next_cursor)
 
     async def withdraw(self, order_id: str, withdrawal: Withdrawal) -> SagaStatus:
         """The customer takes the order back; the saga's status once it has ended.
@@ -282,12 +514,30 @@ class OrderDesk:
         update: UpdateMethodMultiParam[[OrderSaga, Update], SagaStatus],
         arg: Update,
     ) -> SagaStatus:
+        """Send `update` and return the saga's status once it has taken it up."""
+        taken = await self._send(order_id, update, arg)
+        try:
+            return await taken.result()
+        except WorkflowUpdateFailedError as err:
+            raise ActionRefused(str(err.cause)) from None
+
+    async def _send(
+        self,
+        order_id: str,
+        update: UpdateMethodMultiParam[[OrderSaga, Update], SagaStatus],
+        arg: Update,
+        update_id: str | None = None,
+    ) -> WorkflowUpdateHandle[SagaStatus]:
+        """Send `update` and return once the saga has accepted it (its history holds it)."""
         handle = self._handle(order_id)
         try:
-            taken = await handle.start_update(
-                update, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED, rpc_timeout=ANSWER_TIMEOUT
+            return await handle.start_update(
+                update,
+                arg,
+                id=update_id,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                rpc_timeout=ANSWER_TIMEOUT,
             )
-            result = await taken.result()
         except WorkflowUpdateFailedError as err:
             raise ActionRefused(str(err.cause)) from None
         except RPCError:
@@ -296,7 +546,6 @@ class OrderDesk:
                 raise
             ended = description.status.name if description.status else "ended"
             raise ActionRefused(f"the saga of order {order_id} has ended ({ended})") from None
-        return result
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderSaga, OrderResult]:
         return self._client.get_workflow_handle_for(OrderSaga.run, workflow_id_for(order_id))
@@ -328,3 +577,22 @@ class OrderDesk:
 def _status_name(status: WorkflowExecutionStatus | None) -> str:
     """A workflow's status as Temporal names it (`RUNNING`, `FAILED`, ...)."""
     return status.name if status else "UNKNOWN"
+
+
+def _cursor(token: bytes | None) -> str | None:
+    return base64.urlsafe_b64encode(token).decode() if token else None
+
+
+def _page_token(cursor: str | None) -> bytes | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode())
+    except (ValueError, binascii.Error):
+        raise BadCursor(NOT_A_CURSOR) from None
+
+
+def _one_of(name: str | None, names: Sequence[str]) -> str | None:
+    if name is not None and name not in names:
+        raise ValueError(f"must be one of {', '.join(names)}")
+    return name

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.http import create_http_client
 from infra import logs
-from infra.devserver import DevServer, installed_binary
+from infra.devserver import DevServer, dev_server_in, installed_binary
 from infra.eventbus import EventBus, open_event_bus
 from infra.keyring import ensure_key_file
 from infra.settings import ENV_FILE_VARIABLE, ServiceUrls
@@ -156,12 +156,8 @@ def local_activities(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """The Temporal CLI dev server on a SQLite file, tuned as the demo runs it."""
-    data = tmp_path_factory.mktemp("temporal")
-    with (data / "temporal.log").open("ab") as log:
-        server = DevServer(port=free_port(), db_file=data / "t.db", log=log)
-        await server.start()
+    async with dev_server_in(tmp_path_factory.mktemp("temporal")) as server:
         yield server
-        await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import MetricCounter, MetricHistogramTimedelta
+from temporalio.common import MetricCounter, MetricHistogramTimedelta, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         SagaState,
         SagaStatus,
+        Waiting,
     )
     from workflows.order_steps import CONFIRMED, ORDER_STEPS, SEARCHABLE_STATES, OrderStep
 
@@ -54,7 +55,14 @@ from workflows.order_failures import (
     describe,
     order_refused,
 )
-from workflows.search_attributes import FAILED_STEP, ORDER_STATUS
+from workflows.search_attributes import (
+    FAILED_STEP,
+    ORDER_STATUS,
+    WAITING_MEMO,
+    WAITING_ON,
+    WAITING_SERVICE,
+    WAITING_SINCE,
+)
 
 #: How a saga interrupted from outside ends, by its failure type: in a state of its own, so no
 #: step's service is blamed for a customer's change of mind or an operator's cancellation.
@@ -75,6 +83,8 @@ class OrderRecord:
         self._log_context = {"order_id": order_id}
         self._sequence = 0
         self._unpublished: list[SagaEvent] = []
+        self._waiting: Waiting | None = None  # while an operator must answer
+        self._has_waited = False
         self._counters: dict[str, MetricCounter] = {}
         self._histograms: dict[str, MetricHistogramTimedelta] = {}
         # Search attributes are kept current only when the saga was started with them: a
@@ -202,6 +212,8 @@ class OrderRecord:
         )
         self.status.attention = attention
         self.status.state = SagaState.NEEDS_ATTENTION.value
+        self._waiting = self._waits_on(step, attention)
+        workflow.upsert_memo({WAITING_MEMO: self._waiting})
         self._state_changed()
         workflow.logger.error(
             "Compensation needs attention",
@@ -219,6 +231,8 @@ class OrderRecord:
         """An operator answered about `step`'s compensation; the saga compensates again."""
         self.status.attention = None
         self.status.state = SagaState.COMPENSATING.value
+        self._waiting = None
+        workflow.upsert_memo({WAITING_MEMO: None})
         if resolution.action is OperatorAction.MARK_DONE:
             self.status.resolved_by_hand[step.undo] = resolution.reason
         self._count("saga_attention_resolved", action=resolution.action.value)
@@ -247,6 +261,27 @@ class OrderRecord:
             SagaEventType.SAGA_COMPENSATED,
             state=self.status.state,
             compensations=",".join(self.status.compensations_run),
+        )
+
+    def _waits_on(self, step: OrderStep[Any], attention: Attention) -> Waiting:
+        """What the saga waits on, and what it still holds, for lists that ask no saga."""
+        held = [
+            row
+            for row in ORDER_STEPS
+            if row.name in self.status.steps_done and row.undo not in self.status.compensations_run
+        ]
+        charges = any(row.charges_customer for row in held)
+        return Waiting(
+            order_id=self.status.order_id,
+            step=step.name,
+            compensation=attention.compensation,
+            service=step.port.name,
+            attempts=attention.attempts,
+            reason=attention.reason,
+            since=workflow.now(),
+            holds={row.name: self.status.ids[row.yields] for row in held},
+            charged=self._order.total if charges else None,
+            currency=self._order.currency if charges else None,
         )
 
     # --- Events: carried by the activities the saga calls ------------------------------------
@@ -321,9 +356,18 @@ class OrderRecord:
             state == SagaState.COMPENSATING and self._order.policy.local_activities
         ):
             return
-        updates = [ORDER_STATUS.value_set(state)]
+        updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(state)]
         if self.status.failed_step:
             updates.append(FAILED_STEP.value_set(self.status.failed_step))
+        if waiting := self._waiting:
+            self._has_waited = True
+            updates += [
+                WAITING_ON.value_set(waiting.compensation),
+                WAITING_SERVICE.value_set(waiting.service),
+                WAITING_SINCE.value_set(waiting.since),
+            ]
+        elif self._has_waited:  # answered: no longer found among the waiting
+            updates += [key.value_unset() for key in (WAITING_ON, WAITING_SERVICE, WAITING_SINCE)]
         workflow.upsert_search_attributes(updates)
 
     # --- Metrics (see the docs' list of saga metrics) -----------------------------------------

@@ -266,6 +266,9 @@ def _activity_name(registered: Callable[..., Any]) -> str | None:
 #: The steps by name.
 STEPS = {row.name: row for row in ORDER_STEPS}
 
+#: Their compensations' names, in the steps' order: what an operator may be asked about.
+COMPENSATIONS = tuple(row.undo for row in ORDER_STEPS)
+
 #: The contract of each service the saga calls, by name.
 CONTRACTS = _contracts(ORDER_STEPS)
 

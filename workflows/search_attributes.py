@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 #: The saga's state (`SagaState` value): `OrderStatus = "NeedsAttention"` in the Web UI.
@@ -12,13 +14,28 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 ORDER_TOTAL = SearchAttributeKey.for_int("OrderTotal")
 #: The step that failed (`Step` value), once one has.
 FAILED_STEP = SearchAttributeKey.for_keyword("FailedStep")
+#: While the saga waits for an operator: the compensation it waits on, its service, and since
+#: when (unset once answered). What it holds is in its memo (`WAITING_MEMO`).
+WAITING_ON = SearchAttributeKey.for_keyword("WaitingOn")
+WAITING_SERVICE = SearchAttributeKey.for_keyword("WaitingService")
+WAITING_SINCE = SearchAttributeKey.for_datetime("WaitingSince")
+
+#: The memo key of a waiting saga's `domain.saga.Waiting`.
+WAITING_MEMO = "waiting"
+
+_KEYS: tuple[SearchAttributeKey[Any], ...] = (
+    ORDER_STATUS,
+    CUSTOMER_ID,
+    ORDER_TOTAL,
+    FAILED_STEP,
+    WAITING_ON,
+    WAITING_SERVICE,
+    WAITING_SINCE,
+)
 
 #: name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` takes them.
 SEARCH_ATTRIBUTES = {
-    ORDER_STATUS.name: "Keyword",
-    CUSTOMER_ID.name: "Keyword",
-    ORDER_TOTAL.name: "Int",
-    FAILED_STEP.name: "Keyword",
+    key.name: key.indexed_value_type.name.title().replace("_", "") for key in _KEYS
 }
 
 

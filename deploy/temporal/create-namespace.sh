@@ -5,7 +5,7 @@ set -eu
 NAMESPACE=${DEFAULT_NAMESPACE:-default}
 : "${TEMPORAL_ADDRESS:?TEMPORAL_ADDRESS is required}"
 # NAME=TYPE pairs, as domain/search_attributes.py SEARCH_ATTRIBUTES lists them.
-SEARCH_ATTRIBUTES=${SEARCH_ATTRIBUTES:-"OrderStatus=Keyword CustomerId=Keyword OrderTotal=Int FailedStep=Keyword"}
+SEARCH_ATTRIBUTES=${SEARCH_ATTRIBUTES:-"OrderStatus=Keyword CustomerId=Keyword OrderTotal=Int FailedStep=Keyword WaitingOn=Keyword WaitingService=Keyword WaitingSince=Datetime"}
 
 attempt=1
 until temporal operator cluster health --address "$TEMPORAL_ADDRESS"; do

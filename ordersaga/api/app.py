@@ -9,6 +9,7 @@ token they are given.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from importlib.resources import files
 from pathlib import PurePath
@@ -35,13 +36,18 @@ from domain.saga import Resolution, SagaStatus, Withdrawal
 from ordersaga.api.auth import Role, Tokens, allow
 from ordersaga.order_desk import (
     ActionRefused,
+    BadCursor,
+    BulkAnswer,
+    BulkOutcome,
     OrderConflict,
     OrderDesk,
     OrderSummary,
     OrderView,
     UnknownOrder,
+    WaitingFilter,
+    WaitingPage,
 )
-from workflows.order_steps import SEARCHABLE_STATES
+from workflows.order_steps import COMPENSATIONS, SEARCHABLE_STATES, SERVICES
 
 log = structlog.get_logger()
 
@@ -50,6 +56,9 @@ STATES = ", ".join(SEARCHABLE_STATES)
 
 #: The pages the API serves (and the script they share), by path: static files, no data.
 PAGES = {"/checkout": "checkout.html", "/operator": "operator.html", "/api.js": "api.js"}
+
+#: Lists the pages take from the step table, by their placeholder in a page file.
+PAGE_LISTS = {"__COMPENSATIONS__": COMPENSATIONS, "__SERVICES__": SERVICES}
 
 #: The media type of each kind of page file.
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -157,10 +166,41 @@ async def withdraw_order(
     return await desk.withdraw(order_id, withdrawal)
 
 
-@router.get("/attention", dependencies=[OPERATOR], responses=_refusals(401, 403))
-async def needing_attention(desk: Desk) -> list[SagaStatus]:
-    """The sagas waiting for an operator, each with the compensation and why."""
-    return await desk.needing_attention()
+class AttentionQuery(WaitingFilter):
+    """`GET /attention`'s query: which waiting sagas, and from which page on."""
+
+    cursor: str | None = None
+
+
+@router.get("/attention", dependencies=[OPERATOR], responses=_refusals(401, 403, 422))
+async def waiting_for_an_operator(
+    desk: Desk, query: Annotated[AttentionQuery, Query()]
+) -> WaitingPage:
+    """A page of the sagas waiting for an operator: what each waits on, since when, and holds.
+
+    From the server's records in one listing, asking no saga: it answers as fast with a
+    thousand waiting, and while their workers are down. `next_cursor` pages on.
+    """
+    return await desk.waiting(query, query.cursor)
+
+
+@router.post("/attention/answers", dependencies=[OPERATOR], responses=_refusals(401, 403, 422))
+async def answer_waiting(answer: BulkAnswer, desk: Desk) -> BulkOutcome:
+    """One answer to many waiting sagas: those named, or all waiting on a compensation or service.
+
+    Each saga is answered once per `action_id`: post the same action again (it says which
+    sagas did not answer) to finish what is left. Marking done needs a reason, which each saga
+    records.
+    """
+    outcome = await desk.answer_waiting(answer)
+    log.info(
+        "bulk answer",
+        action_id=outcome.action_id,
+        answered=len(outcome.answered),
+        refused=len(outcome.refused),
+        unanswered=len(outcome.unanswered),
+    )
+    return outcome
 
 
 @router.post(
@@ -202,6 +242,7 @@ def create_api_app(client: Client, task_queue: str, tokens: Tokens) -> FastAPI:
         HTTPException: _http_refusal,
         UnknownOrder: _refusal(404),
         OrderConflict: _refusal(409),
+        BadCursor: _refusal(422),
         ActionRefused: _refusal(409),
         WorkflowQueryFailedError: _unreached,
         WorkflowUpdateRPCTimeoutOrCancelledError: _unreached,
@@ -228,6 +269,8 @@ async def _log_request(
 def _page(name: str) -> Any:
     """A route serving the page file `name`, read once."""
     content = (files("ordersaga.api") / "pages" / name).read_text()
+    for placeholder, names in PAGE_LISTS.items():  # the operator page's filters, from the table
+        content = content.replace(placeholder, json.dumps(list(names)))
     media_type = MEDIA_TYPES[PurePath(name).suffix]
 
     async def serve() -> HTTPResponse:

@@ -213,8 +213,8 @@ async def test_an_operator_sees_a_waiting_saga_and_resolves_it(
         retried = await operator.post(f"/orders/{order_id}/resolution", json={"action": "retry"})
         again = await operator.post(f"/orders/{order_id}/resolution", json={"action": "retry"})
 
-    [mine] = [s for s in waiting.json() if s["order_id"] == order_id]
-    assert mine["attention"]["compensation"] == "release_inventory"
+    [mine] = [s for s in waiting.json()["sagas"] if s["order_id"] == order_id]
+    assert (mine["compensation"], mine["service"]) == ("release_inventory", "inventory")
     assert refused.status_code == 422  # marking done needs a reason
     assert "reason" in refused.json()["problems"][0]
     assert retried.status_code == 200

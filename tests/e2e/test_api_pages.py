@@ -68,3 +68,32 @@ async def test_a_held_compensation_is_resolved_from_the_operator_page(
     status = await saga.query(OrderSaga.status)
     assert (status.state, status.compensations_run) == (SagaState.ABORTED, ["release_inventory"])
     await page.locator(f"tr[data-order='{order_id}']").wait_for(state="detached")
+
+
+async def test_every_saga_waiting_on_a_compensation_is_retried_from_the_operator_page_at_once(
+    api: Api, page: Page, client: Client, services: Services, saga_task_queue: str
+) -> None:
+    sagas = [
+        await saga_waiting_for_an_operator(client, services, saga_task_queue) for _ in range(2)
+    ]
+    order_ids = [order_id_of(saga.id) for saga in sagas]
+
+    await page.goto(f"{api.url}/operator#token={api.tokens.operator}")
+    await page.get_by_label("Waiting on").select_option("release_inventory")
+    for order_id in order_ids:
+        row = page.locator(f"tr[data-order='{order_id}']")
+        await row.wait_for()
+        assert "inventory" in await row.inner_text()  # its service, beside its compensation
+    await page.get_by_role("button", name="Retry all").click()
+    said = page.get_by_role("status")
+    await said.get_by_text("answered").wait_for()
+
+    assert "refused" in await said.inner_text()
+    for saga in sagas:
+        with pytest.raises(WorkflowFailureError):
+            await saga.result()
+        status = await saga.query(OrderSaga.status)
+        assert (status.state, status.compensations_run) == (
+            SagaState.ABORTED,
+            ["release_inventory"],
+        )

@@ -159,7 +159,8 @@ async def test_a_stuck_release_needs_attention_until_an_operator_retries_it(
     with pytest.raises(WorkflowFailureError):
         await saga.result()
 
-    assert f"{order.order_id}: release_inventory failed 2 times" in listed.out
+    assert f"{order.order_id}: release_inventory (inventory) failed 2 times since" in listed.out
+    assert "holds reserve_inventory " in listed.out  # the stock it still holds, by its id
     assert "needs attention: release_inventory" in stuck.out
     assert retried.code == 0, retried.err
     status = await saga.query(OrderSaga.status)

@@ -34,6 +34,8 @@ MAX_ITEMS_PER_ORDER = 50
 MAX_QUANTITY_PER_ITEM = 1_000
 MAX_UNIT_PRICE = 10_000_000  # minor units: 100,000.00 in a two-decimal currency
 MAX_TEXT_LENGTH = 100
+#: Steps an order may give a retry policy of their own (`SagaPolicy.step_overrides`).
+MAX_STEP_OVERRIDES = 20
 
 
 def worded(message: str, /, **by_error_type: str) -> WrapValidator:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from domain.fields import MAX_STEP_OVERRIDES, Identifier
 
 
 class ActivityPolicy(BaseModel):
@@ -46,10 +50,20 @@ class SagaPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: ActivityPolicy = ActivityPolicy()
-    step_overrides: dict[str, ActivityPolicy] = {}
+    step_overrides: dict[Identifier, ActivityPolicy] = Field(
+        default={}, max_length=MAX_STEP_OVERRIDES
+    )
     compensations: ActivityPolicy = ActivityPolicy(first_retry_s=1.0, max_attempts=10)
     deadline_s: float | None = Field(default=900.0, gt=0, le=30 * 86400)
     local_activities: bool = False
+
+    @field_validator("step_overrides", mode="before")
+    @classmethod
+    def _few_overrides(cls, overrides: Any) -> Any:
+        # Before the entries themselves: a policy cannot grow an order past Temporal's limits.
+        if isinstance(overrides, dict) and len(overrides) > MAX_STEP_OVERRIDES:
+            raise PydanticCustomError("too_long", f"must name at most {MAX_STEP_OVERRIDES} steps")
+        return overrides
 
     def for_step(self, step: str) -> ActivityPolicy:
         """The policy of one forward step."""

@@ -5,6 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from domain.fields import (
+    MAX_ITEMS_PER_ORDER,
+    MAX_QUANTITY_PER_ITEM,
+    MAX_STEP_OVERRIDES,
+    MAX_TEXT_LENGTH,
+    MAX_UNIT_PRICE,
+)
 from domain.order import OrderRequest
 from domain.policy import ActivityPolicy, SagaPolicy
 from workflows.order_steps import ORDER_STEPS
@@ -87,3 +94,51 @@ def order_data(**changes: Any) -> dict[str, Any]:
 def make_order(**changes: Any) -> OrderRequest:
     """A valid order with a fresh id; `changes` replace top-level fields."""
     return OrderRequest.model_validate(order_data(**changes))
+
+
+#: Temporal's default limits: a payload (`limit.blobSize.error`), a workflow's history
+#: (`limit.historySize.error`) and its events (`limit.historyCount.error`).
+PAYLOAD_LIMIT = 2 * 1024 * 1024
+HISTORY_LIMIT = 50 * 1024 * 1024
+EVENTS_LIMIT = 51_200
+
+
+def biggest_order(token: str, last4: str) -> OrderRequest:
+    """The largest order the input admits: every list at its longest, every text and id at
+    its longest, every amount at its highest; paid with `token`."""
+    text = "x" * MAX_TEXT_LENGTH
+
+    def longest(prefix: str) -> str:
+        return (prefix + uuid.uuid4().hex * 2)[:64]
+
+    policy = ActivityPolicy(first_retry_s=0.1, max_retry_interval_s=1.0)
+    return OrderRequest.model_validate(
+        {
+            "order_id": longest("big-"),
+            "customer_id": longest("cust-"),
+            "items": [
+                {
+                    "sku": longest(f"SKU-{index:02d}-"),
+                    "quantity": MAX_QUANTITY_PER_ITEM,
+                    "unit_price": MAX_UNIT_PRICE,
+                }
+                for index in range(MAX_ITEMS_PER_ORDER)
+            ],
+            "currency": "USD",
+            "payment": {"token": token, "last4": last4},
+            "shipping_address": {
+                "name": text,
+                "line1": text,
+                "line2": text,
+                "city": text,
+                "postal_code": "9" * 12,
+                "country": "US",
+            },
+            "policy": {
+                "steps": policy,
+                "step_overrides": {
+                    longest(f"{index:02d}-"): policy for index in range(MAX_STEP_OVERRIDES)
+                },
+            },
+        }
+    )

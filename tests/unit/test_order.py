@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from domain.order import OrderRequest
-from tests.support.orders import order_data
+from domain.problems import describe_errors
+from tests.support.orders import PAYLOAD_LIMIT, biggest_order, order_data
 
 PLACED = order_data()
 
@@ -27,3 +29,30 @@ def test_a_repeat_is_the_same_order_whatever_token_its_card_was_given(
     placed = OrderRequest.model_validate(PLACED)
 
     assert OrderRequest.model_validate(again).is_repeat_of(placed) is same
+
+
+def test_the_biggest_order_the_input_admits_is_far_below_temporals_payload_limit() -> None:
+    biggest = biggest_order("tok_" + "a" * 64, "4242")
+
+    # The saga's input as the data converter writes it (encryption adds a few dozen bytes).
+    assert len(biggest.model_dump_json()) * 100 < PAYLOAD_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("items", [PLACED["items"][0]] * 51, "items: must list at most 50 items"),
+        (
+            "policy",
+            {"step_overrides": {f"step-{index}": {} for index in range(21)}},
+            "policy.step_overrides: must name at most 20 steps",
+        ),
+    ],
+)
+def test_an_order_that_could_grow_past_a_limit_is_refused_naming_the_field(
+    field: str, value: object, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        OrderRequest.model_validate({**PLACED, field: value})
+
+    assert describe_errors(refused.value) == [problem]

@@ -165,6 +165,10 @@ class ActionRefused(Exception):
     """
 
 
+#: The most sagas one page of a listing holds.
+MAX_PAGE = 1000
+
+
 class WaitingFilter(BaseModel):
     """Which waiting sagas to list, and how many a page.
 
@@ -178,7 +182,7 @@ class WaitingFilter(BaseModel):
 
     compensation: str | None = None
     service: str | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
 
     @field_validator("compensation")
     @classmethod
@@ -214,6 +218,10 @@ class WaitingPage(BaseModel):
 #: How many sagas one bulk answer asks at once.
 BULK_CONCURRENCY = 64
 
+#: How long a bulk answer waits for each saga to accept: longer than a person's single answer
+#: waits, as a thousand answers queue at their workers; a saga silent that long is unanswered.
+BULK_ANSWER_TIMEOUT = timedelta(seconds=30)
+
 
 class BulkAnswer(BaseModel):
     """An operator's answer to many waiting sagas at once.
@@ -229,7 +237,7 @@ class BulkAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     resolution: Resolution
-    order_ids: list[Identifier] | None = Field(default=None, min_length=1, max_length=1000)
+    order_ids: list[Identifier] | None = Field(default=None, min_length=1, max_length=MAX_PAGE)
     filters: WaitingFilter = EVERY_WAITING_SAGA
     action_id: Identifier = Field(default_factory=lambda: f"bulk-{uuid.uuid4().hex[:12]}")
 
@@ -416,15 +424,14 @@ class OrderDesk:
             query, page_size=filters.limit, next_page_token=_page_token(cursor)
         )
         try:
-            await listing.fetch_next_page()
+            counted, _ = await asyncio.gather(
+                self._client.count_workflows(query), listing.fetch_next_page()
+            )
         except RPCError as err:
             if cursor is None or err.status != RPCStatusCode.INVALID_ARGUMENT:
                 raise
             raise BadCursor(NOT_A_CURSOR) from None
-        page = WaitingPage(
-            total=(await self._client.count_workflows(query)).count,
-            next_cursor=_cursor(listing.next_page_token),
-        )
+        page = WaitingPage(total=counted.count, next_cursor=_cursor(listing.next_page_token))
         for execution in listing.current_page or ():
             waits = await execution.memo_value(WAITING_MEMO, None, type_hint=Waiting)
             if waits is None:  # a saga of a build that kept no memo: its status says
@@ -466,6 +473,7 @@ class OrderDesk:
                         OrderSaga.resolve_compensation,
                         answer.resolution,
                         update_id=f"answer-{answer.action_id}",
+                        within=BULK_ANSWER_TIMEOUT,
                     )
                     outcome.answered.append(order_id)
                 except (ActionRefused, UnknownOrder) as err:
@@ -481,7 +489,8 @@ class OrderDesk:
         return outcome
 
     async def _every_waiting(self, filters: WaitingFilter) -> AsyncIterator[Waiting]:
-        """Every waiting saga the filter finds (recorded ones), page by page."""
+        """Every waiting saga the filter finds (recorded ones), in the largest pages."""
+        filters = filters.model_copy(update={"limit": MAX_PAGE})
         page = await self.waiting(filters)
         while True:
             for waits in page.sagas:
@@ -527,8 +536,13 @@ class OrderDesk:
         update: UpdateMethodMultiParam[[OrderSaga, Update], SagaStatus],
         arg: Update,
         update_id: str | None = None,
+        within: timedelta = ANSWER_TIMEOUT,
     ) -> WorkflowUpdateHandle[SagaStatus]:
-        """Send `update` and return once the saga has accepted it (its history holds it)."""
+        """Send `update`; return once the saga has accepted it (its history holds it).
+
+        Raises:
+            WorkflowUpdateRPCTimeoutOrCancelledError: Not accepted `within` that long.
+        """
         handle = self._handle(order_id)
         try:
             return await handle.start_update(
@@ -536,7 +550,7 @@ class OrderDesk:
                 arg,
                 id=update_id,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                rpc_timeout=ANSWER_TIMEOUT,
+                rpc_timeout=within,
             )
         except WorkflowUpdateFailedError as err:
             raise ActionRefused(str(err.cause)) from None

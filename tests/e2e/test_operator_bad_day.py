@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -142,23 +143,34 @@ async def test_one_bulk_retry_answers_each_saga_once_even_run_again(
         rest = await bulk_retry(operator, "a2")
         ends = await asyncio.gather(*(ended(saga) for saga in sagas))
 
-    assert first.status_code == 200, first.text
-    assert len(first.json()["answered"]) == STRANDED
+    ids = {order_id_of(saga.id) for saga in sagas}
+    assert answered(first) == ids
     # The same action again: each saga is answered once, so none retries a second time.
-    assert len(again.json()["answered"]) == STRANDED
+    assert answered(again) == ids
     assert {status.state for status in states} == {SagaState.NEEDS_ATTENTION}
     assert tried_after_again == {2}
-    assert rest.status_code == 200, rest.text
+    assert not rest[-1]["unanswered"]
     assert set(ends) == {SagaState.ABORTED}
     assert set(outage.releases.values()) == {3}  # none answered twice by a2 either
 
 
-async def bulk_retry(operator: httpx.AsyncClient, action_id: str) -> httpx.Response:
-    """`POST /attention/answers`: retry every saga waiting on `release_inventory`."""
+async def bulk_retry(operator: httpx.AsyncClient, action_id: str) -> list[dict[str, Any]]:
+    """`POST /attention/answers`: retry every saga waiting on `release_inventory`, the action
+    posted again while some sagas did not answer in time, as an operator would; each outcome."""
     retry = {"resolution": {"action": "retry"}, "filters": {"compensation": "release_inventory"}}
-    return await operator.post(
-        "/attention/answers", json=retry | {"action_id": action_id}, timeout=300
-    )
+    outcomes: list[dict[str, Any]] = []
+    while not outcomes or outcomes[-1]["unanswered"]:
+        assert len(outcomes) < 5, outcomes[-1]["unanswered"]
+        posted = await operator.post(
+            "/attention/answers", json=retry | {"action_id": action_id}, timeout=300
+        )
+        assert posted.status_code == 200, posted.text
+        outcomes.append(posted.json())
+    return outcomes
+
+
+def answered(outcomes: list[dict[str, Any]]) -> set[str]:
+    return {order_id for outcome in outcomes for order_id in outcome["answered"]}
 
 
 async def settled(client: Client, outage: InventoryOutage, releases_each: int) -> None:

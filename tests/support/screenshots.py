@@ -70,7 +70,9 @@ async def _pages(ui: UiStack, page: Page) -> None:
                 stack.client, Services(http), stack.task_queue
             )
         await page.goto(f"{api_url}/operator#token={TOKENS.operator}")
+        await page.get_by_label("Waiting on").select_option("release_inventory")
         await page.locator(f"tr[data-order='{order_id_of(saga.id)}']").wait_for()
+        await page.get_by_role("button", name="Retry all").wait_for()
         await page.screenshot(path=IMAGES / "operator-page.png")
 
 

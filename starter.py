@@ -292,22 +292,18 @@ async def list_orders(client: Client, args: argparse.Namespace) -> int:
 async def resolve(client: Client, args: argparse.Namespace) -> int:
     """Retry the compensation the named sagas wait on, or mark it done by hand.
 
-    One order: its status after. Several, or a filter (`--waiting-on`, `--service`): one bulk
-    action, its progress as it goes; run again with its `--action-id` to finish what is left.
+    One order: its status after. Several, or a filter (`--waiting-on`, `--waiting-service`): one
+    bulk action, its progress as it goes; run again with its `--action-id` to finish what is left.
     """
-    action = (
-        OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
-    )
-    resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
+    resolution, answer = args.answer
+    action = resolution.action.value.replace("_", " ")
     desk = OrderDesk(client, args.settings.task_queue)
-    if len(args.order_ids) == 1 and not (args.waiting_on or args.service):
-        [args.order_id] = args.order_ids
+    if answer is None:
         saga = await desk.resolve(args.order_id, resolution)
-        print(f"Order {args.order_id}: {action.value.replace('_', ' ')} taken up.")
+        print(f"Order {args.order_id}: {action} taken up.")
         print_status(saga)
         return 0
-    answer = bulk_answer(args, resolution)
-    print(f"Action {answer.action_id}: {action.value.replace('_', ' ')}")
+    print(f"Action {answer.action_id}: {action}")
     outcome = await desk.answer_waiting(answer, progress=print_progress)
     print(
         f"{len(outcome.answered)} answered, {len(outcome.refused)} refused, "
@@ -322,19 +318,40 @@ async def resolve(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def operator_answer(args: argparse.Namespace) -> tuple[Resolution, BulkAnswer | None]:
+    """The answer the flags ask for, and the bulk action, unless one order is named alone.
+
+    Raises:
+        InputError: Naming the flag, if the flags ask for no valid answer.
+    """
+    action = (
+        OperatorAction.RETRY if args.command == "retry-compensation" else OperatorAction.MARK_DONE
+    )
+    try:
+        resolution = Resolution(action=action, reason=getattr(args, "reason", ""))
+    except pydantic.ValidationError as err:
+        raise InputError(describe_errors(err)) from None
+    if not (args.order_ids or args.waiting_on or args.waiting_service):
+        raise InputError(["name the orders, or choose them with --waiting-on or --waiting-service"])
+    if len(args.order_ids) == 1 and not (args.waiting_on or args.waiting_service):
+        [args.order_id] = args.order_ids
+        return resolution, None
+    return resolution, bulk_answer(args, resolution)
+
+
 def bulk_answer(args: argparse.Namespace, resolution: Resolution) -> BulkAnswer:
     """The bulk action the flags ask for; refused, naming the flag, if it is not one."""
     given = {
         "resolution": resolution,
         "order_ids": args.order_ids or None,
-        "filters": {"compensation": args.waiting_on, "service": args.service},
+        "filters": {"compensation": args.waiting_on, "service": args.waiting_service},
     }
     if args.action_id:
         given["action_id"] = args.action_id
     try:
         return BulkAnswer.model_validate(given)
     except pydantic.ValidationError as err:
-        flags = {"filters.compensation": "--waiting-on", "filters.service": "--service"}
+        flags = {"filters.compensation": "--waiting-on", "filters.service": "--waiting-service"}
         problems = [problem.split(": ", 1) for problem in describe_errors(err)]
         raise InputError([f"{flags.get(field, field)}: {why}" for field, why in problems]) from None
 
@@ -443,7 +460,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("order_ids", nargs="*", metavar="order_id", help="order ids")
         command.add_argument("--waiting-on", help="every saga waiting on this compensation")
-        command.add_argument("--service", help="every saga whose waiting compensation calls it")
+        command.add_argument(
+            "--waiting-service", help="every saga whose waiting compensation calls this service"
+        )
         command.add_argument("--action-id", help="a bulk action's id, to run it again")
         if name == "mark-done":
             command.add_argument(
@@ -462,6 +481,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> int:
     """Run one command; bad input is refused before anything is contacted or started."""
     form = order_form(args) if args.command == "place" else None
+    if args.command in ("retry-compensation", "mark-done"):
+        args.answer = operator_answer(args)
     client = await connect(settings=args.settings)
     await check_codec_agrees(client)
     if form:

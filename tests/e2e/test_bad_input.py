@@ -136,6 +136,29 @@ async def test_bad_flags_are_refused_before_anything_starts(
     assert not await saga_exists(client, order_id)
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["retry-compensation"],
+            "error: name the orders, or choose them with --waiting-on or --waiting-service",
+        ),
+        (["retry-compensation", "--waiting-on", "nope"], "error: --waiting-on: must be one of"),
+        (["mark-done", "--waiting-service", "shipping", "--reason", ""], "error: order: say why"),
+    ],
+    ids=["no orders", "not a compensation", "no reason"],
+)
+async def test_a_bad_answer_is_refused_before_temporal_is_asked(
+    argv: list[str], expected: str, starter: StarterRunner
+) -> None:
+    nowhere = StarterRunner(starter.env | {"TEMPORAL_ADDRESS": "127.0.0.1:1"})
+
+    run = await nowhere(*argv)
+
+    assert run.code == 2 and run.err.startswith(expected), run.err
+    assert len(run.err.splitlines()) == 1 and run.out == ""
+
+
 async def test_a_bad_order_id_flag_is_refused(starter: StarterRunner) -> None:
     run = await starter("place", "--order-id", "no spaces please", "--item", "SKU-BOOK:1:1")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
+from domain.policy import ActivityPolicy, SagaPolicy
 from domain.saga import OrderResult
 from ops.stack import worker_process
 from ordersaga.order_desk import start_saga
@@ -24,6 +25,13 @@ TASK_QUEUE = "bad-build-drill"
 
 #: Orders placed a second while the rollout runs: enough that a 5 % ramp gets a few.
 ORDERS_PER_S = 6
+
+#: The orders' steps retry for about half a minute: longer than a broken build takes to be
+#: found, rolled back and its sagas moved (a saga whose retries run out first is undone: under a
+#: loaded CI machine, the default 14 s once ran out before the move).
+OUTLASTS_A_ROLLBACK = SagaPolicy(
+    steps=ActivityPolicy(first_retry_s=1.0, max_retry_interval_s=4.0, max_attempts=10)
+)
 
 #: The rollout's steps and hold, short enough for a test, long enough to judge.
 ROLLOUT = ("--steps", "5,25,100", "--hold", "15", "--hold-sagas", "2", "--check-every", "1")
@@ -41,7 +49,8 @@ class OrderFlow:
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            self.sagas.append(await start_saga(self.client, make_order(), TASK_QUEUE))
+            order = make_order(policy=OUTLASTS_A_ROLLBACK)
+            self.sagas.append(await start_saga(self.client, order, TASK_QUEUE))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1 / ORDERS_PER_S)
 

@@ -14,14 +14,23 @@ it runs, so that commands beside it agree with it on keys and addresses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -43,6 +52,10 @@ DEFAULT_SERVICES_URL = f"http://127.0.0.1:{DEFAULT_SERVICES_PORT}"
 DEFAULT_CODEC_SERVER_PORT = 8234
 DEFAULT_API_PORT = 8400
 
+#: Long enough to look back over a week's sagas on the dashboard and to resend a customer's
+#: message; Temporal keeps the sagas themselves for its namespace's retention.
+DEFAULT_DATA_RETENTION = timedelta(days=7)
+
 #: The file of settings that `order-saga demo` writes while it runs, so that every command run
 #: beside it (starter, worker, audit, ...) uses its keys and addresses without being told.
 DEFAULT_ENV_FILE = Path("data/order-saga.env")
@@ -59,6 +72,29 @@ def env_file() -> Path | None:
     return Path(named) if named.strip() else None
 
 
+_DURATION = TypeAdapter(timedelta)
+
+
+def as_retention(value: Any) -> timedelta:
+    """A retention from seconds (a number, or a number written as text) or ISO 8601 (P7D).
+
+    Raises:
+        ValueError: It is no duration, or not longer than nothing; the message says which.
+    """
+    if isinstance(value, str):
+        # Pydantic reads a number as seconds, but not the same number written as text, as
+        # flags and environment variables are.
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    try:
+        retention = _DURATION.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be seconds, or ISO 8601 such as P7D or PT10M") from None
+    if retention <= timedelta(0):
+        raise ValueError("must be longer than nothing, such as 604800 (seconds) or P7D")
+    return retention
+
+
 class Group(StrEnum):
     """Which commands a setting belongs to; each command lists the groups it takes."""
 
@@ -67,6 +103,7 @@ class Group(StrEnum):
     SERVICES = "stand-in services (as a client)"
     SERVICES_SERVER = "stand-in services (serving)"
     DATA = "data and logs"
+    RETENTION = "retention of what ended sagas leave in the data folder"
     OBSERVABILITY = "metrics and tracing"
     CODEC = "payload encryption"
     CODEC_SERVER = "codec server (for the Web UI)"
@@ -176,6 +213,14 @@ class Settings(BaseSettings):
         "info", "lowest level logged", Group.DATA
     )
 
+    # Retention
+    data_retention: timedelta = setting(
+        DEFAULT_DATA_RETENTION,
+        "how long the event log, the monitoring records and the customers' messages keep what "
+        "an ended saga left: seconds, or ISO 8601 (P7D, PT10M)",
+        Group.RETENTION,
+    )
+
     # Metrics and tracing
     event_bus: str | None = setting(
         None,
@@ -260,6 +305,11 @@ class Settings(BaseSettings):
         if path is not None and not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
+
+    @field_validator("data_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> timedelta:
+        return as_retention(value)
 
     @field_validator(
         "temporal_address",

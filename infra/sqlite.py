@@ -55,6 +55,19 @@ class Database:
         """Run idempotent DDL (`CREATE TABLE IF NOT EXISTS …`)."""
         self._connection().executescript(schema)
 
+    def add_column(self, table: str, column: str) -> None:
+        """Add `column` (its name and type) to `table`, unless the table has it.
+
+        `apply_schema` only shapes new files; this brings a file made by an older schema up to
+        date.
+        """
+        name = column.split()[0]
+        with self.transaction() as conn:
+            # Names come from the caller's own schema, never from input.
+            columns = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if name not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
     @contextmanager
     def transaction(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed if the block ends normally, rolled back otherwise.

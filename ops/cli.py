@@ -41,6 +41,7 @@ def run(argv: list[str] | None = None) -> int:
     add_settings(
         demo,
         Group.DATA,
+        Group.RETENTION,
         Group.DEMO,
         Group.SERVICES_SERVER,
         Group.CODEC,

@@ -1,6 +1,6 @@
 """The operational commands that check, measure and deploy the stack.
 
-Audit, bench, chaos, deploy and the operator drill.
+Audit, bench, chaos, deploy, the operator drill and the soak.
 
 Each module gives `add_command(subparsers)` and `async run_command(args) -> exit code`.
 """
@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ops import audit, bench, chaos, deploy, operator_drill
+from ops import audit, bench, chaos, deploy, operator_drill, soak
 
 AddCommand = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 RunCommand = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -23,4 +23,5 @@ COMMANDS: dict[str, tuple[AddCommand, RunCommand]] = {
     "chaos": (chaos.add_command, chaos.run_command),
     "deploy": (deploy.add_command, deploy.run_command),
     "operator-drill": (operator_drill.add_command, operator_drill.run_command),
+    "soak": (soak.add_command, soak.run_command),
 }

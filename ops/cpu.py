@@ -20,6 +20,7 @@ class Group(StrEnum):
     WORKERS = "workers"
     SERVICES = "services"
     API = "api"
+    CONSUMERS = "consumers"
     LOAD = "load"
 
 

@@ -208,8 +208,11 @@ async def demo(settings: Settings, *, stay: bool) -> None:
         rows.append((flaky_id, FLAKY, await run_scenario(stack, FLAKY, flaky_id)))
 
         # The monitoring and notification consumers catch up on the events, and keep following.
-        await consume(stack.event_bus_url, data_dir, once=True)
-        following = asyncio.create_task(consume(stack.event_bus_url, data_dir, once=False))
+        retention = settings.data_retention
+        await consume(stack.event_bus_url, data_dir, once=True, retention=retention)
+        following = asyncio.create_task(
+            consume(stack.event_bus_url, data_dir, once=False, retention=retention)
+        )
         print()
         print_table(rows)
         Console().print(frame(MonitoringStore.in_folder(data_dir), timedelta(hours=1)))

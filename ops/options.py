@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import timedelta
 
 from pydantic import ValidationError
 
 from infra.exits import StartFailure
+from infra.settings import as_retention
 from services.faults import FaultSettings, option_error
 
 #: The option that sets each of the services' fault settings, for bench and chaos.
@@ -72,3 +74,11 @@ def check_faults(make: Callable[[], FaultSettings]) -> None:
         make()
     except ValidationError as err:
         raise StartFailure(option_error(err, FAULT_OPTIONS)) from None
+
+
+def duration(text: str) -> timedelta:
+    """A retention: seconds, or ISO 8601 (P7D, PT10M), longer than nothing."""
+    try:
+        return as_retention(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text}: {err}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from domain.events import SagaEvent
@@ -38,6 +39,14 @@ class EventBus(Protocol):
 
         Returns:
             How many events were handled.
+        """
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the events published before `before` that every consumer has handled.
+
+        Returns:
+            How many events were deleted.
         """
         ...
 

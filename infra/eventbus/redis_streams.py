@@ -15,7 +15,7 @@ was handling is handled twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -130,6 +130,30 @@ class RedisStreamsBus:
             elif stop_when_idle:
                 return handled
 
+    async def prune(self, before: datetime) -> int:
+        """Trim the entries added before `before` that every consumer group has handled.
+
+        A stream's entry ids begin with the millisecond it was added, so the time is an id.
+        Each group holds back the trim at its oldest pending entry, or else just after the
+        last entry delivered to it.
+        """
+        keep_from = (int(before.timestamp() * 1000), 0)
+        try:
+            groups = await self.client.xinfo_groups(self.stream)
+        except ResponseError:  # no stream yet: nothing to trim
+            return 0
+        if not groups:  # no consumer has started: keep everything for the first one
+            return 0
+        for group in groups:
+            pending = await self.client.xpending(self.stream, group["name"])
+            if pending["pending"]:
+                keep_from = min(keep_from, _entry_id(pending["min"]))
+            else:
+                milliseconds, sequence = _entry_id(group["last-delivered-id"])
+                keep_from = min(keep_from, (milliseconds, sequence + 1))
+        minid = "-".join(map(str, keep_from))
+        return int(await self.client.xtrim(self.stream, minid=minid, approximate=False))
+
     async def check(self) -> None:
         """Ping Redis.
 
@@ -176,3 +200,8 @@ class RedisStreamsBus:
                 handled += 1
             await self.client.xack(self.stream, consumer, entry_id)
         return handled
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split("-")
+    return int(milliseconds), int(sequence)

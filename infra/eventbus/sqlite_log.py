@@ -15,7 +15,9 @@ of its commit.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS events (
     order_id TEXT NOT NULL,
     sequence INTEGER NOT NULL,
     type TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    published_at REAL           -- seconds since the Unix epoch; NULL in logs made before it
 );
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     consumer TEXT PRIMARY KEY,
@@ -63,6 +66,7 @@ class SqliteEventLog:
         self.poll_interval_s = poll_interval_s
         self._db = Database(path)
         self._db.apply_schema(SCHEMA)
+        self._db.add_column("events", "published_at REAL")
 
     @classmethod
     def from_url(cls, url: str) -> SqliteEventLog:
@@ -104,7 +108,7 @@ class SqliteEventLog:
         If `handler` raises (or the task is cancelled while it runs), the position stays before
         that event, so a restarted consumer gets it again: at most one event is redelivered.
         """
-        position = await asyncio.to_thread(self._saved_position, consumer)
+        position = await asyncio.to_thread(self._register, consumer)
         handled = 0
         while True:
             batch = await asyncio.to_thread(self._read_after, position)
@@ -119,6 +123,14 @@ class SqliteEventLog:
                 position = event_position
                 handled += 1
 
+    async def prune(self, before: datetime) -> int:
+        """Delete the events published before `before` that every consumer has handled.
+
+        A consumer the log has never seen would start from the beginning and miss what was
+        deleted, so name every consumer to the log (consume once) before pruning it.
+        """
+        return await asyncio.to_thread(self._delete_before, before.timestamp())
+
     async def check(self) -> None:
         """Nothing to check: the file was opened (and its schema applied) when the log was made."""
 
@@ -126,20 +138,42 @@ class SqliteEventLog:
         """Nothing to release: each thread's connection closes when the thread ends."""
 
     def _insert(self, events: Sequence[SagaEvent], *, wait: bool = True) -> None:
-        rows = [(e.event_id, e.order_id, e.sequence, e.type, e.model_dump_json()) for e in events]
+        now = time.time()
+        rows = [
+            (e.event_id, e.order_id, e.sequence, e.type, e.model_dump_json(), now) for e in events
+        ]
         with self._db.transaction(wait=wait) as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO events (event_id, order_id, sequence, type, body)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (event_id, order_id, sequence, type, body,"
+                " published_at) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
-    def _saved_position(self, consumer: str) -> int:
-        with self._db.snapshot() as conn:
+    def _delete_before(self, cutoff: float) -> int:
+        # Positions grow with publishing time, so the events to delete are a prefix of the log:
+        # up to the first one published since the cutoff (found by reading only the prefix),
+        # and no further than the slowest consumer has got.
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM events WHERE position <= (SELECT min(position) FROM consumer_offsets)"
+                " AND position < coalesce("
+                "(SELECT position FROM events WHERE published_at >= ? ORDER BY position LIMIT 1),"
+                " (SELECT max(position) + 1 FROM events))",
+                (cutoff,),
+            ).rowcount
+
+    def _register(self, consumer: str) -> int:
+        # A consumer on record holds back pruning from its first run on, before it has
+        # handled anything.
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO consumer_offsets (consumer, position) VALUES (?, 0)",
+                (consumer,),
+            )
             row = conn.execute(
                 "SELECT position FROM consumer_offsets WHERE consumer = ?", (consumer,)
             ).fetchone()
-        return int(row["position"]) if row else 0
+        return int(row["position"])
 
     def _read_after(self, position: int) -> list[tuple[int, SagaEvent]]:
         with self._db.snapshot() as conn:

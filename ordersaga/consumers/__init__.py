@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from domain.events import SagaEvent
@@ -26,4 +27,8 @@ class Consumer(Protocol):
 
     async def handle(self, event: SagaEvent) -> None:
         """Take `event` into account; raise to have it (and those after it) redelivered."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Forget what sagas that ended before `before` left; return how many records went."""
         ...

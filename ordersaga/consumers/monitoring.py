@@ -23,7 +23,8 @@ from workflows.order_steps import CONFIRMED_EVENT, ORDER_STEPS
 MONITORING_FILE = "monitoring.db"
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS applied_events (event_id TEXT PRIMARY KEY);
+-- A redelivered event is known by its sequence; files made before that kept every event id.
+DROP TABLE IF EXISTS applied_events;
 CREATE TABLE IF NOT EXISTS sagas (
     order_id TEXT PRIMARY KEY,
     last_sequence INTEGER NOT NULL,
@@ -157,17 +158,12 @@ class MonitoringStore:
         return cls(data_dir / MONITORING_FILE)
 
     def apply(self, event: SagaEvent) -> bool:
-        """Apply `event` unless it was applied before or is not newer than the order's record.
+        """Apply `event` unless it is not newer than the order's record (a redelivery).
 
         Returns:
             Whether the record changed.
         """
         with self._db.transaction() as conn:
-            new = conn.execute(
-                "INSERT OR IGNORE INTO applied_events (event_id) VALUES (?)", (event.event_id,)
-            ).rowcount
-            if not new:
-                return False
             row = conn.execute("SELECT * FROM sagas WHERE order_id = ?", (event.order_id,))
             found = row.fetchone()
             record = _record(found) if found else SagaRecord(order_id=event.order_id)
@@ -175,6 +171,11 @@ class MonitoringStore:
                 return False
             _write(conn, advance(record, event))
             return True
+
+    def prune(self, before: datetime) -> int:
+        """Delete the records of sagas that ended before `before`; return how many."""
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM sagas WHERE ended_at < ?", (_ts(before),)).rowcount
 
     def record(self, order_id: str) -> SagaRecord | None:
         """The record of `order_id`, if any event of it was applied."""
@@ -215,6 +216,10 @@ class MonitoringConsumer:
     async def handle(self, event: SagaEvent) -> None:
         """Apply `event` (SQLite is blocking: in a thread)."""
         await asyncio.to_thread(self.store.apply, event)
+
+    async def prune(self, before: datetime) -> int:
+        """Forget the sagas that ended before `before`."""
+        return await asyncio.to_thread(self.store.prune, before)
 
 
 #: Times are stored as whole microseconds since this, so that durations come back exact.

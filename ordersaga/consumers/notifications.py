@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -38,8 +39,9 @@ CREATE TABLE IF NOT EXISTS notifications (
     customer_id TEXT,
     kind TEXT NOT NULL,
     message TEXT NOT NULL,
-    created_at TEXT NOT NULL    -- ISO 8601: when the outcome happened, by the saga's clock
+    created_at TEXT NOT NULL    -- ISO 8601 in UTC: when the outcome happened, by the saga's clock
 );
+CREATE INDEX IF NOT EXISTS notifications_by_time ON notifications (created_at);
 """
 
 
@@ -128,6 +130,24 @@ class NotificationStore:
                     )
                     self._notify(conn, event, NotificationKind.CANCELLED, message)
 
+    def prune(self, before: datetime) -> int:
+        """Delete the messages of outcomes before `before`, and what was noted for them.
+
+        Returns:
+            How many messages were deleted.
+        """
+        # ISO 8601 times in one zone sort as text.
+        cutoff = before.astimezone(UTC).isoformat()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM orders WHERE order_id IN"
+                " (SELECT order_id FROM notifications WHERE created_at < ?)",
+                (cutoff,),
+            )
+            return conn.execute(
+                "DELETE FROM notifications WHERE created_at < ?", (cutoff,)
+            ).rowcount
+
     def notifications(self) -> list[Notification]:
         """Every message written, oldest first."""
         with self._db.snapshot() as conn:
@@ -181,3 +201,7 @@ class NotificationsConsumer:
     async def handle(self, event: SagaEvent) -> None:
         """Take `event` into account (SQLite is blocking: in a thread)."""
         await asyncio.to_thread(self.store.apply, event)
+
+    async def prune(self, before: datetime) -> int:
+        """Forget the messages of outcomes before `before`."""
+        return await asyncio.to_thread(self.store.prune, before)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,14 +32,18 @@ def open_consumers(data_dir: Path) -> list[Consumer]:
 
 
 async def run_consumers(
-    bus: EventBus, consumers: Sequence[Consumer], *, once: bool
+    bus: EventBus, consumers: Sequence[Consumer], *, once: bool, retention: timedelta
 ) -> dict[str, int]:
     """Feed every consumer from `bus`, side by side, each from its own saved position.
+
+    What ended sagas left is pruned as it passes `retention`: every `prune_interval` while
+    following, once at the end with `once`.
 
     Args:
         bus: The event bus.
         consumers: The consumers; their names must differ.
         once: Return when all are caught up, instead of waiting for more events.
+        retention: How long the bus and the consumers' stores keep what ended sagas left.
 
     Returns:
         How many events each consumer handled, by name.
@@ -52,10 +57,48 @@ async def run_consumers(
             c.name: group.create_task(bus.consume(c.name, c.handle, stop_when_idle=once))
             for c in consumers
         }
+        if not once:
+            group.create_task(_prune_every(prune_interval(retention), bus, consumers, retention))
+    if once:
+        await prune(bus, consumers, retention)
     return {name: task.result() for name, task in tasks.items()}
 
 
-async def consume(event_bus_url: str, data_dir: Path, *, once: bool) -> dict[str, int]:
+def prune_interval(retention: timedelta) -> float:
+    """Seconds between prunings.
+
+    Often enough that the stores outgrow their retention by a quarter at most, and at least
+    every `MAX_PRUNE_INTERVAL_S`.
+    """
+    return min(retention.total_seconds() / 4, MAX_PRUNE_INTERVAL_S)
+
+
+#: The longest wait between two prunings, whatever the retention: each deletes a little.
+MAX_PRUNE_INTERVAL_S = 60.0
+
+
+async def prune(bus: EventBus, consumers: Sequence[Consumer], retention: timedelta) -> None:
+    """Delete from the bus and the consumers' stores what is older than `retention`."""
+    before = datetime.now(UTC) - retention
+    pruned = {"events": await bus.prune(before)}
+    pruned |= {c.name: await c.prune(before) for c in consumers}
+    if any(pruned.values()):
+        log.info("pruned", older_than=before.isoformat(timespec="seconds"), **pruned)
+
+
+async def _prune_every(
+    seconds: float, bus: EventBus, consumers: Sequence[Consumer], retention: timedelta
+) -> None:
+    # The first pruning waits an interval: by then every consumer has named itself to the
+    # bus, which keeps what a consumer has not handled.
+    while True:
+        await asyncio.sleep(seconds)
+        await prune(bus, consumers, retention)
+
+
+async def consume(
+    event_bus_url: str, data_dir: Path, *, once: bool, retention: timedelta
+) -> dict[str, int]:
     """Open the bus at `event_bus_url` and run the consumers with stores in `data_dir`."""
     bus = open_event_bus(event_bus_url)
     try:
@@ -64,15 +107,17 @@ async def consume(event_bus_url: str, data_dir: Path, *, once: bool) -> dict[str
             "consuming saga events",
             event_bus=_without_password(event_bus_url),
             data_dir=str(data_dir),
+            retention=str(retention),
         )
-        return await run_consumers(bus, open_consumers(data_dir), once=once)
+        consumers = open_consumers(data_dir)
+        return await run_consumers(bus, consumers, once=once, retention=retention)
     finally:
         await bus.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags: the data folder, the event bus, `--once`."""
-    add_settings(parser, Group.DATA)
+    add_settings(parser, Group.DATA, Group.RETENTION)
     parser.add_argument(
         "--event-bus",
         dest="event_bus",
@@ -88,7 +133,14 @@ def run_from_args(args: argparse.Namespace) -> None:
     settings = load_settings(args, "order-saga consumers")
     configure_logging(settings.logging_level, json=settings.log_json)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: positions are saved per event
-        handled = asyncio.run(consume(settings.event_bus_url, settings.data_dir, once=args.once))
+        handled = asyncio.run(
+            consume(
+                settings.event_bus_url,
+                settings.data_dir,
+                once=args.once,
+                retention=settings.data_retention,
+            )
+        )
         log.info("caught up", handled=handled)
 
 

@@ -21,7 +21,7 @@ from activities.http import create_http_client
 from domain.events import SagaEvent, SagaEventType
 from domain.order import OrderRequest
 from infra.eventbus import open_event_bus
-from infra.settings import ServiceUrls
+from infra.settings import DEFAULT_DATA_RETENTION, ServiceUrls
 from ops.stack import current_worker
 from ordersaga.consumers.figures import figures
 from ordersaga.consumers.monitoring import MonitoringStore
@@ -129,7 +129,9 @@ async def test_a_known_mix_gives_each_consumer_exactly_its_events(
     data.mkdir()
     consumers_bus = open_event_bus(bus_url)
     try:
-        handled = await run_consumers(consumers_bus, open_consumers(data), once=True)
+        handled = await run_consumers(
+            consumers_bus, open_consumers(data), once=True, retention=DEFAULT_DATA_RETENTION
+        )
     finally:
         await consumers_bus.close()
     assert set(handled.values()) == {sum(len(expected) for _, expected in mix)}

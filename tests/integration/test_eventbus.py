@@ -7,6 +7,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,28 @@ async def test_a_consumer_killed_mid_event_resumes_with_no_gap(open_bus: OpenBus
         await live
     seen += await consume_all(open_bus(), "c")
     assert seen == ids(events[:6]) + ids(events[5:])
+
+
+async def test_pruning_deletes_only_what_every_consumer_has_handled(open_bus: OpenBus) -> None:
+    events = order_events("A1", 6)
+    bus = open_bus()
+    await bus.publish(events)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await bus.prune(later) == 0  # no consumer yet: the first one will want everything
+    assert await consume_all(bus, "fast") == ids(events)
+
+    async def crash_on_fourth(event: SagaEvent) -> None:
+        if event.sequence == 4:
+            raise RuntimeError("consumer crashed")
+
+    with pytest.raises(RuntimeError, match="consumer crashed"):
+        await open_bus().consume("slow", crash_on_fourth, stop_when_idle=True)
+    assert await bus.prune(datetime.now(UTC) - timedelta(hours=1)) == 0  # all too recent
+    assert await bus.prune(later) == 3  # the three "slow" has handled
+    assert await consume_all(open_bus(), "slow") == ids(events[3:])  # nothing lost
+    assert await bus.prune(later) == 3
+    await bus.publish(order_events("B2", 1))
+    assert await consume_all(bus, "fast") == ids(order_events("B2", 1))
 
 
 async def test_concurrent_publishers_keep_each_orders_order(open_bus: OpenBus) -> None:

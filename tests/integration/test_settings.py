@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 import typing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ def sample(name: str, annotation: Any, a_file: Path) -> tuple[str, Any]:
         return str(a_file), a_file
     if int in kinds:
         return "4321", 4321
+    if timedelta in kinds:
+        return "PT90M", timedelta(minutes=90)
     if SecretStr in kinds:
         return "s3cret", SecretStr("s3cret")
     if typing.get_origin(annotation) is typing.Literal:

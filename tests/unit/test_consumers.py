@@ -48,6 +48,9 @@ SAGAS = [
 EVENTS = [event for saga in SAGAS for event in saga.events]
 NOW = T0 + timedelta(minutes=10)
 
+#: These sagas ran at fixed times, long enough ago for the default retention to prune them.
+KEEP_EVERYTHING = timedelta(days=3650)
+
 
 async def feed(data_dir: Path, events: list[SagaEvent]) -> dict[str, int]:
     """Publish `events` on the data folder's log and run both consumers until caught up."""
@@ -55,7 +58,7 @@ async def feed(data_dir: Path, events: list[SagaEvent]) -> dict[str, int]:
     bus = open_event_bus(url)
     await bus.publish(events)
     await bus.close()
-    return await consume(url, data_dir, once=True)
+    return await consume(url, data_dir, once=True, retention=KEEP_EVERYTHING)
 
 
 @pytest.fixture

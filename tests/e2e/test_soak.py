@@ -1,0 +1,56 @@
+"""`order-saga soak` runs the whole stack over windows of orders and keeps the data folder within
+the retention while it runs.
+
+No assertion on speed or memory: this machine's are not the code's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ORDERS, WINDOW = 240, 60
+
+
+def test_a_short_soak_reports_each_window_and_prunes_while_it_runs(tmp_path: Path) -> None:
+    out, chart, data = tmp_path / "soak.json", tmp_path / "soak.png", tmp_path / "stack"
+    command = [sys.executable, "-c", "from ops.cli import main; main()", "soak"]
+    command += ["-n", str(ORDERS), "--window", str(WINDOW), "--retention", "3"]
+    command += ["--declined", "0.1", "--out-of-stock", "0.05", "--unserved", "0.05"]
+    command += ["--data-dir", str(data), "--out", str(out), "--chart", str(chart)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    results = json.loads(out.read_text())
+    windows = results["windows"]
+    assert [window["orders"] for window in windows] == [60, 120, 180, 240]
+    outcomes = [window["outcomes"] for window in windows]
+    assert sum(o.get("not confirmed", 0) for o in outcomes) == 48  # a fifth, by the mix
+    assert sum(o.get("confirmed", 0) for o in outcomes) == 192
+    for window in windows:
+        assert window["sagas_stored"] >= window["orders"]
+        assert window["cpu_ms_per_order"]["workers"] > 0
+        assert window["cpu_ms_per_order"]["api"] > 0
+        assert window["cpu_ms_per_order"]["server"] > 0
+        assert set(window["rss_mb"]) >= {"workers", "api", "consumers", "server", "services"}
+        assert {"pruned", "services", "temporal"} <= set(window["data_mb"])
+    last = windows[-1]["rows"]
+    # Every order's messages went out, and those of the first windows were pruned already.
+    assert last["events_published"] >= ORDERS * 3
+    assert last["events"] < last["events_published"] - WINDOW * 3
+    assert last["notifications"] < ORDERS - WINDOW
+    assert last["monitoring"] < ORDERS - WINDOW
+    assert "pruned" in (data / "consumers.log").read_text()
+
+    assert set(results["summary"]) == {
+        "cpu_ms_per_order",
+        "cpu_end_to_start",
+        "p50_end_to_start",
+        "memory_growth",
+    }
+    assert set(results["reads_ms"]) == {"dashboard", "audit", "get_orders", "get_attention"}
+    assert results["audit"] == {"orders": ORDERS, "violations": 0}
+    assert "CPU ms/order:" in finished.stdout and "reads at the end, ms:" in finished.stdout
+    assert chart.read_bytes().startswith(b"\x89PNG")

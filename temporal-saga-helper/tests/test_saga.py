@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from scripted_saga import SagaOutcome, SagaScript, ScriptedSaga, ScriptedStep
+from temporal_saga import Saga
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -63,7 +64,11 @@ class Script:
         async def undo(step: str) -> None:
             await self._run("undo", step)
 
-        return [act, undo]
+        @activity.defn(name="told")
+        async def told(step: str) -> None:
+            self.log.append(f"told:{step}")
+
+        return [act, undo, told]
 
     def undone(self) -> list[str]:
         return [line.removeprefix("end:undo:") for line in self.log if line.startswith("end:undo")]
@@ -322,3 +327,34 @@ async def test_what_counts_as_a_refusal_is_the_sagas_rule(
 
     assert not outcome.completed
     assert script.undone() == undone
+
+
+async def test_an_async_compensated_hook_is_awaited_before_the_next_undo(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    script = Script()
+    script.refuse = {"c"}
+
+    outcome = await run(
+        time_skipping_env, script, SagaScript(steps=steps("a", "b", "c"), tell_by_activity=True)
+    )
+
+    assert outcome.compensated == ["b", "a"]
+    told_b, undo_a = script.log.index("told:b"), script.log.index("start:undo:a")
+    assert told_b < undo_a  # the hook's activity ended before the next compensation began
+    assert script.log[-1] == "told:a"
+
+
+def test_a_saga_is_itself_alone_and_shows_what_it_would_undo() -> None:
+    first, second = Saga(), Saga()
+    first.add_compensation("flight", _nothing)
+    second.add_compensation("flight", _nothing)
+
+    assert first != second and first == first
+    assert repr(first) == "Saga(parallel=False, continue_with_error=False, pending=['flight'])"
+    with pytest.raises(ValueError, match="step 'flight' already has a compensation"):
+        first.add_compensation(name="flight", compensation=_nothing)
+
+
+async def _nothing() -> None:
+    pass

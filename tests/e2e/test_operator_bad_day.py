@@ -88,6 +88,7 @@ async def test_the_waiting_are_listed_in_pages_from_the_servers_records_with_no_
     )  # fmt: skip
     assert first["holds"] == {"reserve_inventory": f"reserve_inventory-{first['order_id']}"}
     assert first["charged"] is None  # the card was declined: no money is held
+    assert first["held"] == f"reserve_inventory reserve_inventory-{first['order_id']}"
     assert "ServiceUnavailable" in first["reason"]
     assert (pages, len(seen), set(seen)) == (4, STRANDED, ids)
     assert (elsewhere["total"], elsewhere["sagas"]) == (0, [])

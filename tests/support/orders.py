@@ -14,6 +14,7 @@ from domain.fields import (
 )
 from domain.order import OrderRequest
 from domain.policy import ActivityPolicy, SagaPolicy
+from workflows import order_steps
 from workflows.order_steps import ORDER_STEPS
 
 DECLINED_TOKEN = "tok_declined"
@@ -21,9 +22,9 @@ SOLD_OUT_SKU = "SKU-SOLDOUT"
 UNSERVED_POSTAL_CODE = "00000"
 BLOCKED_CUSTOMER = "cust-blocked"
 
-#: The saga's steps and their compensations, in the table's order.
-STEPS = [row.name for row in ORDER_STEPS]
-COMPENSATIONS = [row.undo for row in ORDER_STEPS]
+#: The table's steps and compensations, in its order, as lists: what tests record is a list.
+STEPS = list(order_steps.STEPS)
+COMPENSATIONS = list(order_steps.COMPENSATIONS)
 
 
 def undone_after(step: str) -> list[str]:

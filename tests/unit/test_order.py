@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
 from domain.order import OrderRequest
 from domain.problems import describe_errors
+from ordersaga.order_desk import WaitingSaga
 from tests.support.orders import PAYLOAD_LIMIT, biggest_order, order_data
 
 PLACED = order_data()
@@ -56,3 +59,24 @@ def test_an_order_that_could_grow_past_a_limit_is_refused_naming_the_field(
         OrderRequest.model_validate({**PLACED, field: value})
 
     assert describe_errors(refused.value) == [problem]
+
+
+def test_what_a_waiting_saga_holds_is_said_in_one_phrase() -> None:
+    waits = WaitingSaga(
+        order_id="A1",
+        step="charge_payment",
+        compensation="refund_payment",
+        service="payment",
+        attempts=5,
+        reason="ServiceUnavailable: 503",
+        since=datetime(2026, 12, 7, tzinfo=UTC),
+        holds={"reserve_inventory": "res_1", "charge_payment": "ch_1"},
+        charged=1500,
+        currency="USD",
+    )
+    assert waits.held == (
+        "reserve_inventory res_1, charge_payment ch_1 (1500 minor units = 15.00 USD charged)"
+    )
+    assert waits.model_dump()["held"] == waits.held  # what the API and the page show
+    nothing = waits.model_copy(update={"holds": {}, "charged": None})
+    assert nothing.held == "nothing"

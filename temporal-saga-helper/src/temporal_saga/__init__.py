@@ -38,8 +38,9 @@ pass it through the sandbox rather than import it afresh for every run
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
@@ -88,6 +89,11 @@ class CompensationError(Exception):
 FailureHook = Callable[[CompensationFailure], Awaitable[Decision]]
 
 
+#: Told the name of each step whose compensation is done; what it returns is awaited if it can
+#: be (a coroutine function may be given), and ignored otherwise.
+CompensatedHook = Callable[[str], object]
+
+
 #: Says whether a step's error means the step did not happen (so there is nothing to undo).
 RefusalRule = Callable[[BaseException], bool]
 
@@ -123,32 +129,52 @@ class _Registered:
     depends_on: frozenset[str]
 
 
-@dataclass
 class Saga:
     """The compensations of a workflow's steps, unwound when the workflow must undo them.
 
-    Attributes:
-        parallel: Undo at once instead of in reverse order. Each compensation still waits for
-            those of the steps that declared `depends_on` it; with no dependencies declared,
-            all compensations run at the same time.
-        continue_with_error: Without a hook, run every compensation even after one failed,
-            then raise `CompensationError` listing all failures (default: start none after
-            the first failure). Either way a failed compensation stays `pending`, and so does
-            any whose dependants were not all undone.
-        on_failure: Decides about each failed compensation; `compensate()` waits for it.
-        on_compensated: Told each step whose compensation is done (or settled), as it happens.
-        refused: Whether a step's error means the step did not happen, so that its
-            compensation is dropped (default: `is_refusal`, a non-retryable
-            `ApplicationError`).
+    A saga belongs to one workflow run: two sagas are the same only if they are one object, and
+    its `repr` shows its settings and what it would undo now.
     """
 
-    parallel: bool = False
-    continue_with_error: bool = False
-    on_failure: FailureHook | None = None
-    on_compensated: Callable[[str], None] | None = None
-    refused: RefusalRule = is_refusal
-    _registered: list[_Registered] = field(default_factory=list, init=False)
-    _done: set[str] = field(default_factory=set, init=False)
+    def __init__(
+        self,
+        *,
+        parallel: bool = False,
+        continue_with_error: bool = False,
+        on_failure: FailureHook | None = None,
+        on_compensated: CompensatedHook | None = None,
+        refused: RefusalRule = is_refusal,
+    ) -> None:
+        """A saga with nothing registered yet.
+
+        Args:
+            parallel: Undo at once instead of in reverse order. Each compensation still waits
+                for those of the steps that declared `depends_on` it; with no dependencies
+                declared, all compensations run at the same time.
+            continue_with_error: Without a hook, run every compensation even after one
+                failed, then raise `CompensationError` listing all failures (default: start
+                none after the first failure). Either way a failed compensation stays
+                `pending`, and so does any whose dependants were not all undone.
+            on_failure: Decides about each failed compensation; `compensate()` waits for it.
+            on_compensated: Told each step whose compensation is done (or settled), as it
+                happens; if it returns an awaitable, the unwind awaits it before going on.
+            refused: Whether a step's error means the step did not happen, so that its
+                compensation is dropped (default: `is_refusal`, a non-retryable
+                `ApplicationError`).
+        """
+        self.parallel = parallel
+        self.continue_with_error = continue_with_error
+        self.on_failure = on_failure
+        self.on_compensated = on_compensated
+        self.refused = refused
+        self._registered: list[_Registered] = []
+        self._done: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"Saga(parallel={self.parallel}, continue_with_error={self.continue_with_error}, "
+            f"pending={self.pending})"
+        )
 
     @property
     def registered(self) -> list[str]:
@@ -161,31 +187,31 @@ class Saga:
         return [entry.step for entry in self._registered if entry.step not in self._done]
 
     def add_compensation(
-        self, step: str, compensation: Compensation, *, depends_on: Iterable[str] = ()
+        self, name: str, compensation: Compensation, *, depends_on: Iterable[str] = ()
     ) -> None:
-        """Register the undo of `step`, to run if the saga is compensated.
+        """Register the undo of the step `name`, to run if the saga is compensated.
 
         Args:
-            step: A name for the step, unique within the saga.
+            name: The step's name, unique within the saga.
             compensation: Undoes the step; it should be idempotent, since it may run after a
                 step that never took effect.
             depends_on: Steps whose effect this step builds on: with `parallel`, their
                 compensations wait until this one is done.
 
         Raises:
-            ValueError: `step` is registered already, or `depends_on` names a step that is not.
+            ValueError: `name` is registered already, or `depends_on` names a step that is not.
         """
         names = set(self.registered)
-        if step in names:
-            raise ValueError(f"step {step!r} already has a compensation")
+        if name in names:
+            raise ValueError(f"step {name!r} already has a compensation")
         unknown = set(depends_on) - names
         if unknown:
-            raise ValueError(f"step {step!r} depends on unregistered steps: {sorted(unknown)}")
-        self._registered.append(_Registered(step, compensation, frozenset(depends_on)))
+            raise ValueError(f"step {name!r} depends on unregistered steps: {sorted(unknown)}")
+        self._registered.append(_Registered(name, compensation, frozenset(depends_on)))
 
     async def step(
         self,
-        step: str,
+        name: str,
         action: Callable[[], Awaitable[Result]],
         compensation: Compensation,
         *,
@@ -194,7 +220,7 @@ class Saga:
         """Register `compensation`, then run `action`; a refusal drops the compensation again.
 
         Args:
-            step: A name for the step, unique within the saga.
+            name: The step's name, unique within the saga.
             action: Does the step (typically an activity call with its retry policy).
             compensation: Undoes it.
             depends_on: As for `add_compensation`.
@@ -205,7 +231,7 @@ class Saga:
         Raises:
             BaseException: Whatever `action` raised, unchanged.
         """
-        self.add_compensation(step, compensation, depends_on=depends_on)
+        self.add_compensation(name, compensation, depends_on=depends_on)
         entry = self._registered[-1]
         try:
             return await action()
@@ -277,12 +303,23 @@ class Saga:
                 if await self.on_failure(failure) is Decision.SETTLED:
                     break
         self._done.add(entry.step)
-        if self.on_compensated:
-            self.on_compensated(entry.step)
+        if self.on_compensated and inspect.isawaitable(told := self.on_compensated(entry.step)):
+            await told
         return None
 
 
+def __getattr__(name: str) -> str:
+    # The version is read on first use rather than at import: a workflow imports this module in
+    # the sandbox, where reading the installed distribution's files has no business.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("temporal-saga-helper")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "CompensatedHook",
     "Compensation",
     "CompensationError",
     "CompensationFailure",

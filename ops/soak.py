@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from domain.policy import SagaPolicy
+from infra.exits import StartFailure
 from infra.settings import ENV_FILE_VARIABLE
 from ops.audit import audit
 from ops.cpu import CpuReading, Group, Pids
@@ -124,8 +126,21 @@ async def consumers_process(
             await stop_process(process)
 
 
-async def soak(rig: Rig, config: SoakConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run the soak on `rig`; return its figures, JSON-ready."""
+async def soak(
+    rig: Rig,
+    config: SoakConfig,
+    console: Console | None = None,
+    on_window: Callable[[list[dict[str, Any]]], None] = lambda windows: None,
+) -> dict[str, Any]:
+    """Run the soak on `rig`; return its figures, JSON-ready.
+
+    Args:
+        rig: The server and services.
+        config: What to run.
+        console: Where progress is shown.
+        on_window: Given the windows so far after each one, so that a long run stopped early
+            still leaves its figures.
+    """
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]
     kinds = config.mix.kinds(config.orders, random.Random(config.seed))
     orders = [make_order(f"s{run_id}-{i}", kind, config.policy) for i, kind in enumerate(kinds)]
@@ -154,9 +169,13 @@ async def soak(rig: Rig, config: SoakConfig, console: Console | None = None) -> 
 
                 figures = await _window(rig, shifted, count, config.concurrency, pids)
                 windows.append({"orders": first + count} | figures)
+                on_window(windows)
                 progress.advance(bar, count)
         if consumers.returncode is not None:
-            raise RuntimeError(f"the consumers exited ({consumers.returncode}): see consumers.log")
+            raise StartFailure(
+                f"the consumers exited with code {consumers.returncode} during the soak; "
+                f"see {rig.log_dir / 'consumers.log'}"
+            )
         began = time.monotonic()
         audited = await audit(rig.client, _services_dir(rig))
         reads = {"audit": round((time.monotonic() - began) * 1000, 1)}
@@ -404,6 +423,11 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
     pyplot.close(figure)
 
 
+def _write_windows(out: Path | None, windows: list[dict[str, Any]]) -> None:
+    if out:
+        out.write_text(json.dumps({"windows": windows}, indent=1))
+
+
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `order-saga soak` and its options."""
     parser = commands.add_parser(
@@ -440,7 +464,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--data-dir", type=Path, help="keep the stack's databases and logs here [a temp dir]"
     )
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument(
+        "--out", type=Path, help="write the figures as JSON here (the windows so far after each)"
+    )
     parser.add_argument("--chart", type=Path, help="write a PNG chart here")
 
 
@@ -459,7 +485,7 @@ async def run_command(args: argparse.Namespace) -> int:
     console.print("Starting the stack…")
     async with embedded_rig_in(args.data_dir, "soak") as rig:
         log_into(rig.log_dir)
-        results = await soak(rig, config, console)
+        results = await soak(rig, config, console, on_window=partial(_write_windows, args.out))
     print(report(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

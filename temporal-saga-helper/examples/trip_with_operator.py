@@ -8,19 +8,16 @@ update (the hotel was cancelled by phone), and the flight goes last. Run it with
 """
 
 import asyncio
-import logging
-import sysconfig
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio import activity, workflow
 from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from time_skipping import start_test_server
 
 with workflow.unsafe.imports_passed_through():
     from temporal_saga import CompensationFailure, Decision, Saga
@@ -108,20 +105,9 @@ class Trip:
         return answer
 
 
-def installed_test_server() -> str | None:
-    """The time-skipping test server of the `test` extra, if installed beside this Python."""
-    server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
-    return str(server) if server.exists() else None
-
-
 async def main() -> None:
     """Book, cancel and settle one trip on the time-skipping test server; print what happened."""
-    # The busy hotel line is logged by the worker at each try, traceback and all; the example
-    # prints what the saga did instead.
-    logging.getLogger("temporalio").setLevel(logging.ERROR)
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=installed_test_server()
-    )
+    env = await start_test_server()
     async with (
         env,
         Worker(env.client, task_queue="trips", workflows=[Trip], activities=[book, cancel]),

@@ -40,7 +40,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from rich.console import Console
 from rich.progress import Progress
 from temporalio.client import Client
@@ -67,6 +66,7 @@ from ops.stack import api_process
 from ops.workload import (
     Kind,
     Mix,
+    api_client,
     api_place,
     baseline_id,
     baseline_place,
@@ -253,14 +253,7 @@ async def _saga_run(
     tokens = Tokens(shop=secrets.token_urlsafe(16), operator=secrets.token_urlsafe(16))
     log = running.enter_context((rig.log_dir / "api.log").open("ab"))
     api = await running.enter_async_context(api_process(rig.address, queue, tokens, log))
-    http = await running.enter_async_context(
-        httpx.AsyncClient(
-            base_url=api.url,
-            headers={"Authorization": f"Bearer {tokens.shop}"},
-            limits=httpx.Limits(max_connections=None),
-            timeout=60,
-        )
-    )
+    http = await running.enter_async_context(api_client(api.url, tokens.shop))
     return _MeasuredRun("saga", api_place(http, rig.client, orders), pool, api.pid)
 
 

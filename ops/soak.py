@@ -51,7 +51,7 @@ from ops.options import duration, fraction, positive_int
 from ops.report import percentile
 from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
 from ops.stack import api_process, stop_process
-from ops.workload import Mix, api_place, make_order
+from ops.workload import Mix, api_client, api_place, make_order
 from ordersaga.api.auth import Tokens
 from ordersaga.consumers.monitoring import MONITORING_FILE, MonitoringStore
 from ordersaga.consumers.notifications import NOTIFICATIONS_FILE
@@ -154,8 +154,8 @@ async def soak(
         consumers = await running.enter_async_context(
             consumers_process(rig.log_dir, config.retention, rig.log_dir / "consumers.log")
         )
-        shop = await running.enter_async_context(_http(api.url, tokens.shop))
-        operator = await running.enter_async_context(_http(api.url, tokens.operator))
+        shop = await running.enter_async_context(api_client(api.url, tokens.shop))
+        operator = await running.enter_async_context(api_client(api.url, tokens.operator))
         pids = _pids(rig, pool, api.pid, consumers.pid)
         place = api_place(shop, rig.client, orders)
         windows: list[dict[str, Any]] = []
@@ -194,15 +194,6 @@ async def soak(
         "reads_ms": reads,
         "audit": {"orders": sum(audited.outcomes.values()), "violations": len(audited.violations)},
     }
-
-
-def _http(url: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=url,
-        headers={"Authorization": f"Bearer {token}"},
-        limits=httpx.Limits(max_connections=None),
-        timeout=60,
-    )
 
 
 def _pids(rig: Rig, pool: WorkerPool, api: int, consumers: int) -> Pids:

@@ -109,6 +109,22 @@ def saga_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> P
     return place
 
 
+#: Seconds an idle connection to the Order API is kept open: less than the server's keep-alive
+#: (uvicorn's 5 s), so that a pause between rounds never leaves a connection the server is
+#: closing to be reused (the request would fail with a read error).
+API_KEEPALIVE_S = 2.0
+
+
+def api_client(url: str, token: str) -> httpx.AsyncClient:
+    """A client of the Order API at `url` with the bearer `token`, for any number of orders."""
+    return httpx.AsyncClient(
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        limits=httpx.Limits(max_connections=None, keepalive_expiry=API_KEEPALIVE_S),
+        timeout=60,
+    )
+
+
 def api_place(api: httpx.AsyncClient, client: Client, orders: list[OrderRequest]) -> Place:
     """Place `orders[i]` through the Order API, and wait for its saga's end.
 

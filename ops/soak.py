@@ -76,6 +76,10 @@ PRUNED_FILES = frozenset(file for file, _ in COUNTED_ROWS.values())
 #: Windows at each end of the run whose median is compared.
 ENDS = 3
 
+#: The yardstick: loops of its work, and how many times it is timed.
+YARDSTICK_LOOPS = 500_000
+YARDSTICK_TIMINGS = 5
+
 #: Times each read at the end of the run is made; the median is reported.
 READS = 3
 
@@ -224,6 +228,7 @@ async def _window(
     latencies = [sample.latency_s * 1000 for sample in samples]
     stored = await rig.client.count_workflows(f"WorkflowType = '{OrderSaga.__name__}'")
     return {
+        "yardstick_ms": yardstick_ms(),
         "outcomes": dict(Counter(sample.outcome for sample in samples)),
         "orders_per_s": round(count / seconds, 2),
         "p50_ms": round(percentile(latencies, 0.5), 1),
@@ -261,6 +266,20 @@ def _sizes(folder: Path) -> dict[str, float]:
             owner = "other"
         kept[owner] += path.stat().st_size
     return {owner: round(size / 2**20, 2) for owner, size in sorted(kept.items())}
+
+
+def yardstick_ms() -> float:
+    """CPU milliseconds of a fixed piece of pure-Python work: this machine's speed just now.
+
+    A shared machine's speed drifts within an hour, for every process alike; a window's cost
+    is compared with another's on this yardstick (the median of a few timings).
+    """
+    timings = []
+    for _ in range(YARDSTICK_TIMINGS):
+        began = time.process_time()
+        sum(number * number % 7 for number in range(YARDSTICK_LOOPS))
+        timings.append((time.process_time() - began) * 1000)
+    return round(statistics.median(timings), 2)
 
 
 def _rss(pids: Iterable[int]) -> int:
@@ -335,10 +354,20 @@ def summary(windows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
     def cpu(window: dict[str, Any]) -> float:
         return float(sum(window["cpu_ms_per_order"].values()))
 
+    def on_yardstick(window: dict[str, Any]) -> float:
+        return cpu(window) / float(window["yardstick_ms"])
+
     warm, last = windows[warmup - 1]["rss_mb"], windows[-1]["rss_mb"]
+    yardstick = median(end, lambda w: w["yardstick_ms"]) / median(
+        start, lambda w: w["yardstick_ms"]
+    )
     return {
         "cpu_ms_per_order": {"start": median(start, cpu), "end": median(end, cpu)},
         "cpu_end_to_start": round(median(end, cpu) / median(start, cpu), 3),
+        "yardstick_end_to_start": round(yardstick, 3),
+        "cpu_end_to_start_on_yardstick": round(
+            median(end, on_yardstick) / median(start, on_yardstick), 3
+        ),
         "p50_end_to_start": round(
             median(end, lambda w: w["p50_ms"]) / median(start, lambda w: w["p50_ms"]), 3
         ),
@@ -377,7 +406,9 @@ def report(results: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"CPU ms/order: {cpu['start']:.1f} at the start, {cpu['end']:.1f} at the end "
-        f"(end / start {end['cpu_end_to_start']}); p50 end / start {end['p50_end_to_start']}",
+        f"(end / start {end['cpu_end_to_start']}; the machine's yardstick took "
+        f"{end['yardstick_end_to_start']}x as long at the end, so on it "
+        f"{end['cpu_end_to_start_on_yardstick']}); p50 end / start {end['p50_end_to_start']}",
         "memory after the warm-up: "
         + ", ".join(f"{group} {growth:+.1%}" for group, growth in end["memory_growth"].items()),
         "reads at the end, ms: "

@@ -31,7 +31,7 @@ def test_a_short_soak_reports_each_window_and_prunes_while_it_runs(tmp_path: Pat
     assert sum(o.get("confirmed", 0) for o in outcomes) == 192
     for window in windows:
         assert window["sagas_stored"] >= window["orders"]
-        assert window["cpu_ms_per_order"]["workers"] > 0
+        assert window["cpu_ms_per_order"]["workers"] > 0 and window["yardstick_ms"] > 0
         assert window["cpu_ms_per_order"]["api"] > 0
         assert window["cpu_ms_per_order"]["server"] > 0
         assert set(window["rss_mb"]) >= {"workers", "api", "consumers", "server", "services"}
@@ -47,6 +47,8 @@ def test_a_short_soak_reports_each_window_and_prunes_while_it_runs(tmp_path: Pat
     assert set(results["summary"]) == {
         "cpu_ms_per_order",
         "cpu_end_to_start",
+        "yardstick_end_to_start",
+        "cpu_end_to_start_on_yardstick",
         "p50_end_to_start",
         "memory_growth",
     }

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import nox
@@ -41,6 +42,11 @@ def release(session: nox.Session) -> None:
     built = sorted(str(path) for path in DIST.iterdir())
     session.run("twine", "check", "--strict", *built)
     (wheel,) = DIST.glob("*.whl")
+    # The helper alone: nothing of the order app it comes from is in the wheel.
+    names = zipfile.ZipFile(wheel).namelist()
+    stray = [name for name in names if not name.startswith(("temporal_saga/", "temporal_saga_"))]
+    if stray:
+        session.error(f"the wheel carries more than the helper: {stray}")
     session.install(f"{wheel}[test]")
     # The examples must import the wheel's code, not this folder's.
     session.run(

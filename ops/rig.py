@@ -11,7 +11,7 @@ import asyncio
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +142,7 @@ class WorkerPool:
         command: The worker program (`python worker.py` if None).
         kills: How many workers were killed so far.
         label: The `BUILD_LABEL` of the current version's workers.
+        env: More environment variables for every worker.
     """
 
     rig: Rig
@@ -149,6 +150,7 @@ class WorkerPool:
     command: Sequence[str] | None = None
     kills: int = 0
     label: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
     _workers: list[_Worker] = field(default_factory=list, init=False)
     _left_behind: dict[str | None, float] = field(default_factory=dict, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
@@ -248,7 +250,7 @@ class WorkerPool:
                 self.rig.services_url,
                 self._log,
                 data_dir=self.rig.log_dir,
-                env={"BUILD_LABEL": label} if label else None,
+                env={**self.env, **({"BUILD_LABEL": label} if label else {})},
                 command=command,
                 current=current,
             )

@@ -115,14 +115,15 @@ class SoakConfig:
 
 @asynccontextmanager
 async def consumers_process(
-    data_dir: Path, retention: timedelta, log: Path
+    data_dir: Path, event_bus: str, retention: timedelta, log: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run `order-saga consumers` on `data_dir` for the length of the context."""
+    """Run `order-saga consumers` on `data_dir` and `event_bus` for the length of the context."""
     env = os.environ | {ENV_FILE_VARIABLE: ""}
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ops.cli", "consumers", "--data-dir", str(data_dir),
-            "--data-retention", str(retention.total_seconds()), env=env, stdout=out, stderr=out,
+            "--event-bus", event_bus, "--data-retention", str(retention.total_seconds()),
+            env=env, stdout=out, stderr=out,
         )  # fmt: skip
         try:
             yield process
@@ -151,12 +152,16 @@ async def soak(
     queue = f"soak-{run_id}"
     tokens = Tokens(shop=secrets.token_urlsafe(16), operator=secrets.token_urlsafe(16))
     async with AsyncExitStack() as running:
-        pool = await running.enter_async_context(WorkerPool(rig, queue).running(1))
+        # The soak measures its own data folder: its events go there, whatever EVENT_BUS says.
+        bus = f"sqlite:///{(rig.log_dir / EVENTS_FILE).resolve()}"
+        pool = await running.enter_async_context(
+            WorkerPool(rig, queue, env={"EVENT_BUS": bus}).running(1)
+        )
         api = await running.enter_async_context(
             api_process(rig.address, queue, tokens, rig.log_dir / "api.log")
         )
         consumers = await running.enter_async_context(
-            consumers_process(rig.log_dir, config.retention, rig.log_dir / "consumers.log")
+            consumers_process(rig.log_dir, bus, config.retention, rig.log_dir / "consumers.log")
         )
         shop = await running.enter_async_context(api_client(api.url, tokens.shop))
         operator = await running.enter_async_context(api_client(api.url, tokens.operator))

@@ -232,6 +232,7 @@ async def _window(
     spent = CpuReading.now(pids).spent_since(before)
     latencies = [sample.latency_s * 1000 for sample in samples]
     stored = await rig.client.count_workflows(f"WorkflowType = '{OrderSaga.__name__}'")
+    sizes = {path.relative_to(rig.log_dir): path.stat().st_size for path in _files(rig.log_dir)}
     return {
         "yardstick_ms": yardstick_ms(),
         "outcomes": dict(Counter(sample.outcome for sample in samples)),
@@ -246,20 +247,20 @@ async def _window(
             for name, (file, table) in COUNTED_ROWS.items()
         }
         | {"events_published": _rows(rig.log_dir / EVENTS_FILE, EVENTS_PUBLISHED)},
-        "data_mb": _sizes(rig.log_dir),
-        "files_kb": {
-            str(path.relative_to(rig.log_dir)): round(path.stat().st_size / 1024, 1)
-            for path in sorted(_files(rig.log_dir))
-        },
+        "data_mb": _sizes(sizes),
+        "files_kb": {str(path): round(size / 1024, 1) for path, size in sorted(sizes.items())},
     }
 
 
-def _sizes(folder: Path) -> dict[str, float]:
-    """Megabytes in the data folder by who keeps them (a database with its WAL files)."""
+def _sizes(sizes: Mapping[Path, int]) -> dict[str, float]:
+    """Megabytes in the data folder by who keeps them (a database with its WAL files).
+
+    Args:
+        sizes: Each file's size in bytes, by its path in the data folder.
+    """
     kept = Counter[str]()
-    for path in _files(folder):
-        relative = path.relative_to(folder)
-        if relative.parts[0] == "services":
+    for path, size in sizes.items():
+        if path.parts[0] == "services":
             owner = "services"
         elif path.suffix == ".log":
             owner = "logs"
@@ -269,7 +270,7 @@ def _sizes(folder: Path) -> dict[str, float]:
             owner = "pruned"
         else:
             owner = "other"
-        kept[owner] += path.stat().st_size
+        kept[owner] += size
     return {owner: round(size / 2**20, 2) for owner, size in sorted(kept.items())}
 
 

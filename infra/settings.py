@@ -56,6 +56,15 @@ DEFAULT_API_PORT = 8400
 #: message; Temporal keeps the sagas themselves for its namespace's retention.
 DEFAULT_DATA_RETENTION = timedelta(days=7)
 
+#: The embedded event log's file in the data folder, the default event bus.
+EVENTS_FILE = "events.db"
+
+
+def event_log_url(data_dir: Path) -> str:
+    """The URL of the embedded event log in `data_dir`."""
+    return f"sqlite:///{(data_dir / EVENTS_FILE).resolve()}"
+
+
 #: The file of settings that `order-saga demo` writes while it runs, so that every command run
 #: beside it (starter, worker, audit, ...) uses its keys and addresses without being told.
 DEFAULT_ENV_FILE = Path("data/order-saga.env")
@@ -364,7 +373,7 @@ class Settings(BaseSettings):
     @property
     def event_bus_url(self) -> str:
         """The event bus: `event_bus`, or the SQLite log in the data folder."""
-        return self.event_bus or f"sqlite:///{(self.data_dir / 'events.db').resolve()}"
+        return self.event_bus or event_log_url(self.data_dir)
 
     @property
     def logging_level(self) -> int:

@@ -42,7 +42,7 @@ from rich.progress import Progress
 
 from domain.policy import SagaPolicy
 from infra.exits import StartFailure
-from infra.settings import ENV_FILE_VARIABLE
+from infra.settings import ENV_FILE_VARIABLE, EVENTS_FILE, event_log_url
 from ops.audit import audit
 from ops.cpu import CpuReading, Group, Pids
 from ops.dashboard import frame
@@ -56,9 +56,6 @@ from ordersaga.api.auth import Tokens
 from ordersaga.consumers.monitoring import MONITORING_FILE, MonitoringStore
 from ordersaga.consumers.notifications import NOTIFICATIONS_FILE
 from workflows import OrderSaga
-
-#: The event log's file in the data folder (the workers' default event bus).
-EVENTS_FILE = "events.db"
 
 #: Rows that grow with the orders, counted after each window: file, table.
 COUNTED_ROWS = {
@@ -153,7 +150,7 @@ async def soak(
     tokens = Tokens(shop=secrets.token_urlsafe(16), operator=secrets.token_urlsafe(16))
     async with AsyncExitStack() as running:
         # The soak measures its own data folder: its events go there, whatever EVENT_BUS says.
-        bus = f"sqlite:///{(rig.log_dir / EVENTS_FILE).resolve()}"
+        bus = event_log_url(rig.log_dir)
         pool = await running.enter_async_context(
             WorkerPool(rig, queue, env={"EVENT_BUS": bus}).running(1)
         )

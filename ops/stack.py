@@ -34,6 +34,7 @@ from infra.settings import (
     ENV_FILE_VARIABLE,
     ServiceUrls,
     Settings,
+    event_log_url,
 )
 from infra.sockets import ensure_free, free_port
 from infra.temporal import connect
@@ -250,7 +251,7 @@ async def embedded_stack(
         client = await connect(server.address, DEFAULT_NAMESPACE, settings=settings)
         http = await stack.enter_async_context(create_http_client())
         urls = ServiceUrls.from_base(services_url)
-        event_bus_url = f"sqlite:///{(data_dir / 'events.db').resolve()}"
+        event_bus_url = event_log_url(data_dir)
         bus = open_event_bus(event_bus_url)
         stack.push_async_callback(bus.close)
         version = worker_version(settings or Settings())

@@ -1,4 +1,4 @@
-"""CPU time spent by each group of processes of a load run, from the OS's accounting.
+"""CPU time (and memory) of each group of processes of a load run, from the OS's accounting.
 
 A run's cost is read, not estimated: the user + system seconds the kernel charged to each
 process between two readings, through psutil.
@@ -40,6 +40,17 @@ def cpu_seconds(pids: Iterable[int]) -> float:
         except psutil.NoSuchProcess:
             continue
         total += times.user + times.system
+    return total
+
+
+def rss_bytes(pids: Iterable[int]) -> int:
+    """Resident memory of these processes now, in bytes (a process that has ended counts 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
     return total
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from rich.console import Console
 from rich.progress import Progress
 
@@ -44,7 +43,7 @@ from domain.policy import SagaPolicy
 from infra.exits import StartFailure
 from infra.settings import ENV_FILE_VARIABLE, EVENTS_FILE, event_log_url
 from ops.audit import audit
-from ops.cpu import CpuReading, Group, Pids
+from ops.cpu import CpuReading, Group, Pids, rss_bytes
 from ops.dashboard import frame
 from ops.load import run_load
 from ops.options import duration, fraction, positive_int
@@ -237,7 +236,7 @@ async def _window(
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
         "cpu_ms_per_order": {group: round(s * 1000 / count, 2) for group, s in spent.items()},
-        "rss_mb": {group.value: round(_rss(of()) / 2**20, 1) for group, of in pids.items()},
+        "rss_mb": {group.value: round(rss_bytes(of()) / 2**20, 1) for group, of in pids.items()},
         "sagas_stored": stored.count,
         "rows": {
             name: _rows(rig.log_dir / file, f"SELECT count(*) FROM {table}")
@@ -283,16 +282,6 @@ def yardstick_ms() -> float:
         sum(number * number % 7 for number in range(YARDSTICK_LOOPS))
         timings.append((time.process_time() - began) * 1000)
     return round(statistics.median(timings), 2)
-
-
-def _rss(pids: Iterable[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def _rows(path: Path, count: str) -> int | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from temporalio.api.deployment.v1 import WorkerDeploymentInfo
 from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionProto
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     DescribeWorkerDeploymentVersionRequest,
@@ -43,6 +44,11 @@ SAGA_PACKAGE = "workflows"
 
 #: How long `make_current` waits for the server to know a version its worker just polled with.
 REGISTRATION_WAIT_S = 30.0
+
+#: How long a routing change may take to reach every partition of the deployment's task queues.
+PROPAGATION_WAIT_S = 30.0
+
+_PROPAGATING = RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
 
 
 #: A package of each distribution of this repository whose code can make a build: the order
@@ -189,6 +195,7 @@ async def make_current(
         version,
         within_s,
     )
+    await _until_propagated(client, version.deployment_name)
 
 
 async def set_ramping(client: Client, version: WorkerDeploymentVersion, percent: float) -> None:
@@ -210,6 +217,7 @@ async def set_ramping(client: Client, version: WorkerDeploymentVersion, percent:
         version,
         REGISTRATION_WAIT_S,
     )
+    await _until_propagated(client, version.deployment_name)
 
 
 async def stop_ramping(client: Client, deployment_name: str) -> None:
@@ -223,6 +231,31 @@ async def stop_ramping(client: Client, deployment_name: str) -> None:
             identity=client.identity,
         )
     )
+    await _until_propagated(client, deployment_name)
+
+
+async def _until_propagated(client: Client, deployment_name: str) -> None:
+    """Return once `deployment_name`'s routing has reached every partition of its task queues.
+
+    The server answers a routing change before its task queues know of it: a saga started in
+    between would still go to the version that was current before.
+
+    Raises:
+        StartFailure: The change had not propagated within `PROPAGATION_WAIT_S`.
+    """
+    try:
+        async with asyncio.timeout(PROPAGATION_WAIT_S):
+            while True:
+                info = await describe_deployment(client, deployment_name)
+                if info is None or info.routing_config_update_state != _PROPAGATING:
+                    return
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise StartFailure(
+            f"the routing of {deployment_name} had not reached its task queues within "
+            f"{PROPAGATION_WAIT_S:g} s: check the Temporal server's health, then look at "
+            f"order-saga deploy status before trying again"
+        ) from None
 
 
 async def _once_registered(

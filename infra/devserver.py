@@ -83,6 +83,9 @@ class DevServer:
         log: Where the server's own output goes.
         ui_codec_endpoint: A codec server the Web UI sends payloads to, to show them decoded.
         extra_args: More flags for `temporal server start-dev` (dynamic config values, say).
+        listen: The interface it binds, if not `host`: `0.0.0.0` for a server reached over
+            several links.
+        launcher: A command it runs under, such as `ip netns exec NAME` (a network namespace).
     """
 
     port: int
@@ -92,6 +95,8 @@ class DevServer:
     log: IO[bytes] | int = subprocess.DEVNULL
     ui_codec_endpoint: str | None = None
     extra_args: tuple[str, ...] = ()
+    listen: str | None = None
+    launcher: tuple[str, ...] = ()
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -106,7 +111,13 @@ class DevServer:
 
     def command(self) -> list[str]:
         """The command line that starts this server."""
-        args = [installed_binary("temporal"), "server", "start-dev", "--ip", self.host]
+        args = [
+            installed_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            self.listen or self.host,
+        ]
         args += [
             "--port",
             str(self.port),
@@ -120,7 +131,7 @@ class DevServer:
             args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
-        return [*args, *self.extra_args]
+        return [*self.launcher, *args, *self.extra_args]
 
     async def start(self, ready_within: float = 60.0, attempts: int = 3) -> None:
         """Start the server and return once it answers clients.
@@ -135,9 +146,10 @@ class DevServer:
             StartFailure: It exited, or did not answer within `ready_within` seconds.
         """
         for attempt in range(1, attempts + 1):
-            ensure_free(self.host, self.port, "Temporal frontend")
-            if self.ui_port:
-                ensure_free(self.host, self.ui_port, "Temporal Web UI")
+            if not self.launcher:  # a launched server's ports may be another namespace's
+                ensure_free(self.host, self.port, "Temporal frontend")
+                if self.ui_port:
+                    ensure_free(self.host, self.ui_port, "Temporal Web UI")
             written_before = log_size(self.log)
             self._process = await asyncio.create_subprocess_exec(
                 *self.command(), stdout=self.log, stderr=self.log
@@ -192,10 +204,11 @@ async def dev_server_in(folder: Path, **options: Any) -> AsyncIterator[DevServer
 
     Args:
         folder: Where `temporal.db` and `temporal.log` go.
-        options: More of `DevServer`'s fields (`extra_args`, say).
+        options: More of `DevServer`'s fields (`extra_args`, say; `port`, instead of a free one).
     """
     with (folder / "temporal.log").open("ab") as log:
-        server = DevServer(port=free_port(), db_file=folder / "temporal.db", log=log, **options)
+        fields = {"port": free_port()} | options
+        server = DevServer(db_file=folder / "temporal.db", log=log, **fields)
         await server.start()
         try:
             yield server

@@ -17,6 +17,13 @@ that each falls while sagas are in flight):
   (`--bad-deploys`): the rollout must catch it and roll it back by itself, moving the sagas it
   started onto the good build; a broken build promoted counts against the run.
 
+With `--network`, every part runs in a network namespace of its own (`ops.network`), the Order
+API among them, read every second over a link of its own, and the links between them break
+too, one at a time, each for a random while (`--link-fault-s`): a link cut, one way or both, or
+set down (`--cuts`), a share of its packets lost (`--losses`), its packets delayed (`--delays`,
+where the kernel has netem). When a link heals, the sagas it held are watched until each has
+moved on: that time is the run's recovery.
+
 Once every order is placed and every scheduled break has happened, the faults stop and the sagas
 that wait for an operator (a compensation that ran out of attempts) are retried, as an operator
 would. Then every saga has ended, and the audit checks the services' databases against Temporal.
@@ -31,10 +38,12 @@ import asyncio
 import contextlib
 import functools
 import random
+import secrets
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -49,18 +58,22 @@ from domain.saga import OperatorAction, Resolution, SagaState
 from infra.deployment import build_id
 from infra.exits import StartFailure
 from infra.settings import DEFAULT_DEPLOYMENT_NAME
+from ops.api_reads import ApiReads, read_api
 from ops.audit import AuditReport, audit
+from ops.backlog import Recovery, held_sagas, until_moved_on
 from ops.bad_builds import BadBuild, bad_build, build_id_of
 from ops.bench import add_load_options
 from ops.load import Sample, retry_transient, run_load
-from ops.options import check_faults, fraction, non_negative_int, positive_int
+from ops.network import NO_NETEM, Direction, Link, netem_available, require_tools
+from ops.options import check_faults, fraction, non_negative_int, positive_float, positive_int
 from ops.recovery import recover
-from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
+from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into, network_api
 from ops.rollout.control import Rollout, answer, start_rollout
 from ops.rollout.plan import Phase, RolloutPlan
 from ops.rollout.plan import Progress as RolloutProgress
 from ops.routing import rollback
 from ops.workload import Mix, final_states, make_order, saga_place
+from ordersaga.api.auth import Tokens
 from services.faults import FaultSettings
 from workflows import OrderSaga
 from workflows.search_attributes import saga_query
@@ -95,6 +108,21 @@ class Break(StrEnum):
     FLIP = "faults flipped"
     DEPLOY = "new version deployed"
     BAD_DEPLOY = "broken version rolled out"
+    CUT = "link cut"
+    LOSS = "link losing packets"
+    DELAY = "link delaying packets"
+
+
+#: The harm done to a link between parts: needs the rig's network; one link at a time.
+LINK_BREAKS = (Break.CUT, Break.LOSS, Break.DELAY)
+
+#: How many of each `--network` adds, unless told otherwise.
+NETWORK_DEFAULTS = {Break.CUT: 4, Break.LOSS: 2, Break.DELAY: 2}
+
+#: The share of a link's packets a loss drops, and the delay a slow link adds (jitter: a
+#: quarter of it).
+LOSS_RANGE = (0.1, 0.3)
+DELAY_MS_RANGE = (200, 1000)
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,7 @@ class ChaosConfig:
         workers: Worker processes.
         mix: Shares of orders refused at each step (so compensations run under chaos too).
         seed: Seed of the order mix, of the moments and pauses of the breaks, and of the flips.
+        link_fault_s: The shortest and the longest a link stays broken, in seconds.
     """
 
     orders: int = 200
@@ -124,6 +153,9 @@ class ChaosConfig:
             Break.FLIP: 2,
             Break.DEPLOY: 1,
             Break.BAD_DEPLOY: 0,
+            Break.CUT: 0,
+            Break.LOSS: 0,
+            Break.DELAY: 0,
         }
     )
     fault_rate: float = 0.1
@@ -132,6 +164,7 @@ class ChaosConfig:
     workers: int = 1
     mix: Mix = field(default_factory=lambda: Mix(declined=0.1, out_of_stock=0.05, unserved=0.1))
     seed: int = 1
+    link_fault_s: tuple[float, float] = (5.0, 120.0)
 
     @property
     def faults(self) -> FaultSettings:
@@ -176,6 +209,9 @@ class ChaosResult:
             after which their workers were stopped.
         audit: The audit of the run.
         rollouts: How each rollout of a broken build ended.
+        recoveries: After each heal of a link, how the sagas it held moved on.
+        api: How the Order API answered the reads made of it, if it ran (`--network`).
+        exited: The parts that exited on their own (not killed by the run).
     """
 
     placed: int
@@ -185,6 +221,9 @@ class ChaosResult:
     drained: list[str]
     audit: AuditReport
     rollouts: list[RolloutProgress] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
+    api: ApiReads | None = None
+    exited: list[str] = field(default_factory=list)
 
     @property
     def bad_builds_promoted(self) -> int:
@@ -193,8 +232,18 @@ class ChaosResult:
 
     @property
     def ok(self) -> bool:
-        """The audit found nothing wrong and no broken build was promoted."""
-        return self.audit.ok and not self.bad_builds_promoted
+        """Nothing went wrong.
+
+        The audit found nothing, no broken build was promoted, no saga was stuck after a heal,
+        the API always answered, and no part exited on its own.
+        """
+        return (
+            self.audit.ok
+            and not self.bad_builds_promoted
+            and all(recovery.seconds is not None for recovery in self.recoveries)
+            and (self.api is None or self.api.ok)
+            and not self.exited
+        )
 
     @property
     def survived(self) -> Counter[Break]:
@@ -213,12 +262,31 @@ class ChaosResult:
                 f"sagas retried by the operator step once the faults stopped: {self.retried}",
                 f"versions drained and their workers stopped: {', '.join(self.drained) or 'none'}",
                 *self._rollout_lines(),
+                *self._network_lines(),
                 "schedule:",
                 *(f"  {scheduled}" for scheduled in self.schedule),
                 "audit:",
                 *(f"  {line}" for line in self.audit.summary().splitlines()),
             ]
         )
+
+    def _network_lines(self) -> list[str]:
+        if self.api is None:
+            return []
+        times = sorted(r.seconds for r in self.recoveries if r.seconds is not None)
+        stuck = sum(r.seconds is None for r in self.recoveries)
+        recovery = (
+            f"recovery (from a heal until every saga held had moved on): median "
+            f"{statistics.median(times):.1f} s, longest {times[-1]:.1f} s; the last heal: "
+            f"{self.recoveries[-1]}"
+            if times
+            else "recovery: no link healed"
+        )
+        return [
+            f"{recovery}; stuck: {stuck}",
+            f"Order API: {self.api}",
+            f"parts that exited on their own: {', '.join(self.exited) or 'none'}",
+        ]
 
     def _rollout_lines(self) -> list[str]:
         if not self.rollouts:
@@ -239,8 +307,10 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
     assert rig.services_dir, "chaos needs its own stack"
     run = _ChaosRun(rig, config)
     await rig.set_faults(run.faults)
-    with Progress(console=console or Console(stderr=True), transient=True) as progress:
-        samples = await run.run(progress)
+    async with contextlib.AsyncExitStack() as watching:
+        reads = await watching.enter_async_context(run.reading_the_api()) if rig.network else None
+        with Progress(console=console or Console(stderr=True), transient=True) as progress:
+            samples = await run.run(progress)
     final = await final_states(rig.client, [run.orders[s.index].order_id for s in samples])
     report = await audit(rig.client, rig.services_dir)
     return ChaosResult(
@@ -251,6 +321,9 @@ async def chaos(rig: Rig, config: ChaosConfig, console: Console | None = None) -
         run.drained,
         report,
         run.rollouts,
+        run.recoveries,
+        reads,
+        run.exited,
     )
 
 
@@ -278,12 +351,37 @@ class _ChaosRun:
         self.drained: list[str] = []
         self.deploys = 0
         self.rollouts: list[RolloutProgress] = []
+        self.recoveries: list[Recovery] = []
+        self.exited: list[str] = []
         self._rollout: asyncio.Task[None] | None = None
+        self._link_fault: asyncio.Task[None] | None = None
         self.began = time.monotonic()
         self.ended = asyncio.Event()
         self.all_placed = asyncio.Event()
         self.done = self.placed = 0
-        self._place = saga_place(rig.client, self.pool.task_queue, self.orders)
+        self.last_ended: str | None = None
+        self._place = saga_place(rig.client, self.pool.task_queue, self.orders, rig.places_with)
+
+    @contextlib.asynccontextmanager
+    async def reading_the_api(self) -> AsyncIterator[ApiReads]:
+        """The Order API in its namespace, read every second for the length of the context.
+
+        It is asked for the saga that ended last: one that exists, whose answer is 200, or
+        503 while the API cannot reach Temporal or the saga's worker.
+        """
+        tokens = Tokens(shop=secrets.token_hex(16), operator=secrets.token_hex(16))
+        reads = ApiReads()
+
+        async with network_api(self.rig, self.pool.task_queue, tokens) as api:
+            reader = asyncio.create_task(
+                read_api(api.url, tokens.operator, lambda: self.last_ended, reads)
+            )
+            try:
+                yield reads
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
 
     async def run(self, progress: Progress) -> list[Sample]:
         """Place every order while the breaks happen; return once every saga has ended."""
@@ -291,6 +389,7 @@ class _ChaosRun:
 
         def on_done(sample: Sample) -> None:
             self.done += 1
+            self.last_ended = self.orders[sample.index].order_id
             self.ended.set()
             progress.advance(task)
 
@@ -311,13 +410,15 @@ class _ChaosRun:
                     await self._stop_drained()
                     await asyncio.wait({load}, timeout=1.0)
                 samples = await load
+                self.exited = [*self.pool.exited, *(["services"] if self.services.exited else [])]
                 self.drained += await self.pool.stop_drained(no_more_sagas=True)
                 return samples
             finally:
                 breaker.cancel()
                 load.cancel()
-                if self._rollout:
-                    self._rollout.cancel()
+                for background in (self._rollout, self._link_fault):
+                    if background:
+                        background.cancel()
 
     async def _counted_place(self, index: int) -> str:
         self.placed += 1
@@ -340,10 +441,14 @@ class _ChaosRun:
             doing = self._scheduled(when, ended_then, what)
             if what is Break.BAD_DEPLOY:  # the other breaks go on while it is rolled out
                 self._rollout = asyncio.create_task(doing)
+            elif what in LINK_BREAKS:  # one link broken at a time, while the other breaks go on
+                await self._link_healed()
+                self._link_fault = asyncio.create_task(doing)
             else:
                 await doing
             await self._stop_drained()
         await self._rollout_ended()
+        await self._link_healed()
         await self.all_placed.wait()
         await self.rig.set_faults()
 
@@ -354,6 +459,10 @@ class _ChaosRun:
     async def _rollout_ended(self) -> None:
         if self._rollout:
             await self._rollout
+
+    async def _link_healed(self) -> None:
+        if self._link_fault:
+            await self._link_fault
 
     async def _stop_drained(self) -> None:
         self.drained += await retry_transient(self.pool.stop_drained)
@@ -369,6 +478,8 @@ class _ChaosRun:
             return f"to {build_id(label)}"
         if what is Break.BAD_DEPLOY:
             return await self._bad_deploy()
+        if what in LINK_BREAKS:
+            return await self._break_link(what)
         if what is Break.SERVICES_KILL:
             detail = await self._down_and_up(self.services.kill, self.services.start)
             await self.rig.set_faults(self.faults)  # a new process starts well-behaved
@@ -419,6 +530,36 @@ class _ChaosRun:
             f"{kind} build {build}: {ended.phase}, {live}{ended.reached} saga(s) reached it, "
             f"{len(ended.recovered)} recovered"
         )
+
+    async def _break_link(self, what: Break) -> str:
+        """Break a link chosen at random for a random while; heal it; time its sagas' recovery."""
+        network = self.rig.network
+        assert network is not None, "a link break needs the rig's network"
+        link = self.rng.choice(list(Link))
+        lasts = self.rng.uniform(*self.config.link_fault_s)
+        if what is Break.CUT:
+            direction = self.rng.choice([*Direction, None])
+            if direction is None:
+                network.take_down(link)
+            else:
+                network.cut(link, direction)
+            harm = f"{link} {direction or 'set down'}"
+        elif what is Break.LOSS:
+            loss = self.rng.uniform(*LOSS_RANGE)
+            network.degrade(link, loss=loss)
+            harm = f"{link} losing {loss:.0%} of its packets"
+        else:
+            delay = self.rng.randint(*DELAY_MS_RANGE)
+            network.degrade(link, latency_ms=delay, jitter_ms=delay // 4)
+            harm = f"{link} delaying its packets {delay} ± {delay // 4} ms"
+        try:
+            await asyncio.sleep(lasts)  # the link stays broken: this is the harm, not a wait
+            held = await held_sagas(self.rig.client, self.pool.task_queue)
+        finally:
+            network.heal(link)
+        recovery = await until_moved_on(self.rig.client, held, time.monotonic())
+        self.recoveries.append(recovery)
+        return f"{harm} for {lasts:.1f} s; {recovery}"
 
     async def _when_up(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()`, again while another break has a part it needs down (back within seconds)."""
@@ -507,6 +648,9 @@ BREAK_FLAGS = {
     Break.FLIP: ("--flips", "changes of the fault levels"),
     Break.DEPLOY: ("--deploys", "new versions of the workers made current (PINNED sagas drain)"),
     Break.BAD_DEPLOY: ("--bad-deploys", "broken versions rolled out, to be caught and rolled back"),
+    Break.CUT: ("--cuts", "links cut, one way or both, or set down (with --network)"),
+    Break.LOSS: ("--losses", "links losing 10-30 %% of their packets (with --network)"),
+    Break.DELAY: ("--delays", "links delaying packets 200-1000 ms, with jitter (with --network)"),
 }
 
 
@@ -520,13 +664,30 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--concurrency", type=positive_int, default=20, help="orders in flight")
     defaults = ChaosConfig().breaks
     for what, (flag, help_text) in BREAK_FLAGS.items():
+        default = (
+            f"{NETWORK_DEFAULTS[what]} with --network" if what in LINK_BREAKS else defaults[what]
+        )
         parser.add_argument(
             flag,
             dest=what.name.lower(),
             type=non_negative_int,
-            default=defaults[what],
-            help=f"{help_text} [{defaults[what]}]",
+            default=None if what in LINK_BREAKS else defaults[what],
+            help=f"{help_text} [{default}]",
         )
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help="run each part in a network namespace of its own and break the links between them "
+        "(needs root, iproute2 and nftables)",
+    )
+    parser.add_argument(
+        "--link-fault-s",
+        nargs=2,
+        type=positive_float,
+        metavar=("SHORTEST", "LONGEST"),
+        default=ChaosConfig.link_fault_s,
+        help="how long a broken link stays broken, in seconds [5 120]",
+    )
     parser.add_argument(
         "--lost-answers",
         type=fraction,
@@ -537,23 +698,44 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    """Run `order-saga chaos`; exit 1 on a violation the audit found or a broken build promoted."""
+    """Run `order-saga chaos`; exit 1 if something went wrong (`ChaosResult.ok`)."""
+    console = Console(stderr=True)
+    if args.network:
+        require_tools()  # before anything else: in one line, what this machine lacks
     config = ChaosConfig(
         orders=args.orders,
         concurrency=args.concurrency,
-        breaks={what: getattr(args, what.name.lower()) for what in Break},
+        breaks=_breaks(args, console),
         fault_rate=args.fault_rate,
         lost_answers=args.lost_answers,
         latency_ms=args.latency_ms,
         workers=args.workers,
         mix=Mix(declined=args.declined, out_of_stock=0.05, unserved=0.1),
         seed=args.seed,
+        link_fault_s=tuple(sorted(args.link_fault_s)),
     )
     check_faults(lambda: config.faults)
-    console = Console(stderr=True)
     console.print("Starting the stack…")
-    async with embedded_rig_in(args.data_dir, "chaos") as rig:
+    async with embedded_rig_in(args.data_dir, "chaos", network=args.network) as rig:
         log_into(rig.log_dir)
         result = await chaos(rig, config, console)
     print(result.summary())
     return 0 if result.ok else 1
+
+
+def _breaks(args: argparse.Namespace, console: Console) -> dict[Break, int]:
+    """How many of each break the command line asks for (the links' only with `--network`).
+
+    Raises:
+        StartFailure: A link break was asked for without `--network`.
+    """
+    breaks = {what: getattr(args, what.name.lower()) for what in Break}
+    for what in LINK_BREAKS:
+        if breaks[what] and not args.network:
+            raise StartFailure(f"{BREAK_FLAGS[what][0]} breaks links: add --network")
+        if breaks[what] is None:
+            breaks[what] = NETWORK_DEFAULTS[what] if args.network else 0
+    if breaks[Break.DELAY] and not netem_available():
+        console.print(f"{NO_NETEM}: the run makes no delays")
+        breaks[Break.DELAY] = 0
+    return breaks

@@ -8,6 +8,7 @@ need the pieces by hand: the dev server to restart it, worker processes to kill 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
@@ -24,10 +25,12 @@ from temporalio.common import WorkerDeploymentVersion
 from infra.deployment import build_id, running_on
 from infra.devserver import DevServer, dev_server_in
 from infra.logs import configure_logging
-from infra.settings import DEFAULT_DEPLOYMENT_NAME
+from infra.settings import DEFAULT_API_PORT, DEFAULT_DEPLOYMENT_NAME
 from infra.sockets import free_port
 from infra.temporal import connect
-from ops.stack import ServicesProcess, worker_process
+from ops.network import Link, Network, Part
+from ops.stack import ApiProcess, ServicesProcess, api_process, worker_process
+from ordersaga.api.auth import Tokens
 from services.faults import NO_FAULTS, FaultSettings
 from workflows.order_steps import SERVICES
 
@@ -43,6 +46,11 @@ class Rig:
         log_dir: Where the logs of the processes started go.
         services: The services' process, if this rig started it (chaos kills it).
         server: The dev server, if this rig started it (chaos kills and restarts it).
+        network: The namespaces and links the parts run on, if they run on their own
+            (`network_rig`); the client and `services` are then reached over links no fault
+            touches, and `address` and `services_url` are the workers' ends of theirs.
+        starter: The client orders are placed with, over the starter's link if there is a
+            network [default: `client`].
     """
 
     client: Client
@@ -51,16 +59,24 @@ class Rig:
     log_dir: Path
     services: ServicesProcess | None = None
     server: DevServer | None = None
+    network: Network | None = None
+    starter: Client | None = None
 
     @property
     def services_dir(self) -> Path | None:
         """The services' databases, if this rig started them (for the audit)."""
         return self.services.data_dir if self.services else None
 
+    @property
+    def places_with(self) -> Client:
+        """The client orders are placed with."""
+        return self.starter or self.client
+
     async def set_faults(self, faults: FaultSettings = NO_FAULTS) -> None:
         """Make every service misbehave as `faults` say (the defaults: not at all)."""
         body = faults.model_dump()
-        async with httpx.AsyncClient(base_url=self.services_url) as http:
+        admin_url = self.services.base_url if self.services else self.services_url
+        async with httpx.AsyncClient(base_url=admin_url) as http:
             for service in SERVICES:
                 (await http.put(f"/{service}/admin/faults", json=body)).raise_for_status()
 
@@ -75,14 +91,19 @@ def log_into(log_dir: Path) -> None:
 
 
 @asynccontextmanager
-async def embedded_rig_in(data_dir: Path | None, purpose: str) -> AsyncIterator[Rig]:
-    """An embedded rig in `data_dir`, or in a temporary folder removed afterwards."""
-    if data_dir:
-        async with embedded_rig(data_dir) as rig:
-            yield rig
-        return
-    with tempfile.TemporaryDirectory(prefix=f"order-saga-{purpose}-") as tmp:
-        async with embedded_rig(Path(tmp)) as rig:
+async def embedded_rig_in(
+    data_dir: Path | None, purpose: str, *, network: bool = False
+) -> AsyncIterator[Rig]:
+    """An embedded rig in `data_dir`, or in a temporary folder removed afterwards.
+
+    With `network`, each part runs in a network namespace of its own (`network_rig`).
+    """
+    make = network_rig if network else embedded_rig
+    with contextlib.ExitStack() as temporary:
+        folder = data_dir or Path(
+            temporary.enter_context(tempfile.TemporaryDirectory(prefix=f"order-saga-{purpose}-"))
+        )
+        async with make(folder) as rig:
             yield rig
 
 
@@ -107,6 +128,80 @@ async def embedded_rig(data_dir: Path) -> AsyncIterator[Rig]:
             services=services,
             server=server,
         )
+
+
+#: The ports the server and the services listen on in their namespaces (all free there).
+TEMPORAL_PORT, SERVICES_PORT = 7233, 8000
+
+#: What a process in a namespace listens on: every link of its namespace.
+ALL_INTERFACES = "0.0.0.0"
+
+
+@asynccontextmanager
+async def network_rig(data_dir: Path) -> AsyncIterator[Rig]:
+    """Like `embedded_rig`, each part in a network namespace of its own, on links to break.
+
+    The dev server, the services and the workers each run in their namespace; this process
+    watches over control links (`ops.network`) and places orders over the starter's link.
+
+    Raises:
+        StartFailure: This machine cannot make namespaces (in one line, what is missing).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with Network.made() as network:
+        async with AsyncExitStack() as stack:
+            services_log = stack.enter_context((data_dir / "services.log").open("ab"))
+            server = await stack.enter_async_context(
+                dev_server_in(
+                    data_dir,
+                    port=TEMPORAL_PORT,
+                    host=network.control_address(Part.TEMPORAL),
+                    listen=ALL_INTERFACES,
+                    launcher=network.launcher(Part.TEMPORAL),
+                )
+            )
+            services = ServicesProcess(
+                SERVICES_PORT,
+                data_dir / "services",
+                services_log,
+                host=network.control_address(Part.SERVICES),
+                listen=ALL_INTERFACES,
+                launcher=network.launcher(Part.SERVICES),
+            )
+            await services.start()
+            stack.push_async_callback(services.stop)
+            starter_address = f"{network.address(Link.STARTER_TEMPORAL)}:{TEMPORAL_PORT}"
+            yield Rig(
+                client=await connect(server.address),
+                address=f"{network.address(Link.WORKER_TEMPORAL)}:{TEMPORAL_PORT}",
+                services_url=f"http://{network.address(Link.WORKER_SERVICES)}:{SERVICES_PORT}",
+                log_dir=data_dir,
+                services=services,
+                server=server,
+                network=network,
+                starter=await connect(starter_address, runtime=network.runtime(Part.STARTER)),
+            )
+
+
+@asynccontextmanager
+async def network_api(rig: Rig, task_queue: str, tokens: Tokens) -> AsyncIterator[ApiProcess]:
+    """The Order API in its namespace of `rig`'s network, reaching Temporal over its own link.
+
+    It is reached over a control link, at `ApiProcess.url`; its log goes to `api.log`.
+    """
+    network = rig.network
+    assert network is not None, "the API runs in a namespace of the rig's network"
+    async with api_process(
+        f"{network.address(Link.API_TEMPORAL)}:{TEMPORAL_PORT}",
+        task_queue,
+        tokens,
+        rig.log_dir / "api.log",
+        DEFAULT_API_PORT,
+        host=network.control_address(Part.API),
+        listen=ALL_INTERFACES,
+        launcher=network.launcher(Part.API),
+    ) as api:
+        yield api
 
 
 async def remote_rig(address: str, services_url: str, log_dir: Path) -> Rig:
@@ -166,6 +261,15 @@ class WorkerPool:
             finally:
                 for worker in self._workers:
                     await worker.slot.aclose()
+
+    @property
+    def exited(self) -> list[str]:
+        """The workers that have ended by themselves (a worker killed is no longer the pool's)."""
+        return [
+            f"worker {worker.process.pid}"
+            for worker in self._workers
+            if worker.process.returncode is not None
+        ]
 
     @property
     def pids(self) -> list[int]:
@@ -253,6 +357,8 @@ class WorkerPool:
                 env={**self.env, **({"BUILD_LABEL": label} if label else {})},
                 command=command,
                 current=current,
+                launcher=self.rig.network.launcher(Part.WORKER) if self.rig.network else (),
+                control_address=self.rig.server.address if self.rig.server else None,
             )
         )
         self._workers.append(_Worker(slot, process, label, build or build_id(label), command))

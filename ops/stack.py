@@ -52,6 +52,9 @@ class ServicesProcess:
         log: Where their output goes.
         host: The interface they listen on.
         code: The checkout whose `services` package runs [default: this one's].
+        listen: The interface they bind, if not `host`: `0.0.0.0` for services reached over
+            several links.
+        launcher: A command they run under, such as `ip netns exec NAME`.
     """
 
     port: int
@@ -59,6 +62,8 @@ class ServicesProcess:
     log: IO[bytes] | int = subprocess.DEVNULL
     host: str = "127.0.0.1"
     code: Path | None = None
+    listen: str | None = None
+    launcher: tuple[str, ...] = ()
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -71,6 +76,11 @@ class ServicesProcess:
         """Their process id, once started."""
         return self._process.pid if self._process else None
 
+    @property
+    def exited(self) -> bool:
+        """Whether their process, once started, has ended (and was not stopped or killed)."""
+        return self._process is not None and self._process.returncode is not None
+
     async def start(self, ready_within: float = 60.0) -> None:
         """Start them and return once they answer `/healthz`.
 
@@ -78,9 +88,11 @@ class ServicesProcess:
             PortInUseError: The port is taken.
             StartFailure: They exited, or did not answer within `ready_within` seconds.
         """
-        ensure_free(self.host, self.port, "stand-in services")
+        if not self.launcher:  # a launched process's ports may be another namespace's
+            ensure_free(self.host, self.port, "stand-in services")
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services", "--host", self.host, "--port", str(self.port),
+            *self.launcher, sys.executable, "-m", "services", "--host", self.listen or self.host,
+            "--port", str(self.port),
             "--data-dir", str(self.data_dir.resolve()), stdout=self.log, stderr=self.log,
             cwd=self.code,
         )  # fmt: skip
@@ -149,11 +161,17 @@ async def api_process(
     log: IO[bytes] | int | Path,
     port: int | None = None,
     settings: Mapping[str, str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    listen: str | None = None,
+    launcher: Sequence[str] = (),
 ) -> AsyncIterator[ApiProcess]:
     """Run `order-saga api` for the length of the context, on the sagas of `task_queue`.
 
     Its settings come from this process's environment (the codec's keys, say), `settings`
-    (environment variables) and these arguments, never from a settings file.
+    (environment variables) and these arguments, never from a settings file. It is reached at
+    `host`, and binds `listen` if given (`0.0.0.0` in a network namespace, say); `launcher`
+    is a command it runs under, such as `ip netns exec NAME`.
 
     Raises:
         StartFailure: It exited, or did not answer within a minute.
@@ -165,13 +183,14 @@ async def api_process(
         | {
             "TEMPORAL_ADDRESS": address,
             "TASK_QUEUE": task_queue,
+            "API_HOST": listen or host,
             "API_PORT": str(port),
             "API_SHOP_TOKEN": tokens.shop,
             "API_OPERATOR_TOKEN": tokens.operator,
             ENV_FILE_VARIABLE: "",
         }
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
 
     async def answers() -> bool:
         try:
@@ -185,7 +204,7 @@ async def api_process(
         if isinstance(log, Path):
             log = running.enter_context(log.open("ab"))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ops.cli", "api", env=env, stdout=log, stderr=log
+            *launcher, sys.executable, "-m", "ops.cli", "api", env=env, stdout=log, stderr=log
         )  # fmt: skip
         running.push_async_callback(stop_process, process)
         await until_ready(process, answers, f"the Order API on port {port}", log, 60.0)
@@ -299,6 +318,8 @@ async def worker_process(
     stop_within: float = 15.0,
     command: Sequence[str] | None = None,
     current: bool = True,
+    launcher: Sequence[str] = (),
+    control_address: str | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run `python worker.py` in a process of its own; yields the process once it polls.
 
@@ -330,6 +351,10 @@ async def worker_process(
             worker, `python -m ops.baseline`); `python worker.py` by default.
         current: Make the worker's deployment version current once it polls (if it has one),
             so that new sagas go to it.
+        launcher: A command the worker runs under, such as `ip netns exec NAME` (it execs the
+            worker: the process is the worker's).
+        control_address: Where this process reaches the server to see the worker poll, if
+            not at `address` (the worker's, which may be another namespace's).
 
     Raises:
         StartFailure: The worker exited before it polled, or did not poll within
@@ -345,10 +370,10 @@ async def worker_process(
         "DATA_DIR": str(data_dir),
         ENV_FILE_VARIABLE: "",
     }
-    argv = command or (sys.executable, str(WORKER_SCRIPT))
+    argv = (*launcher, *(command or (sys.executable, str(WORKER_SCRIPT))))
     process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, env=worker_env)
     try:
-        client = await connect(address, namespace)
+        client = await connect(control_address or address, namespace)
         try:
             async with asyncio.timeout(ready_within):
                 version = await wait_for_pollers(

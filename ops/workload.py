@@ -92,8 +92,14 @@ def make_order(order_id: str, kind: Kind, policy: SagaPolicy) -> OrderRequest:
     )
 
 
-def saga_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> Place:
-    """Place `orders[i]` as a saga and wait for its end, through server restarts."""
+def saga_place(
+    client: Client, task_queue: str, orders: list[OrderRequest], starter: Client | None = None
+) -> Place:
+    """Place `orders[i]` as a saga and wait for its end, through server restarts.
+
+    The saga is started with `starter` if given (a client over a link of its own), and its end
+    is awaited with `client`.
+    """
 
     async def place(index: int) -> str:
         order = orders[index]
@@ -101,7 +107,7 @@ def saga_place(client: Client, task_queue: str, orders: list[OrderRequest]) -> P
         async def start() -> None:
             # Already started: an earlier attempt did, and its answer was lost in a restart.
             with contextlib.suppress(WorkflowAlreadyStartedError):
-                await start_saga(client, order, task_queue)
+                await start_saga(starter or client, order, task_queue)
 
         await retry_transient(start)
         return await _outcome(client, order.order_id)

@@ -117,12 +117,17 @@ async def tokenize(payment_url: str, card: CardDetails) -> PaymentMethod:
 
 
 async def start_saga(
-    client: Client, request: OrderRequest, task_queue: str
+    client: Client,
+    request: OrderRequest,
+    task_queue: str,
+    *,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle[OrderSaga, OrderResult]:
     """Start one saga per order id, ever: a second start for the same id is refused.
 
     It starts with its search attributes (`OrderStatus`, `CustomerId`, `OrderTotal`); the saga
-    keeps `OrderStatus` and `FailedStep` current because it was started with them.
+    keeps `OrderStatus` and `FailedStep` current because it was started with them. Without
+    `rpc_timeout`, a start across a broken network waits for it to heal.
     """
     return await client.start_workflow(
         OrderSaga.run,
@@ -138,6 +143,7 @@ async def start_saga(
                 SearchAttributePair(ORDER_TOTAL, request.total),
             ]
         ),
+        rpc_timeout=rpc_timeout,
     )
 
 
@@ -145,8 +151,9 @@ log = structlog.get_logger()
 
 Update = TypeVar("Update", Withdrawal, Resolution)
 
-#: How long a saga's worker is given to answer a query or take up an update: a saga whose
-#: worker is gone is not waited for.
+#: How long a saga's worker is given to answer a query or take up an update, and Temporal to
+#: answer any other call: a saga whose worker is gone, or a server across a broken network, is
+#: not waited for (the API answers 503).
 ANSWER_TIMEOUT = timedelta(seconds=5)
 
 
@@ -357,7 +364,7 @@ class OrderDesk:
             OrderConflict: The order id was placed before with another body.
         """
         try:
-            await start_saga(self._client, order, self._task_queue)
+            await start_saga(self._client, order, self._task_queue, rpc_timeout=ANSWER_TIMEOUT)
         except WorkflowAlreadyStartedError:
             placed = await self._placed_as(order.order_id)
             if placed is None or not order.is_repeat_of(placed):
@@ -409,7 +416,7 @@ class OrderDesk:
         """The newest sagas (at most `limit`) in `state` and of `customer_id`, if given."""
         found = []
         async for execution in self._client.list_workflows(
-            saga_query(state, customer_id), limit=limit
+            saga_query(state, customer_id), limit=limit, rpc_timeout=ANSWER_TIMEOUT
         ):
             attributes = execution.typed_search_attributes
             found.append(
@@ -439,11 +446,15 @@ class OrderDesk:
         """
         query = _waiting_query(filters)
         listing = self._client.list_workflows(
-            query, page_size=filters.limit, next_page_token=_page_token(cursor)
+            query,
+            page_size=filters.limit,
+            next_page_token=_page_token(cursor),
+            rpc_timeout=ANSWER_TIMEOUT,
         )
         try:
             counted, _ = await asyncio.gather(
-                self._client.count_workflows(query), listing.fetch_next_page()
+                self._client.count_workflows(query, rpc_timeout=ANSWER_TIMEOUT),
+                listing.fetch_next_page(),
             )
         except RPCError as err:
             if cursor is None or err.status != RPCStatusCode.INVALID_ARGUMENT:
@@ -478,7 +489,9 @@ class OrderDesk:
         if answer.order_ids is not None:
             order_ids = list(dict.fromkeys(answer.order_ids))  # each saga once
         else:
-            found = self._client.list_workflows(_waiting_query(answer.filters), page_size=MAX_PAGE)
+            found = self._client.list_workflows(
+                _waiting_query(answer.filters), page_size=MAX_PAGE, rpc_timeout=ANSWER_TIMEOUT
+            )
             order_ids = [order_id_of(execution.id) async for execution in found]
         outcome.total = len(order_ids)
         asking = asyncio.Semaphore(BULK_CONCURRENCY)
@@ -577,7 +590,7 @@ class OrderDesk:
         handle: WorkflowHandle[OrderSaga, OrderResult],
     ) -> WorkflowExecutionDescription:
         try:
-            return await handle.describe()
+            return await handle.describe(rpc_timeout=ANSWER_TIMEOUT)
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownOrder(f"no order {order_id_of(handle.id)}") from None
@@ -585,7 +598,9 @@ class OrderDesk:
 
     async def _placed_as(self, order_id: str) -> OrderRequest | None:
         """The order `order_id`'s saga was started with, if it was a valid order."""
-        history = self._handle(order_id).fetch_history_events(page_size=1)
+        history = self._handle(order_id).fetch_history_events(
+            page_size=1, rpc_timeout=ANSWER_TIMEOUT
+        )
         started = (await anext(history)).workflow_execution_started_event_attributes
         try:
             [placed] = await self._client.data_converter.decode(

@@ -6,6 +6,9 @@ And the operator step chaos ends with: a saga waiting on a compensation is retri
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from domain.saga import SagaState
 from infra.deployment import build_id
 from infra.devserver import DevServer
 from ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
-from ops.rig import Rig, embedded_rig
+from ops.rig import Rig, embedded_rig, network_rig
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import undone_after
 from tests.support.service_state import Services
@@ -87,3 +90,48 @@ async def test_the_operator_step_retries_a_saga_waiting_on_a_compensation(
     status = await saga.query(OrderSaga.status)
     assert status.state == SagaState.ABORTED
     assert status.compensations_run == undone_after("charge_payment")
+
+
+async def test_a_network_chaos_run_breaks_links_and_every_saga_moves_on_after_each_heal(
+    tmp_path: Path,
+) -> None:
+    breaks = {what: 0 for what in Break} | {
+        Break.CUT: 3,
+        Break.LOSS: 1,
+        Break.WORKER_KILL: 1,
+        Break.SERVER_KILL: 1,
+    }
+    config = ChaosConfig(
+        orders=60, concurrency=12, breaks=breaks, workers=1, link_fault_s=(3.0, 6.0)
+    )
+    async with network_rig(tmp_path / "stack") as rig:
+        result = await chaos(rig, config)
+
+    assert result.placed == 60
+    assert set(result.states) <= ENDED, result.states
+    assert result.survived == {what: n for what, n in breaks.items() if n}
+    assert len(result.recoveries) == 4
+    assert all(r.seconds is not None and r.seconds < 60 for r in result.recoveries), (
+        result.summary()
+    )
+    assert result.api is not None and result.api.statuses[200] > 0, result.api
+    assert result.api.ok, result.api
+    assert result.exited == []
+    assert result.audit.violations == [], result.audit.summary()
+    assert result.ok
+    assert "recovery (from a heal until every saga held had moved on)" in result.summary()
+
+
+def test_network_chaos_on_a_machine_that_does_not_allow_it_says_so_in_one_line() -> None:
+    nobody = ("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups")
+    ran = subprocess.run(
+        [*nobody, sys.executable, "-m", "ops.cli", "chaos", "-n", "5", "--network"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+    assert ran.returncode != 0
+    assert "Traceback" not in ran.stderr
+    [line] = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+    assert "network namespace" in line and "CAP_NET_ADMIN" in line

@@ -131,7 +131,9 @@ class ChaosConfig:
 
     Attributes:
         orders: Orders placed.
-        concurrency: Orders in flight.
+        concurrency: Orders in flight (a closed loop), unless `rate` is given.
+        rate: Orders placed per second whatever happens (an open loop, as a shop's traffic
+            comes): a broken link then builds a backlog, as it would in production.
         breaks: How many times each kind of harm is done.
         fault_rate: Share of the services' mutating calls that fail with a 5xx before the effect.
         lost_answers: Share of them whose effect commits and whose answer is lost.
@@ -144,6 +146,7 @@ class ChaosConfig:
 
     orders: int = 200
     concurrency: int = 20
+    rate: float | None = None
     breaks: dict[Break, int] = field(
         default_factory=lambda: {
             Break.WORKER_KILL: 3,
@@ -399,7 +402,8 @@ class _ChaosRun:
                 run_load(
                     self._counted_place,
                     self.config.orders,
-                    concurrency=self.config.concurrency,
+                    concurrency=None if self.config.rate else self.config.concurrency,
+                    rate=self.config.rate,
                     on_done=on_done,
                 )
             )
@@ -661,7 +665,11 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_load_options(parser, orders=200)
     parser.set_defaults(fault_rate=0.1, latency_ms=20)
-    parser.add_argument("--concurrency", type=positive_int, default=20, help="orders in flight")
+    loop = parser.add_mutually_exclusive_group()
+    loop.add_argument(
+        "--concurrency", type=positive_int, default=20, help="closed loop: orders in flight [20]"
+    )
+    loop.add_argument("--rate", type=positive_float, help="open loop: orders placed per second")
     defaults = ChaosConfig().breaks
     for what, (flag, help_text) in BREAK_FLAGS.items():
         default = (
@@ -705,6 +713,7 @@ async def run_command(args: argparse.Namespace) -> int:
     config = ChaosConfig(
         orders=args.orders,
         concurrency=args.concurrency,
+        rate=args.rate,
         breaks=_breaks(args, console),
         fault_rate=args.fault_rate,
         lost_answers=args.lost_answers,

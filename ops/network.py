@@ -37,6 +37,7 @@ from enum import StrEnum
 from temporalio.runtime import Runtime, TelemetryConfig
 
 from infra.exits import StartFailure
+from infra.runtime import FORWARDED_LOGS
 
 
 class Part(StrEnum):
@@ -189,7 +190,7 @@ class Network:
                     raise OSError(ctypes.get_errno(), f"setns into {self.namespace(part)}")
             finally:
                 os.close(descriptor)
-            made.append(Runtime(telemetry=TelemetryConfig()))
+            made.append(Runtime(telemetry=TelemetryConfig(logging=FORWARDED_LOGS)))
 
         thread = threading.Thread(target=make, name=f"runtime-in-{part}")
         thread.start()

@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowFailureError
 from domain.saga import SagaState
 from infra.deployment import build_id
 from infra.devserver import DevServer
-from ops.chaos import Break, ChaosConfig, chaos, retry_waiting_sagas
+from ops.chaos import LINK_BREAKS, Break, ChaosConfig, chaos, retry_waiting_sagas
 from ops.rig import Rig, embedded_rig, network_rig
 from tests.support.operator_waits import saga_waiting_for_an_operator
 from tests.support.orders import undone_after
@@ -33,7 +33,7 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     elsewhere = tmp_path / "elsewhere"  # the folder it runs in: it writes nothing there
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    breaks = {what: 1 for what in Break} | {Break.WORKER_KILL: 2}
+    breaks = {what: 0 if what in LINK_BREAKS else 1 for what in Break} | {Break.WORKER_KILL: 2}
     config = ChaosConfig(
         orders=80,
         concurrency=16,
@@ -51,7 +51,7 @@ async def test_a_chaos_run_that_kills_every_part_ends_every_saga_with_no_violati
     assert set(result.states) <= ENDED, result.states  # none running, none needing attention
     assert result.states["OrderConfirmed"] > 0
     assert result.states["Aborted"] > 0  # compensations ran under chaos too
-    assert result.survived == breaks
+    assert result.survived == {what: n for what, n in breaks.items() if n}
     assert [s.ended for s in result.schedule] == sorted(s.ended for s in result.schedule)
     downed = [s for s in result.schedule if s.what in (Break.SERVICES_KILL, Break.SERVER_KILL)]
     assert all(s.detail.startswith("down ") for s in downed)
@@ -135,3 +135,15 @@ def test_network_chaos_on_a_machine_that_does_not_allow_it_says_so_in_one_line()
     assert "Traceback" not in ran.stderr
     [line] = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
     assert "network namespace" in line and "CAP_NET_ADMIN" in line
+
+
+def test_a_link_break_without_the_network_is_refused_before_anything_starts() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "chaos", "-n", "5", "--cuts", "1"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert ran.returncode == 2
+    assert ran.stderr.strip().splitlines()[-1] == "error: --cuts breaks links: add --network"
+    assert "Starting the stack" not in ran.stderr

@@ -51,6 +51,12 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
 
 
 @pytest.fixture(scope="module")
+def network(rig: Rig) -> Network:
+    assert rig.network is not None
+    return rig.network
+
+
+@pytest.fixture(scope="module")
 async def pool(rig: Rig) -> AsyncIterator[WorkerPool]:
     async with WorkerPool(rig, "network-drill").running(1) as pool:
         yield pool
@@ -91,10 +97,8 @@ CUTS = [
 
 @pytest.mark.parametrize(("link", "direction"), CUTS)
 async def test_a_cut_link_stops_its_traffic_and_holds_its_sagas_until_it_heals(
-    rig: Rig, pool: WorkerPool, link: Link, direction: Direction | None
+    rig: Rig, network: Network, pool: WorkerPool, link: Link, direction: Direction | None
 ) -> None:
-    network = rig.network
-    assert network is not None
     if direction is None:
         network.take_down(link)
     else:
@@ -126,10 +130,8 @@ async def test_a_cut_link_stops_its_traffic_and_holds_its_sagas_until_it_heals(
 
 
 async def test_a_start_across_a_cut_starter_link_waits_for_the_heal_and_starts_once(
-    rig: Rig, pool: WorkerPool
+    rig: Rig, network: Network, pool: WorkerPool
 ) -> None:
-    network = rig.network
-    assert network is not None
     [order] = orders(1)
     network.cut(Link.STARTER_TEMPORAL)
     try:
@@ -157,10 +159,9 @@ async def test_a_start_across_a_cut_starter_link_waits_for_the_heal_and_starts_o
 
 
 async def test_an_answer_lost_for_longer_than_the_timeout_is_retried_under_its_key_once(
-    rig: Rig, pool: WorkerPool
+    rig: Rig, network: Network, pool: WorkerPool
 ) -> None:
-    network = rig.network
-    assert network is not None and rig.services_dir is not None
+    assert rig.services_dir is not None
     [order] = orders(1)
     await rig.set_faults(FaultSettings(latency_ms=1000))  # the call is in the service a while
     try:
@@ -206,10 +207,8 @@ async def test_an_answer_lost_for_longer_than_the_timeout_is_retried_under_its_k
 
 
 async def test_the_api_answers_503_in_bounded_time_while_temporal_is_unreachable(
-    rig: Rig, pool: WorkerPool
+    rig: Rig, network: Network, pool: WorkerPool
 ) -> None:
-    network = rig.network
-    assert network is not None
     [order] = orders(1)
     await (await start_saga(rig.client, order, pool.task_queue)).result()
     tokens = Tokens(shop=f"shop-{uuid.uuid4().hex}", operator=f"operator-{uuid.uuid4().hex}")

@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import random
 import secrets
 import statistics
@@ -358,6 +359,11 @@ class _ChaosRun:
         self.exited: list[str] = []
         self._rollout: asyncio.Task[None] | None = None
         self._link_fault: asyncio.Task[None] | None = None
+        self._links = {
+            what: itertools.cycle(self.rng.sample(list(Link), len(Link))) for what in LINK_BREAKS
+        }
+        ways: list[Direction | None] = [*Direction, None]  # None: the link set down
+        self._cut_ways = itertools.cycle(self.rng.sample(ways, len(ways)))
         self.began = time.monotonic()
         self.ended = asyncio.Event()
         self.all_placed = asyncio.Event()
@@ -536,13 +542,17 @@ class _ChaosRun:
         )
 
     async def _break_link(self, what: Break) -> str:
-        """Break a link chosen at random for a random while; heal it; time its sagas' recovery."""
+        """Break a link for a random while; heal it; time its sagas' recovery.
+
+        Each kind of break takes the links in a random order, and a cut the ways to cut in
+        another, so that four cuts cut every link, each a different way.
+        """
         network = self.rig.network
         assert network is not None, "a link break needs the rig's network"
-        link = self.rng.choice(list(Link))
+        link = next(self._links[what])
         lasts = self.rng.uniform(*self.config.link_fault_s)
         if what is Break.CUT:
-            direction = self.rng.choice([*Direction, None])
+            direction = next(self._cut_ways)
             if direction is None:
                 network.take_down(link)
             else:

@@ -364,6 +364,8 @@ NO_NETEM = (
 @functools.cache
 def netem_available() -> bool:
     """Whether this kernel can delay packets (some build netem out, as some VMs' do)."""
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return False
     probe = f"{PREFIX}{os.getpid()}-netem"
     subprocess.run(("ip", "netns", "add", probe), capture_output=True)
     try:

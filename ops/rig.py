@@ -24,6 +24,7 @@ from temporalio.common import WorkerDeploymentVersion
 
 from infra.deployment import build_id, running_on
 from infra.devserver import DevServer, dev_server_in
+from infra.exits import StartFailure
 from infra.logs import configure_logging
 from infra.settings import DEFAULT_API_PORT, DEFAULT_DEPLOYMENT_NAME
 from infra.sockets import free_port
@@ -210,6 +211,10 @@ async def remote_rig(address: str, services_url: str, log_dir: Path) -> Rig:
     return Rig(await connect(address), address, services_url, log_dir)
 
 
+#: How long a worker that exits at once is started again, on a rig with a network: longer than
+#: a link stays cut.
+RESTART_WITHIN_S = 180.0
+
 #: Seconds after a deploy before the version left behind may be found drained.
 SETTLE_S = 5.0
 
@@ -344,21 +349,34 @@ class WorkerPool:
         build: str | None = None,
         command: Sequence[str] | None = None,
     ) -> None:
+        """Start a worker; start it again while it exits at once, as a supervisor would.
+
+        A worker that cannot reach Temporal when it starts (its link cut, the server down a
+        moment) exits saying so; with a network, it is started again until its link is back.
+        """
         assert self._log is not None
         command = command or self.command
-        slot = AsyncExitStack()
-        process = await slot.enter_async_context(
-            worker_process(
-                self.rig.address,
-                self.task_queue,
-                self.rig.services_url,
-                self._log,
-                data_dir=self.rig.log_dir,
-                env={**self.env, **({"BUILD_LABEL": label} if label else {})},
-                command=command,
-                current=current,
-                launcher=self.rig.network.launcher(Part.WORKER) if self.rig.network else (),
-                control_address=self.rig.server.address if self.rig.server else None,
-            )
-        )
+        restart_until = time.monotonic() + (RESTART_WITHIN_S if self.rig.network else 0)
+        while True:
+            slot = AsyncExitStack()
+            try:
+                process = await slot.enter_async_context(
+                    worker_process(
+                        self.rig.address,
+                        self.task_queue,
+                        self.rig.services_url,
+                        self._log,
+                        data_dir=self.rig.log_dir,
+                        env={**self.env, **({"BUILD_LABEL": label} if label else {})},
+                        command=command,
+                        current=current,
+                        launcher=self.rig.network.launcher(Part.WORKER) if self.rig.network else (),
+                        control_address=self.rig.server.address if self.rig.server else None,
+                    )
+                )
+                break
+            except StartFailure:
+                if time.monotonic() > restart_until:
+                    raise
+                await asyncio.sleep(1.0)  # a supervisor's pause before it starts it again
         self._workers.append(_Worker(slot, process, label, build or build_id(label), command))

@@ -2,16 +2,18 @@
 
 Every part runs in a network namespace of its own (`ops.network`), and the kernel breaks the
 links between them: nftables drops a link's packets one way or both, `ip link set down` takes
-it away, a rule drops a share of its packets. Each cut is shown to stop its traffic (the
-packets counted at the receiving end stay still while the dropping rule counts the attempts)
-and to hold the sagas behind it, never to corrupt them: after the heal every saga confirms and
-the audit finds nothing wrong.
+it away, a rule drops a share of its packets, netem delays them (where the kernel has it).
+Each cut is shown to stop its traffic (the packets counted at the receiving end stay still
+while the dropping rule counts the attempts) and to hold the sagas behind it, never to corrupt
+them: after the heal every saga confirms and the audit finds nothing wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,8 +26,8 @@ from domain.order import OrderRequest
 from domain.saga import OrderResult
 from ops.audit import audit
 from ops.chaos import CHAOS_POLICY
-from ops.network import Direction, Link, Network, Traffic
-from ops.rig import Rig, WorkerPool, network_api, network_rig
+from ops.network import NO_NETEM, Direction, Link, Network, Part, Traffic, netem_available
+from ops.rig import TEMPORAL_PORT, Rig, WorkerPool, network_api, network_rig
 from ops.workload import Kind, api_client, make_order
 from ordersaga.api.auth import Tokens
 from ordersaga.order_desk import ANSWER_TIMEOUT, start_saga
@@ -242,3 +244,51 @@ async def test_the_api_answers_503_in_bounded_time_while_temporal_is_unreachable
         (path, 503) for path, _, _ in answers
     ]
     assert all(took <= bound for _, _, took in answers), answers
+
+
+async def test_a_lossy_link_drops_packets_and_its_sagas_still_confirm(
+    rig: Rig, network: Network, pool: WorkerPool
+) -> None:
+    network.degrade(Link.WORKER_SERVICES, loss=0.3)
+    try:
+        before = network.traffic(Link.WORKER_SERVICES)
+        sagas = [await start_saga(rig.client, order, pool.task_queue) for order in orders(SAGAS)]
+        async with asyncio.timeout(RECOVERY_S):
+            results = [await saga.result() for saga in sagas]
+        during = network.traffic(Link.WORKER_SERVICES)
+    finally:
+        network.heal(Link.WORKER_SERVICES)
+
+    assert during.dropped > before.dropped
+    assert during.requests > before.requests and during.answers > before.answers
+    assert {result.state for result in results} == {"OrderConfirmed"}
+
+
+@pytest.mark.skipif(not netem_available(), reason=NO_NETEM)
+def test_a_delayed_link_adds_its_latency_to_each_round_trip(network: Network) -> None:
+    probe = (
+        "import socket, sys, time\n"
+        "began = time.monotonic()\n"
+        "socket.create_connection((sys.argv[1], int(sys.argv[2])), 10).close()\n"
+        "print(time.monotonic() - began)\n"
+    )
+    host, port = network.address(Link.WORKER_TEMPORAL), str(TEMPORAL_PORT)
+
+    def connect_s() -> float:
+        ran = subprocess.run(
+            [*network.launcher(Part.WORKER), sys.executable, "-c", probe, host, port],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(ran.stdout)
+
+    quick = connect_s()
+    network.degrade(Link.WORKER_TEMPORAL, latency_ms=300)
+    try:
+        slow = connect_s()
+    finally:
+        network.heal(Link.WORKER_TEMPORAL)
+
+    assert quick < 0.1
+    assert slow >= 0.6  # a connection takes a round trip: 300 ms each way

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import functools
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -155,6 +157,45 @@ Update = TypeVar("Update", Withdrawal, Resolution)
 #: answer any other call: a saga whose worker is gone, or a server across a broken network, is
 #: not waited for (the API answers 503).
 ANSWER_TIMEOUT = timedelta(seconds=5)
+
+#: The longest a desk call waits on Temporal, whatever the network does. A call's own deadline
+#: does not bound it while the client makes its connection again across a broken link (a view
+#: was seen waiting over a minute), so each call is bounded here too: two answers and a margin.
+DESK_DEADLINE_S = 2 * ANSWER_TIMEOUT.total_seconds() + 2
+
+Params = ParamSpec("Params")
+Answer = TypeVar("Answer")
+
+
+@contextlib.asynccontextmanager
+async def _answered_in_time() -> AsyncIterator[None]:
+    """Bound what the context waits on Temporal by `DESK_DEADLINE_S`.
+
+    Raises:
+        RPCError: `DEADLINE_EXCEEDED`, as a call past its own deadline raises it.
+    """
+    try:
+        async with asyncio.timeout(DESK_DEADLINE_S):
+            yield
+    except TimeoutError:
+        raise RPCError(
+            f"Temporal did not answer within {DESK_DEADLINE_S:g} s",
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            b"",
+        ) from None
+
+
+def _bounded(
+    method: Callable[Params, Awaitable[Answer]],
+) -> Callable[Params, Awaitable[Answer]]:
+    """`method`, answering within `DESK_DEADLINE_S` (`_answered_in_time`)."""
+
+    @functools.wraps(method)
+    async def bounded(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+        async with _answered_in_time():
+            return await method(*args, **kwargs)
+
+    return bounded
 
 
 class UnknownOrder(LookupError):
@@ -354,6 +395,7 @@ class OrderDesk:
         self._client = client
         self._task_queue = task_queue
 
+    @_bounded
     async def place(self, order: OrderRequest) -> bool:
         """Start `order`'s saga; a repeat of the same order starts nothing (`is_repeat_of`).
 
@@ -374,6 +416,7 @@ class OrderDesk:
             return False
         return True
 
+    @_bounded
     async def view(self, order_id: str) -> OrderView:
         """Where `order_id`'s saga stands.
 
@@ -386,6 +429,7 @@ class OrderDesk:
         workflow_status = _status_name(description.status)
         return OrderView(**status.model_dump(), workflow_status=workflow_status)
 
+    @_bounded
     async def recorded(self, order_id: str) -> RecordedView:
         """Where `order_id`'s saga stands by the server's records, asking no saga.
 
@@ -410,6 +454,7 @@ class OrderDesk:
             ],
         )
 
+    @_bounded
     async def listing(
         self, state: str | None = None, customer_id: str | None = None, limit: int | None = 100
     ) -> list[OrderSummary]:
@@ -432,6 +477,7 @@ class OrderDesk:
             )
         return found
 
+    @_bounded
     async def waiting(
         self, filters: WaitingFilter = EVERY_WAITING_SAGA, cursor: str | None = None
     ) -> WaitingPage:
@@ -492,7 +538,8 @@ class OrderDesk:
             found = self._client.list_workflows(
                 _waiting_query(answer.filters), page_size=MAX_PAGE, rpc_timeout=ANSWER_TIMEOUT
             )
-            order_ids = [order_id_of(execution.id) async for execution in found]
+            async with _answered_in_time():
+                order_ids = [order_id_of(execution.id) async for execution in found]
         outcome.total = len(order_ids)
         asking = asyncio.Semaphore(BULK_CONCURRENCY)
 
@@ -520,6 +567,7 @@ class OrderDesk:
         await asyncio.gather(*(ask(order_id) for order_id in order_ids))
         return outcome
 
+    @_bounded
     async def withdraw(self, order_id: str, withdrawal: Withdrawal) -> SagaStatus:
         """The customer takes the order back; the saga's status once it has ended.
 
@@ -529,6 +577,7 @@ class OrderDesk:
         """
         return await self._update(order_id, OrderSaga.withdraw, withdrawal)
 
+    @_bounded
     async def resolve(self, order_id: str, resolution: Resolution) -> SagaStatus:
         """An operator's answer to the compensation the saga waits on; its status after.
 

@@ -11,6 +11,7 @@ them: after the heal every saga confirms and the audit finds nothing wrong.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from ops.network import NO_NETEM, Direction, Link, Network, Part, Traffic, netem
 from ops.rig import TEMPORAL_PORT, Rig, WorkerPool, network_api, network_rig
 from ops.workload import Kind, api_client, make_order
 from ordersaga.api.auth import Tokens
-from ordersaga.order_desk import ANSWER_TIMEOUT, start_saga
+from ordersaga.order_desk import DESK_DEADLINE_S, start_saga
 from services.faults import FaultSettings
 from workflows import OrderSaga
 
@@ -39,6 +40,9 @@ CUT_S = 5.0
 
 #: Sagas started while a link is cut.
 SAGAS = 3
+
+#: How long the Order API's link stays cut while it is read.
+LONG_CUT_S = 60.0
 
 #: Within how long the sagas a cut held must all have ended once it heals (the target).
 RECOVERY_S = 60.0
@@ -220,11 +224,15 @@ async def test_the_api_answers_503_in_bounded_time_while_temporal_is_unreachable
     ):
         before = await http.get(f"/orders/{order.order_id}")
         network.cut(Link.API_TEMPORAL)
+        cut_at = time.monotonic()
         try:
             cut = network.traffic(Link.API_TEMPORAL)
             answers = []
-            for path in (f"/orders/{order.order_id}", "/orders", "/attention"):
-                asked = time.monotonic()
+            paths = itertools.cycle((f"/orders/{order.order_id}", "/orders", "/attention"))
+            # Past the client's keepalive (about 45 s), when it gives the connection up and
+            # makes a new one across the cut.
+            while time.monotonic() - cut_at < LONG_CUT_S:
+                asked, path = time.monotonic(), next(paths)
                 answer = await http.get(path)
                 answers.append((path, answer.status_code, time.monotonic() - asked))
             during = network.traffic(Link.API_TEMPORAL)
@@ -236,14 +244,13 @@ async def test_the_api_answers_503_in_bounded_time_while_temporal_is_unreachable
 
         await until(answers_again, RECOVERY_S)
 
-    bound = 2 * ANSWER_TIMEOUT.total_seconds() + 2
     assert before.status_code == 200
     assert (during.requests, during.answers) == (cut.requests, cut.answers)
     assert during.dropped > cut.dropped
     assert [(path, status) for path, status, _ in answers] == [
         (path, 503) for path, _, _ in answers
     ]
-    assert all(took <= bound for _, _, took in answers), answers
+    assert all(took <= DESK_DEADLINE_S + 1 for _, _, took in answers), answers
 
 
 async def test_a_lossy_link_drops_packets_and_its_sagas_still_confirm(

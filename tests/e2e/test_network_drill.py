@@ -23,6 +23,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHandle
 
+from domain.ids import idempotency_key, workflow_id_for
 from domain.order import OrderRequest
 from domain.saga import OrderResult
 from ops.audit import audit
@@ -139,6 +140,7 @@ async def test_a_start_across_a_cut_starter_link_waits_for_the_heal_and_starts_o
     rig: Rig, network: Network, pool: WorkerPool
 ) -> None:
     [order] = orders(1)
+    its_saga = f"WorkflowId = '{workflow_id_for(order.order_id)}'"
     network.cut(Link.STARTER_TEMPORAL)
     try:
         cut = network.traffic(Link.STARTER_TEMPORAL)
@@ -147,9 +149,7 @@ async def test_a_start_across_a_cut_starter_link_waits_for_the_heal_and_starts_o
         await asyncio.sleep(CUT_S)  # the cut lasts: this is the harm, not a wait for it
         during = network.traffic(Link.STARTER_TEMPORAL)
         started_during_cut = starting.done()
-        known_during_cut = await rig.client.count_workflows(
-            f"WorkflowId = 'order-{order.order_id}'"
-        )
+        known_during_cut = await rig.client.count_workflows(its_saga)
     finally:
         network.heal(Link.STARTER_TEMPORAL)
     async with asyncio.timeout(RECOVERY_S):
@@ -160,7 +160,7 @@ async def test_a_start_across_a_cut_starter_link_waits_for_the_heal_and_starts_o
     assert not started_during_cut
     assert known_during_cut.count == 0
     assert result.state == "OrderConfirmed"
-    found = await rig.client.count_workflows(f"WorkflowId = 'order-{order.order_id}'")
+    found = await rig.client.count_workflows(its_saga)
     assert found.count == 1
 
 
@@ -190,13 +190,11 @@ async def test_an_answer_lost_for_longer_than_the_timeout_is_retried_under_its_k
     history = await saga.fetch_history()
     report = await audit(rig.client, rig.services_dir, allow_running=True)
 
-    step = "reserve_inventory"
+    key = idempotency_key(saga.id, "reserve_inventory")
     effects = [
         json.loads(line)
         for line in (rig.log_dir / "services.log").read_text().splitlines()
-        if line.startswith("{")
-        and f'"order-{order.order_id}:{step}"' in line
-        and '"event": "effect"' in line
+        if line.startswith("{") and f'"{key}"' in line and '"event": "effect"' in line
     ]
     attempts = [
         event.activity_task_started_event_attributes.attempt

@@ -250,11 +250,14 @@ class Network:
 
     def _drop(self, part: Part, peer: Part, match: str) -> None:
         """Drop the packets `part` sends to `peer` that `match` (nftables; counted)."""
-        table = f"faults-{peer}"
+        self._add_rule(part, f"faults-{peer}", "output", f'oifname "{peer}" {match} counter drop')
+
+    def _add_rule(self, part: Part, table: str, hook: str, rule: str) -> None:
+        """Add `rule` to the chain on `hook` of `table` in `part`'s namespace (made if missing)."""
         script = (
-            f"table inet {table} {{\n chain output {{\n  type filter hook output priority 0\n"
+            f"table inet {table} {{\n chain {hook} {{\n  type filter hook {hook} priority 0\n"
             " }\n}\n"
-            f'add rule inet {table} output oifname "{peer}" {match} counter drop\n'
+            f"add rule inet {table} {hook} {rule}\n"
         )
         self._nft(part, "-f", "-", stdin=script)
 
@@ -307,12 +310,7 @@ class Network:
 
     def _count_received(self, part: Part, peer: Part) -> None:
         """Count the IP packets `part` receives from `peer` (ARP and the like left out)."""
-        table = f"received-{peer}"
-        script = (
-            f"table inet {table} {{\n chain input {{\n  type filter hook input priority 0\n"
-            f'  iifname "{peer}" counter\n }}\n}}\n'
-        )
-        self._nft(part, "-f", "-", stdin=script)
+        self._add_rule(part, f"received-{peer}", "input", f'iifname "{peer}" counter')
 
     def _pair(self, index: int, caller: Part | None, answerer: Part) -> None:
         """A veth pair from `caller`'s namespace (None: the control side's) to `answerer`'s."""

@@ -9,13 +9,18 @@ import sysconfig
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 
 from infra.exits import StartFailure, log_path, until_ready
 from infra.runtime import default_runtime
+from infra.settings import DEFAULT_NAMESPACE
 from infra.sockets import ensure_free, free_port
 from workflows import search_attributes
 
@@ -36,6 +41,33 @@ ONE_PARTITION_ARGS = (
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
 )  # fmt: skip
+
+
+#: Temporal deletes each ended workflow at a random moment up to this long after its retention
+#: (to spread the work); a short retention spreads it over a tenth of itself instead.
+RETENTION_JITTER = timedelta(minutes=30)
+
+
+def deletion_spread(retention: timedelta) -> timedelta:
+    """How long after its retention an ended workflow may still be kept (a second at least)."""
+    return max(timedelta(seconds=1), min(retention / 10, RETENTION_JITTER))
+
+
+def retention_args(retention: timedelta) -> tuple[str, ...]:
+    """Flags that let the namespace keep ended workflows for `retention`, however short.
+
+    Temporal refuses a local namespace's retention under an hour unless its floor is lowered;
+    its namespace cache is refreshed each second, so a retention set at the start applies to
+    the first sagas; and its deletions are spread over at most a tenth of the retention, so
+    that what the server stores is bounded by the setting, not by half an hour more.
+    """
+    jitter = deletion_spread(retention)
+    return (
+        "--dynamic-config-value", 'system.namespaceMinRetentionLocal="1s"',
+        "--dynamic-config-value", 'system.namespaceCacheRefreshInterval="1s"',
+        "--dynamic-config-value",
+        f'history.retentionTimerJitterDuration="{jitter.total_seconds():.0f}s"',
+    )  # fmt: skip
 
 
 #: What the server prints when a port it picked was taken before it could bind it.
@@ -86,6 +118,8 @@ class DevServer:
         listen: The interface it binds, if not `host`: `0.0.0.0` for a server reached over
             several links.
         launcher: A command it runs under, such as `ip netns exec NAME` (a network namespace).
+        retention: How long its namespace keeps an ended workflow (set at each start), if not
+            the dev server's own 24 hours.
     """
 
     port: int
@@ -97,6 +131,7 @@ class DevServer:
     extra_args: tuple[str, ...] = ()
     listen: str | None = None
     launcher: tuple[str, ...] = ()
+    retention: timedelta | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -131,6 +166,8 @@ class DevServer:
             args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_file:
             args += ["--db-filename", str(self.db_file), *TUNING_ARGS]
+        if self.retention:
+            args += retention_args(self.retention)
         return [*self.launcher, *args, *self.extra_args]
 
     async def start(self, ready_within: float = 60.0, attempts: int = 3) -> None:
@@ -162,6 +199,8 @@ class DevServer:
                     self.log,
                     ready_within,
                 )
+                if self.retention:
+                    await self._keep_ended_for(self.retention)
                 return
             except StartFailure:
                 exited = self._process.returncode is not None
@@ -169,6 +208,17 @@ class DevServer:
                 lost_a_port = exited and PORT_TAKEN in log_since(self.log, written_before)
                 if attempt == attempts or not lost_a_port:
                     raise
+
+    async def _keep_ended_for(self, retention: timedelta) -> None:
+        client = await Client.connect(self.address, runtime=default_runtime())
+        ttl = Duration()
+        ttl.FromTimedelta(retention)
+        await client.workflow_service.update_namespace(
+            UpdateNamespaceRequest(
+                namespace=DEFAULT_NAMESPACE,
+                config=NamespaceConfig(workflow_execution_retention_ttl=ttl),
+            )
+        )
 
     async def _answers(self) -> bool:
         try:

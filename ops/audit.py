@@ -17,7 +17,9 @@ After every saga has ended, for every order (docs/operations.md lists them too):
 
 Sagas still running are skipped by the per-order checks (their effects are in flux) and by
 money conservation, which only adds up orders whose sagas have ended; stock conservation holds
-at every moment, as each reservation and release is one transaction.
+at every moment, as each reservation and release is one transaction. An order with no saga
+whose services last recorded it longer ago than the namespace's retention is past retention:
+its saga may have ended and been deleted by the server, so it is counted, not judged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -38,6 +41,7 @@ from ops.audit_data import (
     ServiceRecords,
     read_sagas,
     read_service_records,
+    retention,
 )
 from ops.options import add_temporal_options
 from workflows.order_steps import ORDER_STEPS
@@ -67,8 +71,9 @@ class AuditReport:
 
     Attributes:
         outcomes: Number of orders per outcome: a `SagaState` value for sagas that keep one
-            (Confirmed, Aborted, Failed, ...), the workflow status otherwise, and `no saga` for
-            orders only the services know.
+            (Confirmed, Aborted, Failed, ...), the workflow status otherwise, `no saga` for
+            orders only the services know, and `past retention` for those whose saga the
+            server may have deleted.
         skus_checked: SKUs whose stock conservation was checked.
         skus_unchecked: SKUs with no starting stock on record (a database older than the ledger).
         violations: Every broken invariant.
@@ -108,14 +113,34 @@ ENDED_UNDONE = frozenset(
 )
 
 
+#: The outcome of an order whose saga the server may have deleted at the end of its retention.
+PAST_RETENTION = "past retention"
+
+
 def check(
-    records: ServiceRecords, sagas: Mapping[str, Saga], *, allow_running: bool = False
+    records: ServiceRecords,
+    sagas: Mapping[str, Saga],
+    *,
+    allow_running: bool = False,
+    kept_since: datetime | None = None,
 ) -> AuditReport:
-    """Check every invariant of the services' `records` against the `sagas` Temporal reports."""
+    """Check every invariant of the services' `records` against the `sagas` Temporal reports.
+
+    Args:
+        records: What the services hold.
+        sagas: The sagas Temporal lists, by order id.
+        allow_running: A saga still running is no violation.
+        kept_since: The server keeps every saga that ended after this moment (its retention);
+            an order with no saga that the services last recorded before it is not judged.
+    """
     report = AuditReport()
     money: Counter[str] = Counter()  # per currency: net charged minus confirmed totals
     for order_id in sorted(records.order_ids() | set(sagas)):
         saga = sagas.get(order_id)
+        recorded = records.last_recorded.get(order_id)
+        if saga is None and kept_since and recorded and recorded < kept_since:
+            report.outcomes[PAST_RETENTION] += 1
+            continue
         report.outcomes[_outcome(saga)] += 1
         found = _check_order(records, order_id, saga, allow_running)
         report.violations += [Violation(kind, detail, order_id) for kind, detail in found]
@@ -279,8 +304,10 @@ async def audit(client: Client, data_dir: Path, *, allow_running: bool = False) 
     already final or is reported (as running) rather than judged half-way.
     """
     sagas = await read_sagas(client)
+    # After the listing: a saga deleted before it ended at least a retention before now.
+    kept_since = datetime.now(UTC) - await retention(client)
     records = await asyncio.to_thread(read_service_records, data_dir)
-    return check(records, sagas, allow_running=allow_running)
+    return check(records, sagas, allow_running=allow_running, kept_since=kept_since)
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

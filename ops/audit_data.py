@@ -17,12 +17,17 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    GetWorkflowExecutionHistoryRequest,
+)
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.client import WorkflowExecution as WorkflowExecutionInfo
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.ids import WORKFLOW_ID_PREFIX, order_id_of
 from domain.order import OrderRequest
@@ -128,6 +133,8 @@ class ServiceRecords:
         stock: Units available per SKU now.
         starting_stock: Per SKU, the seed plus every admin adjustment (the `stock_adjustments`
             ledger): what stock plus live reservations must add up to.
+        last_recorded: Per order, when a service last recorded one of its steps' calls or
+            undos: its saga ended after that.
     """
 
     effects: dict[str, dict[str, StepEffect]] = field(default_factory=dict)
@@ -137,6 +144,7 @@ class ServiceRecords:
     records: dict[str, list[OrderRecord]] = field(default_factory=dict)
     stock: dict[str, int] = field(default_factory=dict)
     starting_stock: dict[str, int] = field(default_factory=dict)
+    last_recorded: dict[str, datetime] = field(default_factory=dict)
 
     def order_ids(self) -> set[str]:
         """Every order any service has a record of."""
@@ -186,7 +194,7 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
     records = ServiceRecords()
     for step in ORDER_STEPS:
         with _read_only(folder / f"{step.port.name}.db") as db:
-            _read_effects(db, step.name, records.effects)
+            _read_effects(db, step.name, records)
     with _read_only(folder / "inventory.db") as db:
         items: dict[str, Counter[str]] = {}
         for row in db.execute("SELECT reservation_id, sku, quantity FROM reservation_items"):
@@ -224,21 +232,32 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
     return records
 
 
-def _read_effects(
-    db: sqlite3.Connection, step: str, effects: dict[str, dict[str, StepEffect]]
-) -> None:
-    """Add the effects of `step` recorded in its service's database `db` to `effects`."""
+def _read_effects(db: sqlite3.Connection, step: str, records: ServiceRecords) -> None:
+    """Add the effects of `step` recorded in its service's database `db` to `records`."""
     suffix = f":{step}"
-    undone = {key for (key,) in db.execute("SELECT effect_key FROM tombstones")}
+    undone = dict(db.execute("SELECT effect_key, created_at FROM tombstones").fetchall())
     taken = {
-        key: 200 <= status < 300
-        for key, status in db.execute("SELECT key, status FROM idempotency")
+        key: (200 <= status < 300, created_at)
+        for key, status, created_at in db.execute("SELECT key, status, created_at FROM idempotency")
         if key.startswith(WORKFLOW_ID_PREFIX) and key.endswith(suffix)
     }
     for key in taken.keys() | {key for key in undone if key.endswith(suffix)}:
         order_id = order_id_of(key.removesuffix(suffix))
-        effect = StepEffect(taken=taken.get(key, False), undone=key in undone)
-        effects.setdefault(order_id, {})[step] = effect
+        was_taken, taken_at = taken.get(key, (False, None))
+        effect = StepEffect(taken=was_taken, undone=key in undone)
+        records.effects.setdefault(order_id, {})[step] = effect
+        for stamp in (taken_at, undone.get(key)):
+            if stamp:
+                at = datetime.fromisoformat(stamp)
+                records.last_recorded[order_id] = max(at, records.last_recorded.get(order_id, at))
+
+
+async def retention(client: Client) -> timedelta:
+    """How long `client`'s namespace keeps an ended saga before the server deletes it."""
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=client.namespace)
+    )
+    return described.config.workflow_execution_retention_ttl.ToTimedelta()
 
 
 async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]:
@@ -246,7 +265,15 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
     listed = [execution async for execution in client.list_workflows(query)]
     limit = asyncio.Semaphore(_CONCURRENT_READS)
 
-    async def read(execution: WorkflowExecutionInfo) -> Saga:
+    async def read(execution: WorkflowExecutionInfo) -> Saga | None:
+        try:
+            return await read_one(execution)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None  # deleted since the listing, at the end of its retention
+            raise
+
+    async def read_one(execution: WorkflowExecutionInfo) -> Saga:
         status = execution.status
         async with limit:
             if status in (None, WorkflowExecutionStatus.RUNNING):
@@ -268,7 +295,7 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
         )
 
     sagas = await asyncio.gather(*(read(execution) for execution in listed))
-    return {saga.order_id: saga for saga in sagas}
+    return {saga.order_id: saga for saga in sagas if saga}
 
 
 class EncryptedPayloadsError(StartFailure):

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -93,31 +94,37 @@ def log_into(log_dir: Path) -> None:
 
 @asynccontextmanager
 async def embedded_rig_in(
-    data_dir: Path | None, purpose: str, *, network: bool = False
+    data_dir: Path | None,
+    purpose: str,
+    *,
+    network: bool = False,
+    retention: timedelta | None = None,
 ) -> AsyncIterator[Rig]:
     """An embedded rig in `data_dir`, or in a temporary folder removed afterwards.
 
-    With `network`, each part runs in a network namespace of its own (`network_rig`).
+    With `network`, each part runs in a network namespace of its own (`network_rig`); with
+    `retention`, the server keeps ended sagas that long (`embedded_rig`).
     """
-    make = network_rig if network else embedded_rig
     with contextlib.ExitStack() as temporary:
         folder = data_dir or Path(
             temporary.enter_context(tempfile.TemporaryDirectory(prefix=f"order-saga-{purpose}-"))
         )
-        async with make(folder) as rig:
+        made = network_rig(folder) if network else embedded_rig(folder, retention)
+        async with made as rig:
             yield rig
 
 
 @asynccontextmanager
-async def embedded_rig(data_dir: Path) -> AsyncIterator[Rig]:
+async def embedded_rig(data_dir: Path, retention: timedelta | None = None) -> AsyncIterator[Rig]:
     """A dev server (tuned, on `data_dir/temporal.db`) and the services, on free ports.
 
-    The services keep their databases in `data_dir/services`; logs go to `data_dir`.
+    The services keep their databases in `data_dir/services`; logs go to `data_dir`. The
+    server keeps ended sagas for `retention` (its own 24 hours if None).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         services_log = stack.enter_context((data_dir / "services.log").open("ab"))
-        server = await stack.enter_async_context(dev_server_in(data_dir))
+        server = await stack.enter_async_context(dev_server_in(data_dir, retention=retention))
         services = ServicesProcess(free_port(), data_dir / "services", services_log)
         await services.start()
         stack.push_async_callback(services.stop)

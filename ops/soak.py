@@ -8,8 +8,10 @@ size of every file in the data folder, and how many sagas the server stores. At 
 times the reads an operator makes at that size: the audit (whose verdict it reports), the
 dashboard's frame, the first page of `GET /orders` and `GET /attention`.
 
-The start and the end of the run are compared within the invocation (the machines are shared
-and noisy): the median of the first windows after the warm-up against the median of the last.
+The server keeps ended sagas for the retention too, so every store reaches its bound once the
+retention has passed. The start and the end of the run are compared within the invocation (the
+machines are shared and noisy): the median of the first windows after the warm-up (a tenth of
+the run, and until the stores are at their bound) against the median of the last.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from domain.policy import SagaPolicy
+from infra.devserver import deletion_spread
 from infra.exits import StartFailure
 from infra.settings import ENV_FILE_VARIABLE, EVENTS_FILE, event_log_url
-from ops.audit import audit
+from ops.audit import PAST_RETENTION, audit
 from ops.cpu import CpuReading, Group, Pids, rss_bytes
 from ops.dashboard import frame
 from ops.load import run_load
@@ -88,7 +91,7 @@ class SoakConfig:
         orders: Orders placed in all.
         window: Orders per window; figures are read after each.
         concurrency: Orders in flight.
-        retention: The consumers' `DATA_RETENTION`.
+        retention: The `DATA_RETENTION` of the consumers and the server.
         mix: Shares of orders refused at each step (so that compensations and cancellation
             messages grow too).
         policy: The saga's timeouts and retries, and its path.
@@ -103,10 +106,20 @@ class SoakConfig:
     policy: SagaPolicy = field(default_factory=SagaPolicy)
     seed: int = 1
 
-    @property
-    def warmup_windows(self) -> int:
-        """The first tenth of the windows, at least one: memory is compared from their end."""
-        return max(1, -(-self.orders // self.window) // 10)
+    def warmup_windows(self, began_s: list[float]) -> int:
+        """Windows not compared: memory is compared from their end, CPU after them.
+
+        The first tenth of the windows (at least one), and those that began before the oldest
+        sagas could be deleted (the stores were still filling up), unless that would leave too
+        few to compare: the run is then shorter than the retention, and compared as it went.
+
+        Args:
+            began_s: When each window began, in seconds after the first.
+        """
+        tenth = max(1, len(began_s) // 10)
+        filling = self.retention + deletion_spread(self.retention)
+        filled = sum(began < filling.total_seconds() for began in began_s)
+        return max(tenth, filled) if filled <= len(began_s) - 2 * ENDS else tenth
 
 
 @asynccontextmanager
@@ -164,6 +177,7 @@ async def soak(
         pids = _pids(rig, pool, api.pid, consumers.pid)
         place = api_place(shop, rig.client, orders)
         windows: list[dict[str, Any]] = []
+        began = time.monotonic()
         with Progress(console=console or Console(stderr=True), transient=True) as progress:
             bar = progress.add_task("soak", total=config.orders)
             for first in range(0, config.orders, config.window):
@@ -172,8 +186,9 @@ async def soak(
                 def shifted(index: int, first: int = first) -> Awaitable[str]:
                     return place(first + index)
 
+                began_s = round(time.monotonic() - began, 1)
                 figures = await _window(rig, shifted, count, config.concurrency, pids)
-                windows.append({"orders": first + count} | figures)
+                windows.append({"orders": first + count, "began_s": began_s} | figures)
                 on_window(windows)
                 progress.advance(bar, count)
         if consumers.returncode is not None:
@@ -181,9 +196,9 @@ async def soak(
                 f"the consumers exited with code {consumers.returncode} during the soak; "
                 f"see {rig.log_dir / 'consumers.log'}"
             )
-        began = time.monotonic()
+        audit_began = time.monotonic()
         audited = await audit(rig.client, _services_dir(rig))
-        reads = {"audit": round((time.monotonic() - began) * 1000, 1)}
+        reads = {"audit": round((time.monotonic() - audit_began) * 1000, 1)}
         reads |= await _reads(rig, operator)
     return {
         "run_id": run_id,
@@ -195,9 +210,13 @@ async def soak(
             "local_activities": config.policy.local_activities,
         },
         "windows": windows,
-        "summary": summary(windows, config.warmup_windows),
+        "summary": summary(windows, config.warmup_windows([w["began_s"] for w in windows])),
         "reads_ms": reads,
-        "audit": {"orders": sum(audited.outcomes.values()), "violations": len(audited.violations)},
+        "audit": {
+            "orders": sum(audited.outcomes.values()),
+            "past_retention": audited.outcomes[PAST_RETENTION],
+            "violations": len(audited.violations),
+        },
     }
 
 
@@ -354,6 +373,7 @@ def summary(windows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
         start, lambda w: w["yardstick_ms"]
     )
     return {
+        "warmup_windows": warmup,
         "cpu_ms_per_order": {"start": median(start, cpu), "end": median(end, cpu)},
         "cpu_end_to_start": round(median(end, cpu) / median(start, cpu), 3),
         "yardstick_end_to_start": round(yardstick, 3),
@@ -397,6 +417,7 @@ def report(results: Mapping[str, Any]) -> str:
     cpu = end["cpu_ms_per_order"]
     lines += [
         "",
+        f"compared: the first windows after a warm-up of {end['warmup_windows']} against the last",
         f"CPU ms/order: {cpu['start']:.1f} at the start, {cpu['end']:.1f} at the end "
         f"(end / start {end['cpu_end_to_start']}; the machine's yardstick took "
         f"{end['yardstick_end_to_start']}x as long at the end, so on it "
@@ -405,7 +426,8 @@ def report(results: Mapping[str, Any]) -> str:
         + ", ".join(f"{group} {growth:+.1%}" for group, growth in end["memory_growth"].items()),
         "reads at the end, ms: "
         + ", ".join(f"{name} {ms}" for name, ms in results["reads_ms"].items()),
-        f"audit: {results['audit']['orders']} orders, "
+        f"audit: {results['audit']['orders']} orders "
+        f"({results['audit']['past_retention']} past the retention, not judged), "
         f"{results['audit']['violations']} violation(s)",
     ]
     return "\n".join(lines)
@@ -464,7 +486,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--retention",
         type=duration,
         default=defaults.retention,
-        help="the consumers' DATA_RETENTION: seconds or ISO 8601 [default 300 s]",
+        help="DATA_RETENTION of the consumers and the server: seconds or ISO 8601 [default 300 s]",
     )
     for kind, share in asdict(defaults.mix).items():
         flag = "--" + kind.replace("_", "-")
@@ -497,7 +519,7 @@ async def run_command(args: argparse.Namespace) -> int:
     )
     console = Console(stderr=True)
     console.print("Starting the stack…")
-    async with embedded_rig_in(args.data_dir, "soak") as rig:
+    async with embedded_rig_in(args.data_dir, "soak", retention=config.retention) as rig:
         log_into(rig.log_dir)
         results = await soak(rig, config, console, on_window=partial(_write_windows, args.out))
     print(report(results))

@@ -248,8 +248,10 @@ async def embedded_stack(
 
     Logs of the server and the services go to files in `data_dir`. The client and the worker
     encode payloads as `settings` say (by default, as the environment says); the Web UI shows
-    them decoded through `ui_codec_endpoint`, if given.
+    them decoded through `ui_codec_endpoint`, if given. The server keeps ended sagas for the
+    settings' `data_retention`, as the consumers keep what they left.
     """
+    settings = settings or Settings()
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         server_log = stack.enter_context((data_dir / "temporal.log").open("ab"))
@@ -260,6 +262,7 @@ async def embedded_stack(
             db_file=data_dir / "temporal.db",
             log=server_log,
             ui_codec_endpoint=ui_codec_endpoint,
+            retention=settings.data_retention,
         )
         ensure_free(server.host, services_port, "stand-in services")
         await server.start()
@@ -273,7 +276,7 @@ async def embedded_stack(
         event_bus_url = event_log_url(data_dir)
         bus = open_event_bus(event_bus_url)
         stack.push_async_callback(bus.close)
-        version = worker_version(settings or Settings())
+        version = worker_version(settings)
         await stack.enter_async_context(
             current_worker(client, task_queue, http, urls, bus, version)
         )

@@ -10,13 +10,14 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from domain.ids import idempotency_key, workflow_id_for
-from ops.audit import AuditReport, audit, check
+from ops.audit import PAST_RETENTION, AuditReport, audit, check
 from ops.audit_data import Saga, read_sagas, read_service_records
 from ops.load import run_load
 from ops.rig import WorkerPool, embedded_rig
@@ -236,3 +237,23 @@ async def test_an_undone_step_of_a_confirmed_order_is_found_whatever_its_service
     assert [v.detail for v in report.violations if v.kind == "effect-missing"] == [
         f"{step.name} has no effect in force"
     ]
+
+
+async def test_an_order_whose_saga_passed_its_retention_is_counted_not_judged(
+    clean_run: CleanRun,
+) -> None:
+    # The server deletes a saga a retention after it ended: its confirmed order keeps its
+    # charge and shipment, and the saga's total is no longer there to match them.
+    records = read_service_records(clean_run.services_dir)
+    order_id = clean_run.order_of[Kind.HAPPY]
+    sagas = {other: saga for other, saga in clean_run.sagas.items() if other != order_id}
+    last = records.last_recorded[order_id]
+
+    past = check(records, sagas, kept_since=last + timedelta(seconds=1))
+    assert past.violations == []
+    assert past.outcomes[PAST_RETENTION] == 1 and "no saga" not in past.outcomes
+
+    # Recorded after the horizon: its saga cannot have been deleted yet, so it is judged.
+    within = check(records, sagas, kept_since=last - timedelta(seconds=1))
+    assert {"effect-kept", "money-conservation"} <= {v.kind for v in within.violations}
+    assert within.outcomes["no saga"] == 1

@@ -48,6 +48,10 @@ ONE_PARTITION_ARGS = (
 RETENTION_JITTER = timedelta(minutes=30)
 
 
+#: Timer workers of a server that deletes ended sagas (its retention's timers).
+TIMER_WORKERS = 8
+
+
 def deletion_spread(retention: timedelta) -> timedelta:
     """How long after its retention an ended workflow may still be kept (a second at least)."""
     return max(timedelta(seconds=1), min(retention / 10, RETENTION_JITTER))
@@ -58,13 +62,16 @@ def retention_args(retention: timedelta) -> tuple[str, ...]:
 
     Temporal refuses a local namespace's retention under an hour unless its floor is lowered;
     its namespace cache is refreshed each second, so a retention set at the start applies to
-    the first sagas; and its deletions are spread over at most a tenth of the retention, so
-    that what the server stores is bounded by the setting, not by half an hour more.
+    the first sagas; its deletions are spread over at most a tenth of the retention, so that
+    what the server stores is bounded by the setting, not by half an hour more; and they run
+    on a few timer workers, not 512: SQLite has one connection, on which that many deletions
+    queued until most timed out and were tried again (docs/performance.md).
     """
     jitter = deletion_spread(retention)
     return (
         "--dynamic-config-value", 'system.namespaceMinRetentionLocal="1s"',
         "--dynamic-config-value", 'system.namespaceCacheRefreshInterval="1s"',
+        "--dynamic-config-value", f"history.timerProcessorSchedulerWorkerCount={TIMER_WORKERS}",
         "--dynamic-config-value",
         f'history.retentionTimerJitterDuration="{jitter.total_seconds():.0f}s"',
     )  # fmt: skip

@@ -277,7 +277,7 @@ def _sizes(sizes: Mapping[Path, int]) -> dict[str, float]:
     for path, size in sizes.items():
         if path.parts[0] == "services":
             owner = "services"
-        elif path.suffix == ".log":
+        elif ".log" in path.suffixes:  # a log and its rolled lines
             owner = "logs"
         elif path.name.startswith("temporal.db"):
             owner = "temporal"

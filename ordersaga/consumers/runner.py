@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from infra.eventbus import EventBus, open_event_bus
+from infra.log_files import LogFiles
 from infra.logs import configure_logging
 from infra.settings import Group, Settings
 from infra.settings_cli import add_settings, load_settings
@@ -32,18 +33,24 @@ def open_consumers(data_dir: Path) -> list[Consumer]:
 
 
 async def run_consumers(
-    bus: EventBus, consumers: Sequence[Consumer], *, once: bool, retention: timedelta
+    bus: EventBus,
+    consumers: Sequence[Consumer],
+    *,
+    once: bool,
+    retention: timedelta,
+    logs: LogFiles | None = None,
 ) -> dict[str, int]:
     """Feed every consumer from `bus`, side by side, each from its own saved position.
 
-    What ended sagas left is pruned as it passes `retention`: every `prune_interval` while
-    following, once at the end with `once`.
+    What ended sagas left is pruned as it passes `retention`, and `logs` are rolled: every
+    `prune_interval` while following, once at the end with `once`.
 
     Args:
         bus: The event bus.
         consumers: The consumers; their names must differ.
         once: Return when all are caught up, instead of waiting for more events.
         retention: How long the bus and the consumers' stores keep what ended sagas left.
+        logs: The log files of the data folder, if they are to be kept for the retention too.
 
     Returns:
         How many events each consumer handled, by name.
@@ -58,9 +65,10 @@ async def run_consumers(
             for c in consumers
         }
         if not once:
-            group.create_task(_prune_every(prune_interval(retention), bus, consumers, retention))
+            interval = prune_interval(retention)
+            group.create_task(_prune_every(interval, bus, consumers, retention, logs))
     if once:
-        await prune(bus, consumers, retention)
+        await prune(bus, consumers, retention, logs)
     return {name: task.result() for name, task in tasks.items()}
 
 
@@ -77,23 +85,35 @@ def prune_interval(retention: timedelta) -> float:
 MAX_PRUNE_INTERVAL_S = 60.0
 
 
-async def prune(bus: EventBus, consumers: Sequence[Consumer], retention: timedelta) -> None:
-    """Delete from the bus and the consumers' stores what is older than `retention`."""
-    before = datetime.now(UTC) - retention
+async def prune(
+    bus: EventBus,
+    consumers: Sequence[Consumer],
+    retention: timedelta,
+    logs: LogFiles | None = None,
+) -> None:
+    """Delete from the bus and the consumers' stores what is older than `retention`; roll `logs`."""
+    now = datetime.now(UTC)
+    before = now - retention
     pruned = {"events": await bus.prune(before)}
     pruned |= {c.name: await c.prune(before) for c in consumers}
     if any(pruned.values()):
         log.info("pruned", older_than=before.isoformat(timespec="seconds"), **pruned)
+    if logs and (rolled := await asyncio.to_thread(logs.roll, before, now)):
+        log.info("rolled logs", logs=rolled)
 
 
 async def _prune_every(
-    seconds: float, bus: EventBus, consumers: Sequence[Consumer], retention: timedelta
+    seconds: float,
+    bus: EventBus,
+    consumers: Sequence[Consumer],
+    retention: timedelta,
+    logs: LogFiles | None,
 ) -> None:
     # The first pruning waits an interval: by then every consumer has named itself to the
     # bus, which keeps what a consumer has not handled.
     while True:
         await asyncio.sleep(seconds)
-        await prune(bus, consumers, retention)
+        await prune(bus, consumers, retention, logs)
 
 
 async def consume(
@@ -110,7 +130,9 @@ async def consume(
             retention=str(retention),
         )
         consumers = open_consumers(data_dir)
-        return await run_consumers(bus, consumers, once=once, retention=retention)
+        return await run_consumers(
+            bus, consumers, once=once, retention=retention, logs=LogFiles(data_dir)
+        )
     finally:
         await bus.close()
 

@@ -49,7 +49,7 @@ from ops.audit import PAST_RETENTION, audit
 from ops.cpu import CpuReading, Group, Pids, rss_bytes
 from ops.dashboard import frame
 from ops.load import run_load
-from ops.options import duration, fraction, positive_int
+from ops.options import duration, fraction, positive_float, positive_int
 from ops.report import percentile
 from ops.rig import Rig, WorkerPool, embedded_rig_in, log_into
 from ops.stack import api_process, stop_process
@@ -90,7 +90,9 @@ class SoakConfig:
     Attributes:
         orders: Orders placed in all.
         window: Orders per window; figures are read after each.
-        concurrency: Orders in flight.
+        concurrency: Orders in flight (a closed loop: as fast as the stack goes), unless `rate`.
+        rate: Orders placed per second whatever the stack does (an open loop: a steady shop
+            whose stack has room left for its background work, such as deleting ended sagas).
         retention: The `DATA_RETENTION` of the consumers and the server.
         mix: Shares of orders refused at each step (so that compensations and cancellation
             messages grow too).
@@ -101,6 +103,7 @@ class SoakConfig:
     orders: int = 20_000
     window: int = 1_000
     concurrency: int = 20
+    rate: float | None = None
     retention: timedelta = timedelta(minutes=5)
     mix: Mix = field(default_factory=lambda: Mix(declined=0.05, out_of_stock=0.05, unserved=0.05))
     policy: SagaPolicy = field(default_factory=SagaPolicy)
@@ -187,7 +190,7 @@ async def soak(
                     return place(first + index)
 
                 began_s = round(time.monotonic() - began, 1)
-                figures = await _window(rig, shifted, count, config.concurrency, pids)
+                figures = await _window(rig, shifted, count, config, pids)
                 windows.append({"orders": first + count, "began_s": began_s} | figures)
                 on_window(windows)
                 progress.advance(bar, count)
@@ -205,7 +208,8 @@ async def soak(
         "config": {
             "orders": config.orders,
             "window": config.window,
-            "concurrency": config.concurrency,
+            "concurrency": None if config.rate else config.concurrency,
+            "rate": config.rate,
             "retention_s": config.retention.total_seconds(),
             "local_activities": config.policy.local_activities,
         },
@@ -238,11 +242,12 @@ def _pids(rig: Rig, pool: WorkerPool, api: int, consumers: int) -> Pids:
 
 
 async def _window(
-    rig: Rig, place: Callable[[int], Awaitable[str]], count: int, concurrency: int, pids: Pids
+    rig: Rig, place: Callable[[int], Awaitable[str]], count: int, config: SoakConfig, pids: Pids
 ) -> dict[str, Any]:
     """Place `count` orders; what they cost and what the stack holds afterwards."""
     before, began = CpuReading.now(pids), time.monotonic()
-    samples = await run_load(place, count, concurrency=concurrency)
+    concurrency = None if config.rate else config.concurrency
+    samples = await run_load(place, count, concurrency=concurrency, rate=config.rate)
     seconds = time.monotonic() - began
     spent = CpuReading.now(pids).spent_since(before)
     latencies = [sample.latency_s * 1000 for sample in samples]
@@ -480,7 +485,15 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="orders between two readings [default %(default)s]",
     )
     parser.add_argument(
-        "--concurrency", type=positive_int, default=defaults.concurrency, help="orders in flight"
+        "--concurrency",
+        type=positive_int,
+        default=defaults.concurrency,
+        help="orders in flight, as fast as the stack goes [default %(default)s]",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        help="orders placed per second instead, whatever the stack does (a steady shop)",
     )
     parser.add_argument(
         "--retention",
@@ -512,6 +525,7 @@ async def run_command(args: argparse.Namespace) -> int:
         orders=args.orders,
         window=min(args.window, args.orders),
         concurrency=args.concurrency,
+        rate=args.rate,
         retention=args.retention,
         mix=Mix(args.declined, args.out_of_stock, args.unserved),
         policy=SagaPolicy(local_activities=args.local_activities),

@@ -17,13 +17,14 @@ ORDERS, WINDOW = 240, 60
 def test_a_short_soak_reports_each_window_and_prunes_while_it_runs(tmp_path: Path) -> None:
     out, chart, data = tmp_path / "soak.json", tmp_path / "soak.png", tmp_path / "stack"
     command = [sys.executable, "-c", "from ops.cli import main; main()", "soak"]
-    command += ["-n", str(ORDERS), "--window", str(WINDOW), "--retention", "3"]
+    command += ["-n", str(ORDERS), "--window", str(WINDOW), "--retention", "3", "--rate", "25"]
     command += ["--declined", "0.1", "--out-of-stock", "0.05", "--unserved", "0.05"]
     command += ["--data-dir", str(data), "--out", str(out), "--chart", str(chart)]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     results = json.loads(out.read_text())
+    assert results["config"]["rate"] == 25 and results["config"]["concurrency"] is None
     windows = results["windows"]
     assert [window["orders"] for window in windows] == [60, 120, 180, 240]
     outcomes = [window["outcomes"] for window in windows]

@@ -109,6 +109,11 @@ class SoakConfig:
     policy: SagaPolicy = field(default_factory=SagaPolicy)
     seed: int = 1
 
+    @property
+    def in_flight(self) -> int | None:
+        """The orders in flight of a closed loop; None for an open loop (a rate)."""
+        return None if self.rate else self.concurrency
+
     def warmup_windows(self, began_s: list[float]) -> int:
         """Windows not compared: memory is compared from their end, CPU after them.
 
@@ -208,7 +213,7 @@ async def soak(
         "config": {
             "orders": config.orders,
             "window": config.window,
-            "concurrency": None if config.rate else config.concurrency,
+            "concurrency": config.in_flight,
             "rate": config.rate,
             "retention_s": config.retention.total_seconds(),
             "local_activities": config.policy.local_activities,
@@ -246,8 +251,7 @@ async def _window(
 ) -> dict[str, Any]:
     """Place `count` orders; what they cost and what the stack holds afterwards."""
     before, began = CpuReading.now(pids), time.monotonic()
-    concurrency = None if config.rate else config.concurrency
-    samples = await run_load(place, count, concurrency=concurrency, rate=config.rate)
+    samples = await run_load(place, count, concurrency=config.in_flight, rate=config.rate)
     seconds = time.monotonic() - began
     spent = CpuReading.now(pids).spent_since(before)
     latencies = [sample.latency_s * 1000 for sample in samples]

@@ -225,8 +225,8 @@ class Settings(BaseSettings):
     # Retention
     data_retention: timedelta = setting(
         DEFAULT_DATA_RETENTION,
-        "how long the event log, the monitoring records and the customers' messages keep what "
-        "an ended saga left: seconds, or ISO 8601 (P7D, PT10M)",
+        "how long the event log, the monitoring records, the customers' messages and the "
+        "stand-in services keep what an ended saga left: seconds, or ISO 8601 (P7D, PT10M)",
         Group.RETENTION,
     )
 

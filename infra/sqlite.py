@@ -7,10 +7,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 #: How long a request waits for another request's write transaction before giving up.
 BUSY_TIMEOUT_MS = 5_000
+
+
+def sql_time(moment: datetime) -> str:
+    """`moment` as `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` writes the time, to compare as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Busy(Exception):

@@ -12,14 +12,18 @@ After every saga has ended, for every order (docs/operations.md lists them too):
 - no order charged twice; no saga still running (unless allowed); no effect without a saga;
 - stock is conserved: per SKU, the starting stock (the seed plus every admin adjustment, which
   the Inventory service keeps in its `stock_adjustments` ledger) equals the units available plus
-  the units held by live reservations; money is conserved: per currency, charges minus refunds
-  equal the totals of the confirmed orders, and every refund matches its charge.
+  the units held by live reservations plus the units fulfilled (confirmed orders forgotten);
+  money is conserved: per currency, charges minus refunds equal the totals of the confirmed
+  orders, and every refund matches its charge.
 
 Sagas still running are skipped by the per-order checks (their effects are in flux) and by
 money conservation, which only adds up orders whose sagas have ended; stock conservation holds
-at every moment, as each reservation and release is one transaction. An order with no saga
-whose services last recorded it longer ago than the namespace's retention is past retention:
-its saga may have ended and been deleted by the server, so it is counted, not judged.
+at every moment, as each reservation, release and forgetting is one transaction.
+
+What ended sagas left is deleted a retention after their end, by the server and by each service
+on its own time, so an order near that horizon may be half forgotten. It is past retention,
+counted but not judged, if its saga ended longer ago than the retention (less `margin`), or if
+it has no saga and its services last recorded it longer ago than the retention.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -113,7 +117,7 @@ ENDED_UNDONE = frozenset(
 )
 
 
-#: The outcome of an order whose saga the server may have deleted at the end of its retention.
+#: The outcome of an order whose saga, or records, may be deleted at the end of its retention.
 PAST_RETENTION = "past retention"
 
 
@@ -123,6 +127,7 @@ def check(
     *,
     allow_running: bool = False,
     kept_since: datetime | None = None,
+    end_margin: timedelta = timedelta(0),
 ) -> AuditReport:
     """Check every invariant of the services' `records` against the `sagas` Temporal reports.
 
@@ -130,15 +135,16 @@ def check(
         records: What the services hold.
         sagas: The sagas Temporal lists, by order id.
         allow_running: A saga still running is no violation.
-        kept_since: The server keeps every saga that ended after this moment (its retention);
-            an order with no saga that the services last recorded before it is not judged.
+        kept_since: The server and the services keep what every saga that ended after this
+            moment left (their retention); orders they may have forgotten are not judged.
+        end_margin: How much earlier than its saga's end the services may start an order's
+            retention (`end_margin_for`).
     """
     report = AuditReport()
     money: Counter[str] = Counter()  # per currency: net charged minus confirmed totals
     for order_id in sorted(records.order_ids() | set(sagas)):
         saga = sagas.get(order_id)
-        recorded = records.last_recorded.get(order_id)
-        if saga is None and kept_since and recorded and recorded < kept_since:
+        if kept_since and _past_retention(records, order_id, saga, kept_since + end_margin):
             report.outcomes[PAST_RETENTION] += 1
             continue
         report.outcomes[_outcome(saga)] += 1
@@ -160,6 +166,28 @@ def check(
             )
     _check_stock(records, report)
     return report
+
+
+def _past_retention(
+    records: ServiceRecords, order_id: str, saga: Saga | None, ended_kept_since: datetime
+) -> bool:
+    if saga is None:
+        recorded = records.last_recorded.get(order_id)
+        return recorded is not None and recorded < ended_kept_since
+    return saga.closed_at is not None and saga.closed_at < ended_kept_since
+
+
+#: The longest a saga's end may follow its last event, from which the services count its
+#: retention: the saga publishes that event, then closes.
+END_MARGIN = timedelta(minutes=1)
+
+
+def end_margin_for(retention: timedelta) -> timedelta:
+    """How much earlier than the server the services may start an ended saga's retention.
+
+    `END_MARGIN`, or half a shorter retention, so that a short one still leaves sagas judged.
+    """
+    return min(END_MARGIN, retention / 2)
 
 
 def _outcome(saga: Saga | None) -> str:
@@ -275,7 +303,7 @@ def _check_confirmed(records: ServiceRecords, order_id: str, saga: Saga) -> list
 
 
 def _check_stock(records: ServiceRecords, report: AuditReport) -> None:
-    """Per SKU: starting stock = available + held by live reservations."""
+    """Per SKU: starting stock = available + held by live reservations + fulfilled."""
     held: Counter[str] = Counter()
     for reservations in records.reservations.values():
         for reservation in reservations:
@@ -287,12 +315,13 @@ def _check_stock(records: ServiceRecords, report: AuditReport) -> None:
             continue
         report.skus_checked += 1
         start, now = records.starting_stock[sku], records.stock.get(sku, 0)
-        if start != now + held[sku]:
+        fulfilled = records.fulfilled.get(sku, 0)
+        if start != now + held[sku] + fulfilled:
             report.violations.append(
                 Violation(
                     "stock-conservation",
-                    f"{sku}: started with {start}, {now} available + {held[sku]} reserved = "
-                    f"{now + held[sku]}",
+                    f"{sku}: started with {start}, {now} available + {held[sku]} reserved + "
+                    f"{fulfilled} fulfilled = {now + held[sku] + fulfilled}",
                 )
             )
 
@@ -304,10 +333,18 @@ async def audit(client: Client, data_dir: Path, *, allow_running: bool = False) 
     already final or is reported (as running) rather than judged half-way.
     """
     sagas = await read_sagas(client)
-    # After the listing: a saga deleted before it ended at least a retention before now.
-    kept_since = datetime.now(UTC) - await retention(client)
+    kept_for = await retention(client)
     records = await asyncio.to_thread(read_service_records, data_dir)
-    return check(records, sagas, allow_running=allow_running, kept_since=kept_since)
+    # After the listing and the reading: a saga deleted, or an order a service forgot, before
+    # then ended at least a retention before now.
+    kept_since = datetime.now(UTC) - kept_for
+    return check(
+        records,
+        sagas,
+        allow_running=allow_running,
+        kept_since=kept_since,
+        end_margin=end_margin_for(kept_for),
+    )
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -132,7 +132,9 @@ class ServiceRecords:
         records: Order records per order.
         stock: Units available per SKU now.
         starting_stock: Per SKU, the seed plus every admin adjustment (the `stock_adjustments`
-            ledger): what stock plus live reservations must add up to.
+            ledger): what stock plus live reservations plus fulfilled units must add up to.
+        fulfilled: Per SKU, the units of confirmed orders the services have forgotten (at the
+            end of their retention): they left with their shipments.
         last_recorded: Per order, when a service last recorded one of its steps' calls or
             undos: its saga ended after that.
     """
@@ -144,6 +146,7 @@ class ServiceRecords:
     records: dict[str, list[OrderRecord]] = field(default_factory=dict)
     stock: dict[str, int] = field(default_factory=dict)
     starting_stock: dict[str, int] = field(default_factory=dict)
+    fulfilled: dict[str, int] = field(default_factory=dict)
     last_recorded: dict[str, datetime] = field(default_factory=dict)
 
     def order_ids(self) -> set[str]:
@@ -167,6 +170,7 @@ class Saga:
         state: Its `OrderStatus` search attribute (a `SagaState` value), if it keeps one.
         request: The saga's input; read for completed sagas only.
         result: What the saga returned; read for completed sagas only.
+        closed_at: When it ended; None while running.
     """
 
     order_id: str
@@ -174,6 +178,7 @@ class Saga:
     state: str | None = None
     request: OrderRequest | None = None
     result: OrderResult | None = None
+    closed_at: datetime | None = None
 
 
 def services_dir(data_dir: Path) -> Path:
@@ -208,6 +213,8 @@ def read_service_records(data_dir: Path) -> ServiceRecords:
             records.starting_stock = dict(
                 db.execute("SELECT sku, SUM(delta) FROM stock_adjustments GROUP BY sku")
             )
+        if _has_table(db, "fulfilled"):
+            records.fulfilled = dict(db.execute("SELECT sku, units FROM fulfilled"))
     with _read_only(folder / "payment.db") as db:
         for row in db.execute(
             "SELECT c.charge_id, c.order_id, c.amount, c.currency, c.status, r.amount AS refunded"
@@ -275,10 +282,12 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
 
     async def read_one(execution: WorkflowExecutionInfo) -> Saga:
         status = execution.status
+        closed_at = execution.close_time
         async with limit:
             if status in (None, WorkflowExecutionStatus.RUNNING):
                 handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-                status = (await handle.describe()).status
+                described = await handle.describe()
+                status, closed_at = described.status, described.close_time
             request = result = None
             if status is WorkflowExecutionStatus.COMPLETED:
                 request = await _saga_input(client, execution.id, execution.run_id)
@@ -292,6 +301,7 @@ async def read_sagas(client: Client, query: str = SAGA_QUERY) -> dict[str, Saga]
             state=execution.typed_search_attributes.get(ORDER_STATUS),
             request=request,
             result=result,
+            closed_at=closed_at,
         )
 
     sagas = await asyncio.gather(*(read(execution) for execution in listed))

@@ -27,7 +27,7 @@ from infra.deployment import build_id, running_on
 from infra.devserver import DevServer, dev_server_in
 from infra.exits import StartFailure
 from infra.logs import configure_logging
-from infra.settings import DEFAULT_API_PORT, DEFAULT_DEPLOYMENT_NAME
+from infra.settings import DEFAULT_API_PORT, DEFAULT_DEPLOYMENT_NAME, event_log_url
 from infra.sockets import free_port
 from infra.temporal import connect
 from ops.network import Link, Network, Part
@@ -119,13 +119,21 @@ async def embedded_rig(data_dir: Path, retention: timedelta | None = None) -> As
     """A dev server (tuned, on `data_dir/temporal.db`) and the services, on free ports.
 
     The services keep their databases in `data_dir/services`; logs go to `data_dir`. The
-    server keeps ended sagas for `retention` (its own 24 hours if None).
+    server keeps ended sagas for `retention` (its own 24 hours if None), and the services what
+    those sagas left, as they learn from the event log in `data_dir` (`DATA_RETENTION`'s if
+    None).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         services_log = stack.enter_context((data_dir / "services.log").open("ab"))
         server = await stack.enter_async_context(dev_server_in(data_dir, retention=retention))
-        services = ServicesProcess(free_port(), data_dir / "services", services_log)
+        services = ServicesProcess(
+            free_port(),
+            data_dir / "services",
+            services_log,
+            event_bus=event_log_url(data_dir),
+            retention=retention,
+        )
         await services.start()
         stack.push_async_callback(services.stop)
         yield Rig(

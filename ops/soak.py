@@ -1,10 +1,11 @@
 """`order-saga soak`: what the project costs as its work grows, over a long run.
 
 Every long-running part runs in a process of its own: the dev server, the stand-in services, a
-worker, the Order API and the consumers (pruning what ended sagas left as the retention says).
-The orders go through the Order API, closed loop, in windows; after each window the soak reads
-what that window cost (CPU per order of each process, latency), the memory of each process, the
-size of every file in the data folder, and how many sagas the server stores. At the end it
+worker, the Order API and the consumers; the consumers and the services forget what ended
+sagas left as the retention says. The orders go through the Order API, closed loop (or at a
+set rate), in windows; after each window the soak reads what that window cost (CPU per order of
+each process, latency), the memory of each process, the size of every file in the data folder,
+and how many sagas the server stores. At the end it
 times the reads an operator makes at that size: the audit (whose verdict it reports), the
 dashboard's frame, the first page of `GET /orders` and `GET /attention`.
 
@@ -64,6 +65,7 @@ COUNTED_ROWS = {
     "events": (EVENTS_FILE, "events"),
     "monitoring": (MONITORING_FILE, "sagas"),
     "notifications": (NOTIFICATIONS_FILE, "notifications"),
+    "order_records": ("services/orders.db", "orders"),
 }
 
 #: Every event the log has been given, pruned or not (its positions are never reused).

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -55,6 +56,9 @@ class ServicesProcess:
         listen: The interface they bind, if not `host`: `0.0.0.0` for services reached over
             several links.
         launcher: A command they run under, such as `ip netns exec NAME`.
+        event_bus: The saga events' bus they learn ended orders from [default: the log in
+            `data_dir`, as `python -m services` has it].
+        retention: How long they keep an ended order's records [default: `DATA_RETENTION`'s].
     """
 
     port: int
@@ -64,6 +68,8 @@ class ServicesProcess:
     code: Path | None = None
     listen: str | None = None
     launcher: tuple[str, ...] = ()
+    event_bus: str | None = None
+    retention: timedelta | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -93,8 +99,8 @@ class ServicesProcess:
         self._process = await asyncio.create_subprocess_exec(
             *self.launcher, sys.executable, "-m", "services", "--host", self.listen or self.host,
             "--port", str(self.port),
-            "--data-dir", str(self.data_dir.resolve()), stdout=self.log, stderr=self.log,
-            cwd=self.code,
+            "--data-dir", str(self.data_dir.resolve()), *self._retention_args(),
+            stdout=self.log, stderr=self.log, cwd=self.code,
         )  # fmt: skip
         try:
             await until_ready(
@@ -119,6 +125,11 @@ class ServicesProcess:
         if self._process is not None:
             await stop_process(self._process)
 
+    def _retention_args(self) -> list[str]:
+        bus = ["--event-bus", self.event_bus] if self.event_bus else []
+        kept = ["--data-retention", str(self.retention.total_seconds())] if self.retention else []
+        return bus + kept
+
     async def _answers(self) -> bool:
         try:
             async with httpx.AsyncClient() as http:
@@ -129,10 +140,19 @@ class ServicesProcess:
 
 @asynccontextmanager
 async def services_process(
-    port: int, data_dir: Path, log: IO[bytes] | int, host: str = "127.0.0.1"
+    port: int,
+    data_dir: Path,
+    log: IO[bytes] | int,
+    host: str = "127.0.0.1",
+    *,
+    event_bus: str | None = None,
+    retention: timedelta | None = None,
 ) -> AsyncIterator[str]:
-    """Run the stand-in services for the length of the context; yields their base URL."""
-    services = ServicesProcess(port, data_dir, log, host)
+    """Run the stand-in services for the length of the context; yields their base URL.
+
+    `event_bus` and `retention` are `ServicesProcess`'s.
+    """
+    services = ServicesProcess(port, data_dir, log, host, event_bus=event_bus, retention=retention)
     await services.start()
     try:
         yield services.base_url
@@ -248,8 +268,8 @@ async def embedded_stack(
 
     Logs of the server and the services go to files in `data_dir`. The client and the worker
     encode payloads as `settings` say (by default, as the environment says); the Web UI shows
-    them decoded through `ui_codec_endpoint`, if given. The server keeps ended sagas for the
-    settings' `data_retention`, as the consumers keep what they left.
+    them decoded through `ui_codec_endpoint`, if given. The server and the services keep what
+    ended sagas left for the settings' `data_retention`, as the consumers do.
     """
     settings = settings or Settings()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -267,13 +287,19 @@ async def embedded_stack(
         ensure_free(server.host, services_port, "stand-in services")
         await server.start()
         stack.push_async_callback(server.stop)
+        event_bus_url = event_log_url(data_dir)
         services_url = await stack.enter_async_context(
-            services_process(services_port, data_dir / "services", services_log)
+            services_process(
+                services_port,
+                data_dir / "services",
+                services_log,
+                event_bus=event_bus_url,
+                retention=settings.data_retention,
+            )
         )
         client = await connect(server.address, DEFAULT_NAMESPACE, settings=settings)
         http = await stack.enter_async_context(create_http_client())
         urls = ServiceUrls.from_base(services_url)
-        event_bus_url = event_log_url(data_dir)
         bus = open_event_bus(event_bus_url)
         stack.push_async_callback(bus.close)
         version = worker_version(settings)

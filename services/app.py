@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from infra.settings import DEFAULT_DATA_RETENTION
 from services.faults import NO_FAULTS, FaultSettings
+from services.retention import OrderRetention, following_ended_orders
 from workflows.order_steps import SERVICES
 
 
-def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
+def create_app(
+    data_dir: Path,
+    faults: FaultSettings = NO_FAULTS,
+    *,
+    event_bus: str | None = None,
+    retention: timedelta = DEFAULT_DATA_RETENTION,
+) -> FastAPI:
     """One stand-in per service the saga calls (`workflows.order_steps.SERVICES`).
 
     The stand-in of the port named `<name>` is `services/<name>.py`'s `create_app(data_dir,
@@ -23,11 +34,24 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
         data_dir: Folder of the database files.
         faults: Fault settings every service starts with; each can be changed at run time with
             `PUT /<service>/admin/faults`.
+        event_bus: The saga events' bus, to learn which orders ended; without one, every
+            record is kept.
+        retention: How long after its saga ended an order's records are kept.
 
     Raises:
         LookupError: A port has no stand-in service.
     """
-    app = FastAPI(title="Order saga stand-in services")
+    retentions: list[OrderRetention] = []
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if event_bus is None:
+            yield
+            return
+        async with following_ended_orders(event_bus, retention, retentions):
+            yield
+
+    app = FastAPI(title="Order saga stand-in services", lifespan=lifespan)
     for name in SERVICES:
         try:
             stand_in = importlib.import_module(f"services.{name}")
@@ -38,7 +62,9 @@ def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
                 f"port {name!r} has no stand-in service: add services/{name}.py with "
                 "create_app(data_dir, faults)"
             ) from None
-        app.mount(f"/{name}", stand_in.create_app(data_dir, faults))
+        service = stand_in.create_app(data_dir, faults)
+        retentions.append(service.state.retention)
+        app.mount(f"/{name}", service)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

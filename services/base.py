@@ -12,6 +12,7 @@ from infra.sqlite import Database
 from services.effects import Effects
 from services.errors import install_error_handlers
 from services.faults import FaultInjector, FaultSettings, faults_router
+from services.retention import Forget, OrderRetention
 
 #: The `Idempotency-Key` header that every mutating call must carry.
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
@@ -27,9 +28,16 @@ class Service:
 
 
 def new_service(
-    name: str, data_dir: Path, schema: str, faults: FaultSettings, description: str
+    name: str,
+    data_dir: Path,
+    schema: str,
+    faults: FaultSettings,
+    description: str,
+    forget: Forget,
 ) -> Service:
     """A FastAPI app with its database `<data_dir>/<name>.db`, error handlers and fault admin.
+
+    The app's `state.retention` forgets what ended orders left (`services.retention`).
 
     Args:
         name: The service's name: its database file's and its logs'.
@@ -37,6 +45,7 @@ def new_service(
         schema: The service's own tables (idempotent DDL).
         faults: Fault settings at start.
         description: One line for the OpenAPI docs.
+        forget: Deletes the service's own records of ended orders.
     """
     db = Database(data_dir / f"{name}.db")
     db.apply_schema(schema)
@@ -44,10 +53,12 @@ def new_service(
     app = FastAPI(title=f"{name.capitalize()} service", description=description)
     install_error_handlers(app)
     app.include_router(faults_router(injector))
+    effects = Effects(name, db, injector)  # its tables first: forgetting deletes from them
+    app.state.retention = OrderRetention(db, forget)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Answers while the service can take calls: what a deploy checks before a build runs."""
         return {"status": "ok"}
 
-    return Service(app=app, db=db, effects=Effects(name, db, injector))
+    return Service(app=app, db=db, effects=effects)

@@ -17,6 +17,7 @@ from services.base import IdempotencyKey, new_service
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
+from services.retention import OF_ORDERS, rows_of_orders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock (
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS stock_adjustments (
     reason          TEXT NOT NULL CHECK (reason IN ('seed', 'admin')),
     created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+-- Units of confirmed orders whose reservations were forgotten, a retention after their sagas
+-- ended: they left with the orders' shipments. Per SKU, the adjustments add up to the units
+-- available, held by live reservations and fulfilled.
+CREATE TABLE IF NOT EXISTS fulfilled (
+    sku     TEXT PRIMARY KEY,
+    units   INTEGER NOT NULL CHECK (units >= 0)
+);
 """
 
 #: Stock a fresh database starts with. SKU-SOLDOUT is the SKU that is always out of stock.
@@ -76,7 +84,12 @@ class StockEntry(BaseModel):
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Inventory service, its database `<data_dir>/inventory.db` seeded with `CATALOG`."""
     service = new_service(
-        "inventory", data_dir, SCHEMA, faults, "Stock per SKU, and reservations of it per order."
+        "inventory",
+        data_dir,
+        SCHEMA,
+        faults,
+        "Stock per SKU, and reservations of it per order.",
+        forget=_forget,
     )
     _seed(service.db)
     app, db, effects = service.app, service.db, service.effects
@@ -193,6 +206,21 @@ def _release(conn: sqlite3.Connection, effect_key: str) -> UndoResult:
             (result.id,),
         )
     return result
+
+
+def _forget(conn: sqlite3.Connection, orders: str, horizon: str) -> None:
+    reservations = f"SELECT reservation_id FROM reservations WHERE order_id IN ({OF_ORDERS})"
+    # An ended order's reservation still holding stock is a confirmed order's: its units left.
+    conn.execute(
+        "INSERT INTO fulfilled (sku, units) SELECT sku, SUM(quantity) FROM reservation_items"
+        f" WHERE reservation_id IN ({reservations} AND status = 'reserved') GROUP BY sku"
+        " ON CONFLICT (sku) DO UPDATE SET units = units + excluded.units",
+        (orders,),
+    )
+    conn.execute(
+        f"DELETE FROM reservation_items WHERE reservation_id IN ({reservations})", (orders,)
+    )
+    rows_of_orders("reservations")(conn, orders, horizon)
 
 
 def _reservations(conn: sqlite3.Connection, order_id: str | None) -> list[Reservation]:

@@ -15,6 +15,7 @@ from services.base import IdempotencyKey, new_service
 from services.effects import undo_record
 from services.errors import NotFound, Refused
 from services.faults import NO_FAULTS, FaultSettings
+from services.retention import rows_of_orders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -44,7 +45,14 @@ _COLUMNS = (
 
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Order service, its database `<data_dir>/orders.db`."""
-    service = new_service("orders", data_dir, SCHEMA, faults, "The record of confirmed orders.")
+    service = new_service(
+        "orders",
+        data_dir,
+        SCHEMA,
+        faults,
+        "The record of confirmed orders.",
+        forget=rows_of_orders("orders"),
+    )
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/confirmations", status_code=201, response_model=OrderRecord)

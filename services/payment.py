@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from services.base import IdempotencyKey, new_service
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
+from services.retention import OF_ORDERS, rows_of_orders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -39,6 +41,8 @@ CREATE TABLE IF NOT EXISTS charges (
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE INDEX IF NOT EXISTS charges_by_order ON charges (order_id);
+CREATE INDEX IF NOT EXISTS charges_by_token ON charges (token);
+CREATE INDEX IF NOT EXISTS tokens_by_time ON tokens (created_at);
 CREATE TABLE IF NOT EXISTS refunds (
     refund_id   TEXT PRIMARY KEY,
     charge_id   TEXT NOT NULL UNIQUE REFERENCES charges (charge_id),
@@ -77,7 +81,9 @@ class Refund(BaseModel):
 
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Payment service, its database `<data_dir>/payment.db` seeded with `TEST_TOKENS`."""
-    service = new_service("payment", data_dir, SCHEMA, faults, "Card tokens, charges and refunds.")
+    service = new_service(
+        "payment", data_dir, SCHEMA, faults, "Card tokens, charges and refunds.", forget=_forget
+    )
     _seed(service.db)
     app, db, effects = service.app, service.db, service.effects
 
@@ -152,6 +158,22 @@ def _seed(db: Database) -> None:
             "INSERT OR IGNORE INTO tokens (token, last4, brand, declines) VALUES (?, ?, ?, ?)",
             [(token, *details) for token, details in TEST_TOKENS.items()],
         )
+
+
+def _forget(conn: sqlite3.Connection, orders: str, horizon: str) -> None:
+    conn.execute(
+        "DELETE FROM refunds WHERE charge_id IN"
+        f" (SELECT charge_id FROM charges WHERE order_id IN ({OF_ORDERS}))",
+        (orders,),
+    )
+    rows_of_orders("charges")(conn, orders, horizon)
+    # A card's token is kept while a charge names it, and a retention at least: an order's
+    # saga charges it within moments of its making. The test cards stay.
+    conn.execute(
+        "DELETE FROM tokens WHERE created_at < ? AND token NOT IN (SELECT token FROM charges)"
+        " AND token NOT IN (SELECT value FROM json_each(?))",
+        (horizon, json.dumps(list(TEST_TOKENS))),
+    )
 
 
 def _charge(conn: sqlite3.Connection, key: str, request: ChargeRequest) -> Charge:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
+from infra.eventbus import open_event_bus
 from infra.exits import run_to_exit
 from infra.logs import configure_logging
-from infra.settings import DEFAULT_SERVICES_PORT, Group
+from infra.settings import DEFAULT_DATA_RETENTION, DEFAULT_SERVICES_PORT, Group
 from infra.settings_cli import add_settings, load_settings
 from infra.sockets import listening_socket
 from infra.tracing import configure_tracing
+from ordersaga.consumers.runner import add_event_bus_option
 from services.app import create_app
 from services.faults import NO_FAULTS, FaultSettings, option_error
 
@@ -31,6 +35,9 @@ def run(
     data_dir: Path = DEFAULT_DATA_DIR,
     faults: FaultSettings = NO_FAULTS,
     log_level: str = "info",
+    *,
+    event_bus: str | None = None,
+    retention: timedelta = DEFAULT_DATA_RETENTION,
 ) -> None:
     """Serve all four services until interrupted (Ctrl-C or SIGTERM).
 
@@ -40,15 +47,21 @@ def run(
         data_dir: Folder of the services' database files.
         faults: Fault settings every service starts with.
         log_level: uvicorn's own log level.
+        event_bus: The saga events' bus, to learn which orders ended; without one, every
+            record is kept.
+        retention: How long after its saga ended an order's records are kept.
 
     Raises:
         PortInUseError: The port is taken.
+        EventBusUnreachable: The event bus does not answer.
     """
     sock = listening_socket(host, port, "stand-in services, SERVICES_PORT")
+    if event_bus is not None:
+        asyncio.run(_check(event_bus))
     # No access log: the services log each effect themselves, and at saga throughput a line per
     # request is mostly noise.
     config = uvicorn.Config(
-        create_app(data_dir, faults),
+        create_app(data_dir, faults, event_bus=event_bus, retention=retention),
         host=host,
         port=port,
         log_level=log_level,
@@ -62,7 +75,8 @@ def run(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the services' options: where they listen, their data folder, logging and faults."""
-    add_settings(parser, Group.SERVICES_SERVER, Group.DATA)
+    add_settings(parser, Group.SERVICES_SERVER, Group.DATA, Group.RETENTION)
+    add_event_bus_option(parser)
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="chance, 0..1, that a mutating call fails"
     )
@@ -82,7 +96,22 @@ def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     # FastAPI traces each request itself once a tracer provider is set (its native telemetry),
     # joining the caller's trace through the `traceparent` header.
     configure_tracing("order-saga-services")
-    run(settings.services_host, settings.services_port, settings.data_dir, faults)
+    run(
+        settings.services_host,
+        settings.services_port,
+        settings.data_dir,
+        faults,
+        event_bus=settings.event_bus_url,
+        retention=settings.data_retention,
+    )
+
+
+async def _check(event_bus: str) -> None:
+    bus = open_event_bus(event_bus)
+    try:
+        await bus.check()
+    finally:
+        await bus.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from services.base import IdempotencyKey, new_service
 from services.effects import undo_record
 from services.errors import Refused
 from services.faults import NO_FAULTS, FaultSettings
+from services.retention import rows_of_orders
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shipments (
@@ -39,7 +40,14 @@ _line_items = TypeAdapter(list[LineItem])
 
 def create_app(data_dir: Path, faults: FaultSettings = NO_FAULTS) -> FastAPI:
     """The Shipping service, its database `<data_dir>/shipping.db`."""
-    service = new_service("shipping", data_dir, SCHEMA, faults, "Shipments of orders' items.")
+    service = new_service(
+        "shipping",
+        data_dir,
+        SCHEMA,
+        faults,
+        "Shipments of orders' items.",
+        forget=rows_of_orders("shipments"),
+    )
     app, db, effects = service.app, service.db, service.effects
 
     @app.post("/shipments", status_code=201, response_model=Shipment)

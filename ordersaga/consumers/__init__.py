@@ -11,7 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.events import SagaEvent
+from domain.events import SagaEvent, SagaEventType
+from workflows.order_steps import CONFIRMED_EVENT
+
+#: The events that end a saga: after one, nothing the saga did changes again.
+ENDING_EVENTS = frozenset({CONFIRMED_EVENT, SagaEventType.SAGA_COMPENSATED})
 
 
 class Consumer(Protocol):

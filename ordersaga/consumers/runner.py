@@ -140,6 +140,12 @@ async def consume(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags: the data folder, the event bus, `--once`."""
     add_settings(parser, Group.DATA, Group.RETENTION)
+    add_event_bus_option(parser)
+    parser.add_argument("--once", action="store_true", help="stop once every consumer is caught up")
+
+
+def add_event_bus_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--event-bus`, for a process that follows the saga events (`EVENT_BUS`)."""
     parser.add_argument(
         "--event-bus",
         dest="event_bus",
@@ -147,7 +153,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,  # unset leaves EVENT_BUS and the default to the settings
         help=f"{Settings.model_fields['event_bus'].description} [env EVENT_BUS]",
     )
-    parser.add_argument("--once", action="store_true", help="stop once every consumer is caught up")
 
 
 def run_from_args(args: argparse.Namespace) -> None:

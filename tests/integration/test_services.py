@@ -13,16 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.faults import FaultSettings
-from tests.support.services_fixture import running_services
-
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "line2": "",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country": "GB",
-}
+from tests.support.services_fixture import ADDRESS, running_services
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from domain.ids import idempotency_key, workflow_id_for
+from infra.settings import event_log_url
 from ops.audit import PAST_RETENTION, AuditReport, audit, check, end_margin_for
 from ops.audit_data import Saga, read_sagas, read_service_records
 from ops.load import run_load
@@ -44,7 +45,9 @@ async def clean_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
     async with embedded_rig(tmp_path_factory.mktemp("audit")) as rig:
         assert rig.services_dir is not None
         orders = [make_order(f"audit-{kind}", kind, FAST_POLICY) for kind in Kind]
-        async with WorkerPool(rig, "audit").running(1):
+        # Its workers publish to the rig's event log, which its services follow.
+        bus = {"EVENT_BUS": event_log_url(rig.log_dir)}
+        async with WorkerPool(rig, "audit", env=bus).running(1):
             await run_load(saga_place(rig.client, "audit", orders), len(orders), concurrency=4)
         yield CleanRun(
             services_dir=rig.services_dir,

@@ -22,8 +22,9 @@ at every moment, as each reservation, release and forgetting is one transaction.
 
 What ended sagas left is deleted a retention after their end, by the server and by each service
 on its own time, so an order near that horizon may be half forgotten. It is past retention,
-counted but not judged, if its saga ended longer ago than the retention (less `margin`), or if
-it has no saga and its services last recorded it longer ago than the retention.
+counted but not judged, if its saga ended longer ago than the retention (less
+`end_margin_for`), or if it has no saga and its services last recorded it longer ago than
+the retention.
 """
 
 from __future__ import annotations

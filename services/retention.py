@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from domain.events import SagaEvent
-from domain.ids import workflow_id_for
+from domain.ids import idempotency_key, workflow_id_for
 from infra.eventbus import open_event_bus
 from infra.sqlite import Database, sql_time
 from ordersaga.consumers import ENDING_EVENTS
@@ -78,8 +78,8 @@ class OrderRetention:
         services runs, `infra.sqlite.Database`), letting calls in between. The last batch is
         empty: the service's `forget` still runs, for records that belong to no order.
         """
-        forgotten = 0
-        while batch := self._forget_batch(sql_time(before)):
+        forgotten, horizon = 0, sql_time(before)
+        while batch := self._forget_batch(horizon):
             forgotten += batch
             await asyncio.sleep(0)
         return forgotten
@@ -93,9 +93,7 @@ class OrderRetention:
                     (horizon, _BATCH),
                 )
             ]
-            # Every key of an order's calls starts with "<workflow id>:" (the step's name, and
-            # ":undo" for its compensation): a range of the keys' index, which ':' + 1 ends.
-            ranges = [(f"{workflow_id_for(o)}:", f"{workflow_id_for(o)};") for o in orders]
+            ranges = [_keys_of(order) for order in orders]
             conn.executemany("DELETE FROM idempotency WHERE key >= ? AND key < ?", ranges)
             conn.executemany(
                 "DELETE FROM tombstones WHERE effect_key >= ? AND effect_key < ?", ranges
@@ -104,6 +102,16 @@ class OrderRetention:
             self._forget(conn, listed, horizon)
             conn.execute(f"DELETE FROM ended_orders WHERE order_id IN ({OF_ORDERS})", (listed,))
         return len(orders)
+
+
+def _keys_of(order_id: str) -> tuple[str, str]:
+    """The range of the order's keys in the keys' index, from the first to past the last.
+
+    Every key of its calls starts as a step's key with an empty step name would (a
+    compensation's adds ":undo" to its step's).
+    """
+    start = idempotency_key(workflow_id_for(order_id), "")
+    return start, start[:-1] + chr(ord(start[-1]) + 1)
 
 
 def rows_of_orders(table: str) -> Forget:
